@@ -1,0 +1,3 @@
+"""execguard: find, audit and block T1609 container administration commands."""
+
+__version__ = "0.1.0"

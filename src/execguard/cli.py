@@ -1,0 +1,239 @@
+"""execguard command line: hunt (and, as they land, watch, audit, guard, simulate, emulate, rules)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter, defaultdict
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import IO, Annotated, Any, Protocol
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from . import __version__
+from .engine.match import Engine
+from .engine.sigma import RuleError, load_rules
+from .model import SEVERITIES, Alert, severity_rank
+from .sources import FORMATS, literals_for
+from .sources.reader import InputError, Reader
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, audit and block T1609 container administration commands.")
+err = Console(stderr=True)
+WARN_LIMIT_PER_FILE = 20
+
+
+class Output(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    ocsf = "ocsf"
+
+
+class Sink(Protocol):
+    def write(self, alert: Alert) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _level(value: str | None) -> str | None:
+    if value is None:
+        return None
+    v = value.lower()
+    if v == "informational":
+        v = "info"
+    if v not in SEVERITIES:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SEVERITIES)}")
+    return v
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(FORMATS)}")
+    return value
+
+
+def sample_dir() -> Path:
+    with resources.as_file(resources.files("execguard") / "samples") as p:
+        return Path(p)
+
+
+class Warner:
+    """Warnings on stderr naming file and line; a flood from one file is summarised."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.per_file: Counter[str] = Counter()
+
+    def __call__(self, file: str, line: int | None, message: str) -> None:
+        self.per_file[file] += 1
+        if self.quiet or self.per_file[file] > WARN_LIMIT_PER_FILE:
+            return
+        where = f"{file}:{line}" if line else file
+        err.print(f"[yellow]warning[/yellow]: {where}: {message}", markup=True, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        for file, n in self.per_file.items():
+            if n > WARN_LIMIT_PER_FILE and not self.quiet:
+                err.print(f"[yellow]warning[/yellow]: {file}: {n - WARN_LIMIT_PER_FILE} more warnings not shown")
+
+
+def _sink(output: Output, out: IO[bytes], console: Console) -> Sink:
+    if output is Output.jsonl:
+        from .report.jsonl import JsonlSink
+
+        return JsonlSink(out)
+    if output is Output.ocsf:
+        from .report.ocsf import OcsfSink
+
+        return OcsfSink(out)
+    from .report.table import TableSink
+
+    return TableSink(console)
+
+
+@app.command()
+def hunt(
+    paths: Annotated[list[str] | None, typer.Argument(help="Files, directories (recursive), .gz, or - for stdin.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=f"Input format: {', '.join(FORMATS)}.", callback=_format)] = "auto",
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules: a directory or file (repeatable).")] = None,
+    no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Use only the rules given with --rules.")] = False,
+    min_severity: Annotated[str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=_level)] = "info",
+    output: Annotated[Output, typer.Option("--output", "-o", help="table, jsonl or ocsf.")] = Output.table,
+    out: Annotated[Path | None, typer.Option("--out", help="Write alerts here instead of stdout.")] = None,
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=_level)] = None,
+    samples: Annotated[bool, typer.Option("--samples", help="Hunt the sample data bundled with execguard.")] = False,
+    no_prefilter: Annotated[bool, typer.Option("--no-prefilter", help="Parse every line, even those no rule can match.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or summary on stderr.")] = False,
+) -> None:
+    """Read audit and daemon logs and report T1609 container administration commands."""
+    inputs = list(paths or [])
+    if samples:
+        inputs.append(str(sample_dir()))
+    if not inputs:
+        err.print("[red]error[/red]: give at least one PATH, - for stdin, or --samples")
+        raise typer.Exit(2)
+    try:
+        loaded = load_rules(rules or [], builtin=not no_builtin)
+    except RuleError as exc:
+        err.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    if not loaded:
+        err.print("[red]error[/red]: no rules to run")
+        raise typer.Exit(2)
+    for p in inputs:
+        if p != "-" and not Path(p).exists():
+            err.print(f"[red]error[/red]: {p}: no such file or directory")
+            raise typer.Exit(2)
+
+    engine = Engine(loaded, min_severity=min_severity or "info")
+    warner = Warner(quiet)
+    literals = None if no_prefilter else literals_for(engine.actions())
+    reader = Reader(fmt=fmt, literals=literals, warn=warner)
+
+    stream: Any = open(out, "wb") if out else sys.stdout.buffer  # noqa: SIM115
+    console = Console(file=open(out, "w") if out and output is Output.table else sys.stdout)  # noqa: SIM115
+    sink = _sink(output, stream, console)
+    counts: Counter[str] = Counter()
+    worst = -1
+    unreadable = False
+    progress = _progress(inputs) if err.is_terminal and not quiet else None
+    try:
+        if progress is not None:
+            progress.start()
+            task = progress.add_task("hunting", total=_total_size(inputs))
+            reader.on_progress = lambda n: progress.advance(task, n)
+        for alert in engine.run(reader.read(inputs)):
+            counts[alert.severity] += 1
+            worst = max(worst, severity_rank(alert.severity))
+            sink.write(alert)
+    except InputError as exc:
+        err.print(f"[red]error[/red]: {exc}")
+        unreadable = True
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]: alerts so far are kept")
+    finally:
+        if progress is not None:
+            progress.stop()
+        sink.close()
+        if out:
+            stream.close()
+    warner.close()
+    st = reader.stats
+    if not quiet:
+        by_sev = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s]) or "none"
+        formats = ", ".join(f"{k}={v}" for k, v in sorted(st.by_format.items())) or "-"
+        err.print(
+            f"execguard {__version__}: {st.files} files, {st.bytes / 1e6:.1f} MB, {st.lines} lines read, "
+            f"{st.parsed} records parsed, {st.events} events ({formats}), {st.bad} bad records skipped, "
+            f"{st.unknown} of unknown format; alerts: {by_sev}",
+            highlight=False,
+        )
+    if unreadable or (st.files == 0 and st.bad):
+        raise typer.Exit(2)
+    if fail_on is not None and worst >= severity_rank(fail_on):
+        raise typer.Exit(1)
+
+
+def _total_size(inputs: list[str]) -> int | None:
+    total = 0
+    for p in inputs:
+        path = Path(p)
+        if p == "-":
+            return None
+        if path.is_dir():
+            total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        elif path.exists():
+            total += path.stat().st_size
+    return total
+
+
+def _progress(inputs: list[str]) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
+    )
+
+
+@app.command("rules")
+def rules_cmd(
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules directory or file.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+) -> None:
+    """List the rules that hunt runs, with severity, actions and tags."""
+    try:
+        loaded = load_rules(rules or [])
+    except RuleError as exc:
+        err.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    if output == "json":
+        import orjson
+
+        data = [
+            {"rule_id": r.rule_id, "sigma_id": r.sigma_id, "title": r.title, "severity": r.severity, "tags": r.tags,
+             "actions": sorted(r.actions) if r.actions is not None else None, "fields": sorted(r.fields_used), "path": r.path}
+            for r in loaded
+        ]
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(loaded)} rules")
+    for col in ("rule_id", "severity", "title", "actions", "tags"):
+        table.add_column(col, overflow="fold")
+    by_sev: defaultdict[str, int] = defaultdict(int)
+    for r in sorted(loaded, key=lambda r: (-severity_rank(r.severity), r.rule_id)):
+        by_sev[r.severity] += 1
+        table.add_row(r.rule_id, r.severity, r.title, ",".join(sorted(r.actions or ["*"])), " ".join(r.tags))
+    Console().print(table)
+
+
+@app.callback(invoke_without_command=True)
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,335 @@
+"""Compile Sigma rules (parsed by pySigma) into Python matchers over the flat event fields.
+
+pySigma does the parsing and modifier handling (contains, all, re, cidr, ...); this module is
+a small backend whose "query" is a closure. Unsupported constructs fail at load time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+from sigma.types import (
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SpecialChars,
+)
+
+Fields = dict[str, Any]
+Matcher = Callable[[Fields], bool]
+
+LEVELS = {"informational": "info", "info": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
+KEYWORD_FIELDS = ("command.text", "request_uri", "actor.user_agent")
+PROCEDURES = {
+    "s0601": "S0601 Hildegard",
+    "s0599": "S0599 Kinsing",
+    "s0683": "S0683 Peirates",
+    "s0623": "S0623 Siloscape",
+    "g0139": "G0139 TeamTNT",
+}
+
+
+class RuleError(ValueError):
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Rule:
+    rule_id: str  # the Sigma `name`, or its id
+    sigma_id: str
+    title: str
+    severity: str
+    tags: list[str]
+    description: str
+    reason: str
+    matcher: Matcher
+    actions: set[str] | None  # actions the rule can fire on; None = any
+    path: str = ""
+    fields_used: set[str] = field(default_factory=set)
+
+    def explain(self, fields: Fields) -> str:
+        return _render(self.reason or self.title, fields)
+
+
+def _render(template: str, fields: Fields) -> str:
+    def sub(m: re.Match[str]) -> str:
+        value = fields.get(m.group(1))
+        if value is None or value == "" or value == []:
+            return "?"
+        if isinstance(value, list):
+            return " ".join(str(v) for v in value)
+        text = str(value)
+        return text if len(text) <= 300 else text[:300] + "…"
+
+    return re.sub(r"\{([a-z_.]+)\}", sub, template)
+
+
+# ---- values -------------------------------------------------------------------------------
+def _values(fields: Fields, name: str) -> list[Any]:
+    value = fields.get(name)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _string_pattern(value: SigmaString, cased: bool) -> Callable[[str], bool]:
+    parts = value.s
+    flags = 0 if cased else re.IGNORECASE
+    plain = [p for p in parts if isinstance(p, str)]
+    if all(isinstance(p, str) for p in parts):
+        want = "".join(plain)
+        if cased:
+            return lambda s: s == want
+        low = want.lower()
+        return lambda s: s.lower() == low
+    # *x*, x*, *x: substring tests, the common case
+    if len(parts) == 3 and parts[0] is SpecialChars.WILDCARD_MULTI and parts[2] is SpecialChars.WILDCARD_MULTI and isinstance(parts[1], str):
+        needle = parts[1] if cased else parts[1].lower()
+        return (lambda s: needle in s) if cased else (lambda s: needle in s.lower())
+    if len(parts) == 2 and parts[1] is SpecialChars.WILDCARD_MULTI and isinstance(parts[0], str):
+        prefix = parts[0] if cased else parts[0].lower()
+        return (lambda s: s.startswith(prefix)) if cased else (lambda s: s.lower().startswith(prefix))
+    if len(parts) == 2 and parts[0] is SpecialChars.WILDCARD_MULTI and isinstance(parts[1], str):
+        suffix = parts[1] if cased else parts[1].lower()
+        return (lambda s: s.endswith(suffix)) if cased else (lambda s: s.lower().endswith(suffix))
+    regex = "".join(
+        ".*" if p is SpecialChars.WILDCARD_MULTI else "." if p is SpecialChars.WILDCARD_SINGLE else re.escape(str(p))
+        for p in parts
+    )
+    compiled = re.compile(regex, flags | re.DOTALL)
+    return lambda s: compiled.fullmatch(s) is not None
+
+
+def _regex(value: SigmaRegularExpression) -> re.Pattern[str]:
+    flags = 0
+    for flag in value.flags:
+        if flag is SigmaRegularExpressionFlag.IGNORECASE:
+            flags |= re.IGNORECASE
+        elif flag is SigmaRegularExpressionFlag.MULTILINE:
+            flags |= re.MULTILINE
+        elif flag is SigmaRegularExpressionFlag.DOTALL:
+            flags |= re.DOTALL
+    return re.compile(value.regexp.original if hasattr(value.regexp, "original") else str(value.regexp), flags)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _compare(op: str, a: float, b: float) -> bool:
+    return {"LT": a < b, "LTE": a <= b, "GT": a > b, "GTE": a >= b}[op]
+
+
+def _field_matcher(name: str, value: Any, where: str) -> Matcher:
+    if isinstance(value, SigmaExpansion):
+        subs = [_field_matcher(name, v, where) for v in value.values]
+        return lambda f: any(m(f) for m in subs)
+    if isinstance(value, SigmaNull):
+        return lambda f: fields_empty(f.get(name))
+    if isinstance(value, SigmaExists):
+        want = value.exists
+        return lambda f: (not fields_empty(f.get(name))) is want
+    if isinstance(value, SigmaBool):
+        b = value.boolean
+        return lambda f: any(v is b for v in _values(f, name))
+    if isinstance(value, SigmaNumber):
+        n = float(value.number)
+        return lambda f: any(_number(v) == n for v in _values(f, name))
+    if isinstance(value, SigmaCompareExpression):
+        op = value.op.name
+        n = float(value.number.number)
+
+        def cmp(f: Fields) -> bool:
+            for v in _values(f, name):
+                x = _number(v)
+                if x is not None and _compare(op, x, n):
+                    return True
+            return False
+
+        return cmp
+    if isinstance(value, SigmaCIDRExpression):
+        net = ipaddress.ip_network(value.cidr, strict=False)
+
+        def in_net(f: Fields) -> bool:
+            for v in _values(f, name):
+                try:
+                    if ipaddress.ip_address(str(v)) in net:
+                        return True
+                except ValueError:
+                    continue
+            return False
+
+        return in_net
+    if isinstance(value, SigmaRegularExpression):
+        rx = _regex(value)
+        return lambda f: any(rx.search(str(v)) is not None for v in _values(f, name) if not isinstance(v, bool))
+    if isinstance(value, SigmaString):
+        test = _string_pattern(value, isinstance(value, SigmaCasedString))
+        return lambda f: any(test(v if isinstance(v, str) else _scalar(v)) for v in _values(f, name))
+    raise RuleError(where, f"unsupported value {type(value).__name__} for field {name}")
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def fields_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _compile(node: Any, where: str, used: set[str]) -> Matcher:
+    if isinstance(node, ConditionAND):
+        subs = [_compile(a, where, used) for a in node.args]
+        return lambda f: all(m(f) for m in subs)
+    if isinstance(node, ConditionOR):
+        subs = [_compile(a, where, used) for a in node.args]
+        return lambda f: any(m(f) for m in subs)
+    if isinstance(node, ConditionNOT):
+        sub = _compile(node.args[0], where, used)
+        return lambda f: not sub(f)
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        used.add(node.field)
+        return _field_matcher(node.field, node.value, where)
+    if isinstance(node, ConditionValueExpression):
+        subs = [_field_matcher(k, node.value, where) for k in KEYWORD_FIELDS]
+        return lambda f: any(m(f) for m in subs)
+    raise RuleError(where, f"unsupported condition {type(node).__name__}")
+
+
+def required_actions(node: Any) -> set[str] | None:
+    """Actions an event must have for the condition to hold; None when unconstrained."""
+    if isinstance(node, ConditionAND):
+        found = [r for r in (required_actions(a) for a in node.args) if r is not None]
+        if not found:
+            return None
+        out = found[0]
+        for r in found[1:]:
+            out = out & r
+        return out
+    if isinstance(node, ConditionOR):
+        subs = [required_actions(a) for a in node.args]
+        if any(s is None for s in subs):
+            return None
+        return set().union(*subs)  # type: ignore[arg-type]
+    if isinstance(node, ConditionFieldEqualsValueExpression) and node.field == "action":
+        value = node.value
+        if isinstance(value, SigmaString) and all(isinstance(p, str) for p in value.s):
+            return {"".join(value.s).lower()}  # type: ignore[arg-type]
+        if isinstance(value, SigmaExpansion):
+            return required_actions(ConditionOR(args=[ConditionFieldEqualsValueExpression(field="action", value=v) for v in value.values]))
+    return None
+
+
+def compile_rule(rule: SigmaRule, path: str = "") -> Rule:
+    where = path or str(rule.title)
+    if rule.detection is None:
+        raise RuleError(where, "no detection")
+    conditions = rule.detection.parsed_condition
+    used: set[str] = set()
+    trees = [c.parse() for c in conditions]
+    matchers = [_compile(t, where, used) for t in trees]
+    actions: set[str] | None = set()
+    for t in trees:
+        req = required_actions(t)
+        if req is None or actions is None:
+            actions = None
+        else:
+            actions |= req
+    level = LEVELS.get(str(rule.level.name).lower() if rule.level else "", "medium")
+    tags = [f"{t.namespace}.{t.name}".lower() for t in rule.tags]
+    return Rule(
+        rule_id=rule.name or str(rule.id),
+        sigma_id=str(rule.id) if rule.id else "",
+        title=rule.title,
+        severity=level,
+        tags=tags,
+        description=rule.description or "",
+        reason=str(rule.custom_attributes.get("reason", "")),
+        matcher=(lambda f: any(m(f) for m in matchers)) if len(matchers) > 1 else matchers[0],
+        actions=actions,
+        path=path,
+        fields_used=used,
+    )
+
+
+def procedure_tags(tags: Iterable[str]) -> list[str]:
+    out = []
+    for tag in tags:
+        key = tag.split(".", 1)[-1]
+        if key == "t1609":
+            out.append("T1609")
+        elif key in PROCEDURES:
+            out.append(PROCEDURES[key])
+    return out
+
+
+def _rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rule]:
+    texts: list[tuple[str, str]] = []
+    if builtin:
+        root = resources.files("execguard") / "rules"
+        with resources.as_file(root) as base:
+            for p in _rule_files(Path(base)):
+                texts.append((f"builtin:{p.relative_to(base)}", p.read_text(encoding="utf-8")))
+    for d in extra_dirs:
+        base = Path(d)
+        if base.is_file():
+            texts.append((str(base), base.read_text(encoding="utf-8")))
+            continue
+        if not base.is_dir():
+            raise RuleError(d, "no such rules directory or file")
+        for p in _rule_files(base):
+            texts.append((str(p), p.read_text(encoding="utf-8")))
+    rules = []
+    seen: dict[str, str] = {}
+    for where, text in texts:
+        try:
+            parsed = SigmaRule.from_yaml(text)
+        except SigmaError as exc:
+            raise RuleError(where, f"invalid Sigma rule: {exc}") from None
+        except Exception as exc:  # yaml errors and the like
+            raise RuleError(where, f"cannot read rule: {exc}") from None
+        rule = compile_rule(parsed, where)
+        if rule.rule_id in seen:
+            raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
+        seen[rule.rule_id] = where
+        rules.append(rule)
+    return rules

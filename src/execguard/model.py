@@ -1,0 +1,217 @@
+"""The one normalized Event every source produces, and the Alert the engine emits.
+
+Field names here are the contract between sources and rules: rules only name the
+flat keys returned by ``Event.fields()`` (documented in docs/fields.md).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "pwsh", "powershell", "cmd", "cmd.exe"})
+
+# Actions an event can carry; rules filter on them and sources map them to raw literals.
+ACTIONS = (
+    "exec",  # pods/exec or docker exec
+    "attach",  # pods/attach or docker attach
+    "ephemeral_container",  # pods/ephemeralcontainers patch/update (kubectl debug)
+    "kubelet_run",
+    "kubelet_exec",
+    "kubelet_attach",
+    "kubelet_portforward",
+    "kubelet_cri",
+    "kubelet_other",  # nodes/proxy reconnaissance: /pods, /runningpods, /logs ...
+    "portforward",
+    "create",  # pod/controller/container created or changed with a command
+    "other",
+)
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def severity_rank(level: str) -> int:
+    return SEVERITIES.index(level) if level in SEVERITIES else 0
+
+
+@dataclass(slots=True)
+class SourceRef:
+    format: str = ""
+    file: str = ""
+    line: int | None = None
+
+
+@dataclass(slots=True)
+class Actor:
+    user: str | None = None
+    groups: list[str] = field(default_factory=list)
+    source_ip: list[str] = field(default_factory=list)
+    user_agent: str | None = None
+    impersonated_user: str | None = None
+    credential_pod: str | None = None  # pod a service-account token was bound to
+
+    @property
+    def kind(self) -> str:
+        """anonymous | service_account | node | system | user | unknown."""
+        user = self.user or ""
+        if user == "system:anonymous" or "system:unauthenticated" in self.groups:
+            return "anonymous"
+        if user.startswith("system:serviceaccount:"):
+            return "service_account"
+        if user.startswith("system:node:"):
+            return "node"
+        if user.startswith("system:"):
+            return "system"
+        return "user" if user else "unknown"
+
+
+@dataclass(slots=True)
+class Target:
+    cluster: str | None = None
+    namespace: str | None = None
+    pod: str | None = None
+    container: str | None = None
+    container_id: str | None = None
+    image: str | None = None
+    node: str | None = None
+    kind: str | None = None  # Pod, Deployment, container ...
+
+
+@dataclass(slots=True)
+class Event:
+    time: str | None = None
+    source: SourceRef = field(default_factory=SourceRef)
+    actor: Actor = field(default_factory=Actor)
+    action: str = "other"
+    verb: str | None = None
+    resource: str | None = None
+    subresource: str | None = None
+    request_uri: str | None = None
+    stage: str | None = None
+    target: Target = field(default_factory=Target)
+    command: list[str] = field(default_factory=list)
+    tty: bool | None = None
+    stdin: bool | None = None
+    privileged: bool | None = None
+    run_as_user: str | None = None
+    binds: list[str] = field(default_factory=list)
+    outcome: str = "unknown"  # allowed | denied | error | unknown
+    code: int | None = None
+    event_id: str | None = None
+    raw: str | None = None  # short reference to the record: file:line or an id
+
+    def fields(self) -> dict[str, Any]:
+        """Flat view the rules match against (see docs/fields.md)."""
+        from .decode import command_text, decoded_blobs
+
+        argv0 = posixpath.basename(self.command[0]) if self.command else None
+        line = " ".join(self.command)
+        decoded = decoded_blobs(self.command)
+        return {
+            "time": self.time,
+            "source.format": self.source.format,
+            "source.file": self.source.file,
+            "source.line": self.source.line,
+            "actor.user": self.actor.user,
+            "actor.groups": self.actor.groups,
+            "actor.source_ip": self.actor.source_ip,
+            "actor.user_agent": self.actor.user_agent,
+            "actor.impersonated_user": self.actor.impersonated_user,
+            "actor.kind": self.actor.kind,
+            "actor.credential_pod": self.actor.credential_pod,
+            "action": self.action,
+            "verb": self.verb,
+            "resource": self.resource,
+            "subresource": self.subresource,
+            "request_uri": self.request_uri,
+            "stage": self.stage,
+            "target.cluster": self.target.cluster,
+            "target.namespace": self.target.namespace,
+            "target.pod": self.target.pod,
+            "target.container": self.target.container,
+            "target.container_id": self.target.container_id,
+            "target.image": self.target.image,
+            "target.node": self.target.node,
+            "target.kind": self.target.kind,
+            "command": self.command,
+            "command.present": bool(self.command),
+            "command.argv0": argv0,
+            "command.line": line,
+            "command.decoded": decoded,
+            "command.text": command_text(line, decoded),
+            "command.shell": argv0 in SHELLS if argv0 else False,
+            "tty": self.tty,
+            "stdin": self.stdin,
+            "privileged": self.privileged,
+            "run_as_user": self.run_as_user,
+            "binds": self.binds,
+            "outcome": self.outcome,
+            "code": self.code,
+            "event_id": self.event_id,
+        }
+
+
+@dataclass(slots=True)
+class RuleMatch:
+    rule_id: str
+    title: str
+    severity: str
+    tags: list[str]
+    reason: str
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert per event: the most severe rule leads, the others are listed."""
+
+    event: Event
+    matches: list[RuleMatch]
+
+    @property
+    def lead(self) -> RuleMatch:
+        return max(self.matches, key=lambda m: severity_rank(m.severity))
+
+    @property
+    def severity(self) -> str:
+        return self.lead.severity
+
+    def to_dict(self) -> dict[str, Any]:
+        lead = self.lead
+        ev = self.event
+        tags = sorted({t for m in self.matches for t in m.tags})
+        return {
+            "rule_id": lead.rule_id,
+            "title": lead.title,
+            "severity": lead.severity,
+            "technique": "T1609",
+            "procedures": [t for t in tags if not t.startswith("T")],
+            "time": ev.time,
+            "source": asdict(ev.source),
+            "actor": {
+                "user": ev.actor.user,
+                "groups": ev.actor.groups,
+                "source_ip": ev.actor.source_ip,
+                "user_agent": ev.actor.user_agent,
+                "impersonated_user": ev.actor.impersonated_user,
+                "kind": ev.actor.kind,
+                "credential_pod": ev.actor.credential_pod,
+            },
+            "target": asdict(ev.target),
+            "action": ev.action,
+            "verb": ev.verb,
+            "command": ev.command,
+            "tty": ev.tty,
+            "stdin": ev.stdin,
+            "privileged": ev.privileged,
+            "run_as_user": ev.run_as_user,
+            "outcome": ev.outcome,
+            "code": ev.code,
+            "event_id": ev.event_id,
+            "request_uri": ev.request_uri,
+            "reasons": [m.reason for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))],
+            "rules": [
+                {"rule_id": m.rule_id, "title": m.title, "severity": m.severity}
+                for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))
+            ],
+        }

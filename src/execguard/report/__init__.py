@@ -1,0 +1,1 @@
+"""Alert sinks: table for people, JSON lines and OCSF for machines."""

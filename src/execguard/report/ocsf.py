@@ -1,0 +1,98 @@
+"""OCSF 1.1 Detection Finding (class 2004) per alert."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import IO, Any
+
+import orjson
+
+from .. import __version__
+from ..model import Alert
+
+SEVERITY_ID = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+
+
+def _epoch_ms(ts: str | None) -> int | None:
+    if not ts:
+        return None
+    try:
+        return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def to_ocsf(alert: Alert) -> dict[str, Any]:
+    d = alert.to_dict()
+    ev = alert.event
+    resources: list[dict[str, Any]] = []
+    if ev.target.pod or ev.target.container or ev.target.container_id:
+        resources.append(
+            {
+                "type": "Kubernetes Pod" if ev.target.pod else "Container",
+                "name": ev.target.pod or ev.target.container,
+                "uid": ev.target.container_id,
+                "namespace": ev.target.namespace,
+                "labels": [x for x in (ev.target.container, ev.target.image) if x],
+            }
+        )
+    return {
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": 1,
+        "activity_name": "Create",
+        "type_uid": 200401,
+        "severity_id": SEVERITY_ID.get(alert.severity, 0),
+        "severity": alert.severity.capitalize(),
+        "status_id": 1,
+        "time": _epoch_ms(ev.time),
+        "message": d["reasons"][0] if d["reasons"] else d["title"],
+        "metadata": {
+            "version": "1.1.0",
+            "product": {"name": "execguard", "vendor_name": "execguard", "version": __version__},
+            "log_name": ev.source.format,
+            "original_time": ev.time,
+            "uid": ev.event_id,
+        },
+        "finding_info": {
+            "uid": f"{d['rule_id']}:{ev.event_id or ev.raw}",
+            "title": d["title"],
+            "desc": "; ".join(d["reasons"]),
+            "analytic": {"uid": d["rule_id"], "name": d["title"], "type_id": 1, "type": "Rule"},
+            "related_analytics": [{"uid": r["rule_id"], "name": r["title"], "type_id": 1} for r in d["rules"]],
+            "types": d["procedures"],
+        },
+        "attacks": [
+            {
+                "technique": {"uid": "T1609", "name": "Container Administration Command"},
+                "tactic": {"uid": "TA0002", "name": "Execution"},
+                "version": "v15",
+            }
+        ],
+        "actor": {"user": {"name": ev.actor.user, "groups": [{"name": g} for g in ev.actor.groups]}},
+        "src_endpoint": {"ip": ev.actor.source_ip[0]} if ev.actor.source_ip else None,
+        "http_request": {"user_agent": ev.actor.user_agent, "url": {"path": ev.request_uri}} if ev.request_uri else None,
+        "resources": resources,
+        "evidences": [
+            {
+                "process": {"cmd_line": " ".join(ev.command)} if ev.command else None,
+                "container": {"name": ev.target.container, "uid": ev.target.container_id, "image": {"name": ev.target.image}},
+                "data": {"action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code, "source": d["source"]},
+            }
+        ],
+        "unmapped": {"execguard": {"command": ev.command, "tty": ev.tty, "stdin": ev.stdin}},
+    }
+
+
+class OcsfSink:
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+
+    def write(self, alert: Alert) -> None:
+        self.out.write(orjson.dumps(to_ocsf(alert), option=orjson.OPT_OMIT_MICROSECONDS) + b"\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()

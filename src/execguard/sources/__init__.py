@@ -1,0 +1,46 @@
+"""Sources turn raw records into normalized Events. Each module handles one format.
+
+JSON sources are tried per record in this order (the first whose ``match`` accepts it wins),
+so one stream may mix formats; text sources are chosen per file by sniffing.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import k8s_audit
+from .base import JsonSource
+
+JSON_SOURCES: list[JsonSource] = [k8s_audit]  # type: ignore[list-item]
+
+# Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
+# Each module has FORMAT, LITERALS (lines the prefilter must keep) and Parser(file) -> TextParser.
+TEXT_SOURCES: list[ModuleType] = []
+
+FORMATS = ["auto"] + [s.FORMAT for s in JSON_SOURCES] + [m.FORMAT for m in TEXT_SOURCES]
+
+
+def json_source(name: str) -> JsonSource | None:
+    for src in JSON_SOURCES:
+        if src.FORMAT == name:
+            return src
+    return None
+
+
+def literals_for(actions: set[str] | None) -> list[bytes] | None:
+    """Byte literals of which every line able to yield one of ``actions`` holds at least one.
+
+    None means no prefilter is possible (some action has no literal in some source).
+    """
+    if actions is None:
+        return None
+    found: set[bytes] = set()
+    for src in JSON_SOURCES:
+        for action in actions:
+            lits = src.LITERALS.get(action)
+            if lits is None:
+                if action in ("other",):
+                    return None
+                continue  # this source never yields that action
+            found.update(lits)
+    return sorted(found)

@@ -1,0 +1,290 @@
+"""Kubernetes audit events (audit.k8s.io v1 and v1beta1): one Event object, or an EventList.
+
+The other cloud formats (EKS, GKE, AKS) unwrap to this and reuse ``from_audit_event``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .. import redact
+from ..model import Actor, Event, SourceRef, Target
+from .base import SourceError, as_dict, as_int, as_str, as_str_list
+
+FORMAT = "k8s-audit"
+
+LITERALS: dict[str, tuple[bytes, ...]] = {
+    "exec": (b"/exec",),
+    "attach": (b"/attach",),
+    "portforward": (b"/portforward",),
+    "ephemeral_container": (b"ephemeralcontainers",),
+    "kubelet_run": (b"/proxy",),
+    "kubelet_exec": (b"/proxy",),
+    "kubelet_attach": (b"/proxy",),
+    "kubelet_portforward": (b"/proxy",),
+    "kubelet_cri": (b"/proxy",),
+    "kubelet_other": (b"/proxy",),
+    "create": (b"command", b"args"),
+}
+
+POD_SUBRESOURCE_ACTIONS = {
+    "exec": "exec",
+    "attach": "attach",
+    "portforward": "portforward",
+    "ephemeralcontainers": "ephemeral_container",
+}
+KUBELET_ACTIONS = {
+    "run": "kubelet_run",
+    "exec": "kubelet_exec",
+    "attach": "kubelet_attach",
+    "portforward": "kubelet_portforward",
+    "portForward": "kubelet_portforward",
+    "cri": "kubelet_cri",
+}
+# resource -> kind and where its pod spec lives
+WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pods": ("Pod", ("spec",)),
+    "deployments": ("Deployment", ("spec", "template", "spec")),
+    "replicasets": ("ReplicaSet", ("spec", "template", "spec")),
+    "statefulsets": ("StatefulSet", ("spec", "template", "spec")),
+    "daemonsets": ("DaemonSet", ("spec", "template", "spec")),
+    "replicationcontrollers": ("ReplicationController", ("spec", "template", "spec")),
+    "jobs": ("Job", ("spec", "template", "spec")),
+    "cronjobs": ("CronJob", ("spec", "jobTemplate", "spec", "template", "spec")),
+    "podtemplates": ("PodTemplate", ("template", "spec")),
+}
+WRITE_VERBS = {"create", "update", "patch"}
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+TRUE = {"true", "1", "yes", "y"}
+
+
+def match(obj: dict[str, Any]) -> bool:
+    kind = obj.get("kind")
+    if kind in ("Event", "EventList"):
+        return True
+    return "auditID" in obj or ("requestURI" in obj and "verb" in obj)
+
+
+def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
+    if obj.get("kind") == "EventList":
+        items = obj.get("items")
+        if not isinstance(items, list):
+            raise SourceError("EventList without an items list")
+        for item in items:
+            yield from from_audit_event(as_dict(item, "EventList item"), ref)
+        return
+    yield from from_audit_event(obj, ref)
+
+
+def _query(uri: str) -> tuple[str, list[tuple[str, str]]]:
+    parts = urlsplit(uri)
+    # parse_qsl turns '+' into a space and decodes %XX, as the API server does
+    return unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True)
+
+
+def _flag(params: list[tuple[str, str]], *names: str) -> bool | None:
+    values = [v for k, v in params if k in names]
+    if not values:
+        return None
+    return values[-1].strip().lower() in TRUE
+
+
+def _first(params: list[tuple[str, str]], name: str) -> str | None:
+    for key, value in params:
+        if key == name:
+            return value
+    return None
+
+
+def _outcome(code: int | None, decision: str | None, status: str | None) -> str:
+    if decision == "forbid" or code in (401, 403):
+        return "denied"
+    if code is not None and code >= 400:
+        return "error"
+    if status == "Failure":
+        return "error"
+    if code is not None or decision == "allow":
+        return "allowed"
+    return "unknown"
+
+
+def _kubelet_target(rest: list[str], target: Target) -> None:
+    # /run|exec|attach/{ns}/{pod}/{container} or /{ns}/{pod}/{uid}/{container}
+    args = rest[1:]
+    if len(args) >= 2:
+        target.namespace, target.pod = args[0], args[1]
+    if len(args) == 3:
+        target.container = args[2]
+    elif len(args) >= 4:
+        target.container = args[3]
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _containers_from_patch_ops(ops: list[Any]) -> list[dict[str, Any]]:
+    """JSON-patch ops that set command/args become pseudo containers."""
+    found: list[dict[str, Any]] = []
+    for op in ops:
+        if not isinstance(op, dict) or op.get("op") not in ("add", "replace"):
+            continue
+        path = str(op.get("path", ""))
+        value = op.get("value")
+        leaf = path.rsplit("/", 1)[-1]
+        if leaf in ("command", "args"):
+            found.append({"name": path, leaf: value})
+        elif isinstance(value, dict) and ("command" in value or "args" in value):
+            found.append(value)
+    return found
+
+
+def workload_containers(resource: str, body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, list):
+        return _containers_from_patch_ops(body)
+    if not isinstance(body, dict):
+        return []
+    spec = _dig(body, WORKLOADS[resource][1])
+    if not isinstance(spec, dict):
+        return []
+    out: list[dict[str, Any]] = []
+    for key in CONTAINER_LISTS:
+        items = spec.get(key)
+        if isinstance(items, list):
+            out.extend(c for c in items if isinstance(c, dict))
+    return out
+
+
+def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = None) -> Iterator[Event]:
+    if not match(obj):
+        raise SourceError("not a Kubernetes audit event (no auditID/requestURI/verb)")
+    user = as_dict(obj.get("user"), "user")
+    imp = as_dict(obj.get("impersonatedUser"), "impersonatedUser")
+    extra = as_dict(user.get("extra"), "user.extra")
+    obj_ref = as_dict(obj.get("objectRef"), "objectRef")
+    status = as_dict(obj.get("responseStatus"), "responseStatus")
+    annotations = as_dict(obj.get("annotations"), "annotations")
+    uri = as_str(obj.get("requestURI")) or ""
+    verb = as_str(obj.get("verb"))
+    resource = as_str(obj_ref.get("resource"))
+    subresource = as_str(obj_ref.get("subresource"))
+    code = as_int(status.get("code"))
+    pod_names = as_str_list(extra.get("authentication.kubernetes.io/pod-name"))
+
+    actor = Actor(
+        user=as_str(user.get("username")),
+        groups=as_str_list(user.get("groups")),
+        source_ip=as_str_list(obj.get("sourceIPs")),
+        user_agent=as_str(obj.get("userAgent")),
+        impersonated_user=as_str(imp.get("username")),
+        credential_pod=pod_names[0] if pod_names else None,
+    )
+    target = Target(
+        cluster=cluster,
+        namespace=as_str(obj_ref.get("namespace")),
+        pod=as_str(obj_ref.get("name")) if resource == "pods" else None,
+    )
+    base = Event(
+        time=as_str(obj.get("stageTimestamp") or obj.get("requestReceivedTimestamp") or obj.get("timestamp")),
+        source=ref,
+        actor=actor,
+        verb=verb,
+        resource=resource,
+        subresource=subresource,
+        request_uri=redact.text(uri) if uri else None,
+        stage=as_str(obj.get("stage")),
+        target=target,
+        outcome=_outcome(code, as_str(annotations.get("authorization.k8s.io/decision")), as_str(status.get("status"))),
+        code=code,
+        event_id=as_str(obj.get("auditID")),
+        raw=f"{ref.file}:{ref.line}" if ref.line else ref.file,
+    )
+    path, params = _query(uri)
+
+    if resource == "pods" and subresource in POD_SUBRESOURCE_ACTIONS:
+        base.action = POD_SUBRESOURCE_ACTIONS[subresource]
+        base.target.container = _first(params, "container")
+        base.command = redact.argv([v for k, v in params if k == "command"])
+        base.tty = _flag(params, "tty")
+        base.stdin = _flag(params, "stdin")
+        if base.action == "ephemeral_container":
+            yield from _ephemeral(obj, base)
+            return
+        yield base
+        return
+
+    if resource == "nodes" and subresource == "proxy":
+        base.target.node = as_str(obj_ref.get("name"))
+        segments = [s for s in path.split("/") if s]
+        rest = segments[segments.index("proxy") + 1 :] if "proxy" in segments else []
+        base.action = KUBELET_ACTIONS.get(rest[0], "kubelet_other") if rest else "kubelet_other"
+        if base.action in ("kubelet_run", "kubelet_exec", "kubelet_attach", "kubelet_portforward"):
+            _kubelet_target(rest, base.target)
+        cmd = [v for k, v in params if k == "command"]
+        if not cmd:
+            # kubelet /run takes one 'cmd' that it splits on white space
+            cmd = [word for k, v in params if k == "cmd" for word in v.split()]
+        base.command = redact.argv(cmd)
+        base.tty = _flag(params, "tty")
+        base.stdin = _flag(params, "stdin", "input")
+        yield base
+        return
+
+    if resource in WORKLOADS and verb in WRITE_VERBS:
+        body = obj.get("requestObject")
+        containers = [c for c in workload_containers(resource, body) if c.get("command") or c.get("args")]
+        if containers:
+            base.action = "create"
+            base.target.kind = WORKLOADS[resource][0]
+            if base.target.pod is None and resource == "pods" and isinstance(body, dict):
+                meta = as_dict(body.get("metadata"), "metadata")
+                base.target.pod = as_str(meta.get("name") or meta.get("generateName"))
+            for c in containers:
+                ev = _copy(base)
+                ev.target.container = as_str(c.get("name"))
+                ev.target.image = as_str(c.get("image"))
+                ev.command = redact.argv(as_str_list(c.get("command")) + as_str_list(c.get("args")))
+                sc = c.get("securityContext")
+                if isinstance(sc, dict) and isinstance(sc.get("privileged"), bool):
+                    ev.privileged = sc["privileged"]
+                ev.tty = c.get("tty") if isinstance(c.get("tty"), bool) else None
+                ev.stdin = c.get("stdin") if isinstance(c.get("stdin"), bool) else None
+                yield ev
+            return
+
+    yield base
+
+
+def _ephemeral(obj: dict[str, Any], base: Event) -> Iterator[Event]:
+    body = obj.get("requestObject")
+    spec = _dig(body, ("spec",)) if isinstance(body, dict) else None
+    found = False
+    if isinstance(spec, dict) and isinstance(spec.get("ephemeralContainers"), list):
+        # the request lists every ephemeral container; the newest one is last
+        items = [c for c in spec["ephemeralContainers"] if isinstance(c, dict)]
+        if items:
+            c = items[-1]
+            ev = _copy(base)
+            ev.target.container = as_str(c.get("name"))
+            ev.target.image = as_str(c.get("image"))
+            ev.command = redact.argv(as_str_list(c.get("command")) + as_str_list(c.get("args")))
+            ev.tty = c.get("tty") if isinstance(c.get("tty"), bool) else None
+            ev.stdin = c.get("stdin") if isinstance(c.get("stdin"), bool) else None
+            target_name = as_str(c.get("targetContainerName"))
+            if target_name:
+                ev.target.kind = f"debug->{target_name}"
+            found = True
+            yield ev
+    if not found:
+        yield base
+
+
+def _copy(ev: Event) -> Event:
+    return replace(ev, target=replace(ev.target), command=list(ev.command))
