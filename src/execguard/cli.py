@@ -102,9 +102,13 @@ def hunt(
     min_severity: Annotated[str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=_level)] = "info",
     output: Annotated[Output, typer.Option("--output", "-o", help="table, jsonl or ocsf.")] = Output.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write alerts here instead of stdout.")] = None,
-    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=_level)] = None,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=_level)
+    ] = None,
     samples: Annotated[bool, typer.Option("--samples", help="Hunt the sample data bundled with execguard.")] = False,
-    no_prefilter: Annotated[bool, typer.Option("--no-prefilter", help="Parse every line, even those no rule can match.")] = False,
+    no_prefilter: Annotated[
+        bool, typer.Option("--no-prefilter", help="Parse every line, even those no rule can match.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or summary on stderr.")] = False,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""

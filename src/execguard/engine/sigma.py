@@ -109,7 +109,8 @@ def _string_pattern(value: SigmaString, cased: bool) -> Callable[[str], bool]:
         low = want.lower()
         return lambda s: s.lower() == low
     # *x*, x*, *x: substring tests, the common case
-    if len(parts) == 3 and parts[0] is SpecialChars.WILDCARD_MULTI and parts[2] is SpecialChars.WILDCARD_MULTI and isinstance(parts[1], str):
+    multi = SpecialChars.WILDCARD_MULTI
+    if len(parts) == 3 and parts[0] is multi and parts[2] is multi and isinstance(parts[1], str):
         needle = parts[1] if cased else parts[1].lower()
         return (lambda s: needle in s) if cased else (lambda s: needle in s.lower())
     if len(parts) == 2 and parts[1] is SpecialChars.WILDCARD_MULTI and isinstance(parts[0], str):
