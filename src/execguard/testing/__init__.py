@@ -1,0 +1,1 @@
+"""Helpers that drive real software for tests, emulation and audits (no mocks)."""
