@@ -162,8 +162,8 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [sh("cat /var/run/secrets/kubernetes.io/serviceaccount/token"),
          sh("curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/"),
          sh('curl -H "Metadata-Flavor: Google" http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token'),
-         exec_event("shop", "web", ["cat", "/etc/shadow"])],
-        [sh("cat /etc/hosts"), sh("ls /run/secrets/app")],
+         exec_event("shop", "web", ["cat", "/etc/shadow"]), sh("cat /proc/1/environ; id")],
+        [sh("cat /etc/hosts"), sh("ls /run/secrets/app"), sh("cat /proc/1/status")],
     ),
     "cmd-log-wipe": (
         [sh("history -c"), sh("unset HISTFILE; id"), sh("rm -f ~/.bash_history"), sh("> /var/log/auth.log"),
