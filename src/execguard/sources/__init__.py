@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import k8s_audit
+from . import aks, eks, gke, k8s_audit
 from .base import JsonSource
 
-JSON_SOURCES: list[JsonSource] = [k8s_audit]  # type: ignore[list-item]
+JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks]  # type: ignore[list-item]
 
 # Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
 # Each module has FORMAT, LITERALS (lines the prefilter must keep) and Parser(file) -> TextParser.

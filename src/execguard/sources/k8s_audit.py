@@ -206,7 +206,10 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         event_id=as_str(obj.get("auditID")),
         raw=f"{ref.file}:{ref.line}" if ref.line else ref.file,
     )
-    path, params = _query(uri)
+    try:
+        path, params = _query(uri)
+    except ValueError as exc:  # urlsplit rejects e.g. an unclosed '[' host
+        raise SourceError(f"bad requestURI ({exc})") from None
 
     if resource == "pods" and subresource in POD_SUBRESOURCE_ACTIONS:
         base.action = POD_SUBRESOURCE_ACTIONS[subresource]
