@@ -2,14 +2,25 @@
 
 Line-delimited input is scanned in large blocks and, when the rules allow it, only lines
 holding one of a few byte literals are parsed at all (see ``engine.prefilter``).
+
+Memory stays flat in the input size: line mode holds one block, one copy of its complete lines
+and at most ``max_line`` bytes of a partial line (``Stats.peak_buffer`` records the most it held);
+document mode (pretty-printed or concatenated JSON, JSON arrays) holds the document being decoded
+plus what was read past it. Elements of a top-level JSON array are decoded one by one.
+
+Nothing here raises for bad input: every problem becomes a warning naming file and line, a count
+in ``Stats``, and the reader goes on with the next line, document or file.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import gzip
-import io
 import json
 import os
+import re
+import stat
 import sys
 import zlib
 from collections import Counter
@@ -24,9 +35,16 @@ from . import JSON_SOURCES, TEXT_SOURCES, json_source
 from .base import SourceError, TextParser
 from .find import line_starts
 
-BLOCK = 16 << 20
-HEAD = 64 << 10
+# Module globals, read at call time, so tests can patch them small.
+BLOCK = 16 << 20  # bytes per read of line-delimited input
+HEAD = 64 << 10  # first read of a file, used to sniff its format
 MAX_LINE = 64 << 20
+GZ_CHUNK = 1 << 20  # compressed bytes fed to zlib at a time
+SNIFF_LINES = 64
+
+BOM = b"\xef\xbb\xbf"
+GZ_MAGIC = b"\x1f\x8b"
+_WS = re.compile(r"[ \t\r\n]*")
 
 Warn = Callable[[str, "int | None", str], None]
 
@@ -34,12 +52,15 @@ Warn = Callable[[str, "int | None", str], None]
 @dataclass
 class Stats:
     files: int = 0
-    bytes: int = 0
+    bytes: int = 0  # bytes read, after decompression
     lines: int = 0  # physical lines seen
     parsed: int = 0  # records decoded (lines past the prefilter, or JSON documents)
     events: int = 0
-    bad: int = 0
+    bad: int = 0  # bad lines/records/streams skipped
     unknown: int = 0  # well-formed records of no known shape
+    unreadable: int = 0  # inputs that could not be opened or listed
+    repaired: int = 0  # lines with invalid UTF-8, read with U+FFFD in place of the bad bytes
+    peak_buffer: int = 0  # most bytes (line mode) or characters (document mode) held at once
     by_format: Counter[str] = field(default_factory=Counter)
 
 
@@ -47,28 +68,109 @@ class InputError(OSError):
     """An input that cannot be opened at all (missing file, permission)."""
 
 
-def expand(paths: Iterable[str]) -> Iterator[str]:
-    for path in paths:
-        if path == "-":
-            yield path
-        elif os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield os.path.join(root, name)
-        elif os.path.exists(path):
-            yield path
+class _Input:
+    """A byte stream with ``read(n)`` that returns n bytes unless at the end, and a raw byte count.
+
+    gzip (found by its magic, also on stdin) is decoded here with zlib, member after member, so that
+    every byte decoded before a truncation or corruption is handed out before the error is raised.
+    """
+
+    def __init__(self, raw: IO[bytes], owned: bool) -> None:
+        self.raw = raw
+        self.owned = owned
+        self.consumed = 0  # raw bytes read from the underlying file
+        self._head = self._raw_read(2)
+        while len(self._head) == 1:  # a pipe may hand out one byte at a time
+            more = self._raw_read(1)
+            if not more:
+                break
+            self._head += more
+        self.gzip = self._head == GZ_MAGIC
+        self._z: Any = None  # current member's decompressor (None between members)
+        self._zin = b""  # compressed input not yet given to zlib
+        self._eof = False
+        self._error: BaseException | None = None
+        if self.gzip:
+            self._zin, self._head = self._head, b""
+
+    def _raw_read(self, n: int) -> bytes:
+        data = self.raw.read(n)
+        if data is None:  # non-blocking streams
+            return b""
+        self.consumed += len(data)
+        return data
+
+    def read(self, n: int) -> bytes:
+        if not self.gzip:
+            if self._head:
+                out, self._head = self._head[:n], self._head[n:]
+                rest = n - len(out)
+                while rest > 0:
+                    more = self._raw_read(rest)
+                    if not more:
+                        break
+                    out += more
+                    rest -= len(more)
+                return out
+            out = b""
+            while len(out) < n:
+                more = self._raw_read(n - len(out))
+                if not more:
+                    break
+                out = more if not out else out + more
+            return out
+        buf = bytearray()
+        while len(buf) < n:
+            if self._error is not None:
+                if buf:
+                    break
+                error, self._error = self._error, None
+                self._eof = True
+                raise error
+            if self._eof:
+                break
+            self._gunzip_step(n - len(buf), buf)
+        return bytes(buf)
+
+    def _gunzip_step(self, want: int, out: bytearray) -> None:
+        if not self._zin:
+            if self._z is not None:
+                # output zlib still holds for input it has already taken
+                pending = self._z.decompress(b"", want)
+                if pending:
+                    out += pending
+                    return
+            self._zin = self._raw_read(GZ_CHUNK)
+            if not self._zin:
+                if self._z is None:
+                    self._eof = True
+                else:
+                    self._error = EOFError("compressed data ends before its end-of-stream marker")
+                return
+        if self._z is None:
+            # between members: zero padding is allowed, anything else must be another member
+            self._zin = self._zin.lstrip(b"\0")
+            if not self._zin:
+                return
+            if len(self._zin) < 2:
+                self._zin += self._raw_read(1)
+            if self._zin[:2] != GZ_MAGIC:
+                self._error = gzip.BadGzipFile("trailing garbage after compressed data")
+                return
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += self._z.decompress(self._zin, want)
+        except zlib.error as exc:
+            self._error = exc
+            return
+        if self._z.eof:
+            self._zin, self._z = self._z.unused_data, None
         else:
-            raise InputError(f"{path}: no such file or directory")
+            self._zin = self._z.unconsumed_tail
 
-
-def _open(path: str) -> IO[bytes]:
-    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    peek = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
-    if peek == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    def close(self) -> None:
+        if self.owned:
+            self.raw.close()
 
 
 class Reader:
@@ -87,156 +189,268 @@ class Reader:
         self.text_sources = {m.FORMAT: m for m in TEXT_SOURCES}
         self.on_progress: Callable[[int], None] | None = None
 
-    # ---- framing ---------------------------------------------------------------------
+    # ---- inputs ----------------------------------------------------------------------
+    def expand(self, paths: Iterable[str]) -> Iterator[str]:
+        """Files to read: paths as given, directories walked recursively (hidden names skipped)."""
+        for path in paths:
+            if path == "-":
+                yield path
+            elif os.path.isdir(path):
+                yield from self._walk(path)
+            elif os.path.lexists(path):
+                yield path  # a file, a pipe (/dev/fd/N), or a broken link that fails to open
+            else:
+                self._unreadable(path, "no such file or directory")
+
+    def _walk(self, top: str) -> Iterator[str]:
+        def onerror(exc: OSError) -> None:
+            self._unreadable(exc.filename or top, f"cannot list: {exc.strerror or exc}")
+
+        for root, dirs, files in os.walk(top, onerror=onerror):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                path = os.path.join(root, name)
+                try:
+                    mode = os.stat(path).st_mode
+                except OSError as exc:
+                    self._unreadable(path, f"cannot open: {exc.strerror or exc}")
+                    continue
+                if stat.S_ISREG(mode):
+                    yield path
+                # sockets, pipes and devices found in a directory are not logs: skip them quietly
+
+    def _unreadable(self, name: str, message: str) -> None:
+        self.stats.unreadable += 1
+        self.warn(name, None, message)
+
+    def _open(self, path: str) -> _Input:
+        if path == "-":
+            return _Input(sys.stdin.buffer, owned=False)
+        raw = open(path, "rb")  # noqa: SIM115 - closed by _Input.close
+        try:
+            return _Input(raw, owned=True)
+        except BaseException:
+            raw.close()
+            raise
+
     def read(self, paths: Iterable[str]) -> Iterator[Event]:
-        for path in expand(paths):
+        for path in self.expand(paths):
             name = "<stdin>" if path == "-" else path
             try:
-                stream = _open(path)
+                stream = self._open(path)
             except OSError as exc:
-                self.warn(name, None, f"cannot open: {exc.strerror or exc}")
-                self.stats.bad += 1
+                self._unreadable(name, f"cannot open: {exc.strerror or exc}")
                 continue
             self.stats.files += 1
             try:
                 yield from self._read_stream(name, stream)
             finally:
-                if path != "-":
-                    stream.close()
+                stream.close()
 
-    def _read_stream(self, name: str, stream: IO[bytes]) -> Iterator[Event]:
+    # ---- framing ---------------------------------------------------------------------
+    def _read_stream(self, name: str, stream: _Input) -> Iterator[Event]:
         state = {"line": 0}
         blocks = self._blocks(name, stream, state)
         head = next(blocks, b"")
-        mode, text_fmt = self._sniff(head)
+        mode, text_fmt = self._sniff(head, at_eof=len(head) < HEAD)
+        source = _chain(head, blocks)
         if mode == "text" and text_fmt:
             parser: TextParser = self.text_sources[text_fmt].Parser(name)
-            for lineno, line in self._lines(name, head, blocks, state, self._text_literals(text_fmt)):
+            for lineno, line in self._lines(name, source, state, self._text_literals(text_fmt)):
                 self.stats.parsed += 1
-                yield from self._guard(name, lineno, lambda ln=lineno, li=line: parser.feed(ln, li), text_fmt)
+                yield from self._guard(name, lineno, functools.partial(parser.feed, lineno, line), text_fmt)
             yield from self._guard(name, None, parser.close, text_fmt)
         elif mode == "document":
-            yield from self._documents(name, head, blocks, state)
+            yield from self._documents(name, source, state)
         else:
-            for lineno, line in self._lines(name, head, blocks, state, self.literals):
+            for lineno, line in self._lines(name, source, state, self.literals):
                 yield from self._json_line(name, lineno, line)
 
     def _text_literals(self, fmt: str) -> list[bytes] | None:
         lits = getattr(self.text_sources[fmt], "LITERALS", None)
         return list(lits) if lits and self.literals is not None else None
 
-    def _blocks(self, name: str, stream: IO[bytes], state: dict[str, int]) -> Iterator[bytes]:
+    def _blocks(self, name: str, stream: _Input, state: dict[str, int]) -> Iterator[bytes]:
         size = HEAD
         while True:
+            before = stream.consumed
             try:
                 block = stream.read(size)
-            except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
-                what = "truncated or corrupt compressed data" if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)) else str(exc)
+            except (EOFError, OSError, zlib.error) as exc:
+                compressed = isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile))
+                what = f"truncated or corrupt compressed data ({exc})" if compressed else f"read error: {exc}"
                 self.warn(name, state["line"] + 1, f"{what}; the rest of this file is skipped")
                 self.stats.bad += 1
                 return
+            if self.on_progress and stream.consumed > before:
+                self.on_progress(stream.consumed - before)
             if not block:
                 return
             self.stats.bytes += len(block)
-            if self.on_progress:
-                self.on_progress(len(block))
             yield block
             size = BLOCK
 
-    def _sniff(self, head: bytes) -> tuple[str, str | None]:
+    def _sniff(self, head: bytes, at_eof: bool = True) -> tuple[str, str | None]:
         for fmt, mod in self.text_sources.items():
             if self.fmt in ("auto", fmt) and mod.sniff(head):
                 return "text", fmt
         if self.fmt in self.text_sources:
             return "text", self.fmt
-        body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        body = head[len(BOM) :] if head.startswith(BOM) else head
+        body = body.lstrip(b" \t\r\n")
         if body[:1] == b"[":
             return "document", None
-        if body[:1] == b"{":
-            first = body.split(b"\n", 1)[0]
-            try:
-                orjson.loads(first)
-            except orjson.JSONDecodeError:
-                # a pretty-printed or concatenated document, unless the first line is just too long
-                if b"\n" in body or len(first) < len(head) - 1:
-                    return "document", None
+        if body[:1] != b"{":
             return "lines", None
-        return "lines", None
+        pieces = body.split(b"\n")
+        complete = pieces if at_eof else pieces[:-1]
+        candidates = [p for p in complete[:SNIFF_LINES] if p.strip()]
+        if not candidates:
+            return "lines", None  # a first line longer than the head: line-delimited
+        if _parses(candidates[0]):
+            return "lines", None
+        # The first line is not a JSON value by itself: pretty-printed or concatenated documents,
+        # unless it is just a broken line of a line-delimited file whose other lines parse.
+        if any(_parses(p) for p in candidates[1:]):
+            return "lines", None
+        return "document", None
 
     def _lines(
         self,
         name: str,
-        head: bytes,
-        blocks: Iterator[bytes],
+        blocks: Iterable[bytes],
         state: dict[str, int],
         literals: list[bytes] | None,
     ) -> Iterator[tuple[int, bytes]]:
-        pending = b""
-        base = 0  # complete lines before `pending`
-        discarding = False
-        for block in _chain(head, blocks):
-            data = pending + block if pending else block
-            cut = data.rfind(b"\n") + 1
+        """Yield (1-based line number, line) of non-blank candidate lines; skip over-long ones."""
+        max_line = self.max_line
+        stats = self.stats
+        pending = b""  # start of a line whose end is in a later block
+        base = 0  # lines complete before `pending`
+        discarding = False  # inside an over-long line: drop bytes up to its newline
+        first = True
+        for block in blocks:
+            if first:
+                first = False
+                if block.startswith(BOM):
+                    block = block[len(BOM) :]
+            start = 0
+            nl = block.find(b"\n")
             if discarding:
-                if cut == 0:
-                    pending = b""
+                if nl == -1:
                     continue
-                first_nl = data.find(b"\n") + 1
-                data, cut = data[first_nl:], cut - first_nl
-                base += 1
                 discarding = False
-            if cut == 0:
-                pending = data
-                if len(pending) > self.max_line:
-                    self.warn(name, base + 1, f"line longer than {self.max_line} bytes skipped")
-                    self.stats.bad += 1
-                    pending = b""
-                    discarding = True
-                continue
-            chunk, pending = data[:cut], data[cut:]
-            for offset, lineno_in_chunk in line_starts(chunk, literals):
-                end = chunk.find(b"\n", offset)
-                line = chunk[offset:end]
-                if line.strip():
-                    yield base + lineno_in_chunk, line
-            n = chunk.count(b"\n")
-            base += n
-            self.stats.lines += n
+                base += 1
+                stats.lines += 1
+                start = nl + 1
+            elif pending:
+                if nl == -1:
+                    if len(pending) + len(block) > max_line:
+                        self._too_long(name, base + 1)
+                        pending, discarding = b"", True
+                    else:
+                        pending += block
+                        self._held(len(block) + len(pending))
+                    continue
+                if len(pending) + nl > max_line:
+                    self._too_long(name, base + 1)
+                else:
+                    line = pending + block[:nl]
+                    self._held(len(block) + len(line))
+                    if (literals is None or any(lit in line for lit in literals)) and line.strip():
+                        yield base + 1, line
+                pending = b""
+                base += 1
+                stats.lines += 1
+                start = nl + 1
+            cut = block.rfind(b"\n") + 1
+            if cut > start:
+                chunk = block if start == 0 and cut == len(block) else block[start:cut]
+                self._held(len(block) + (len(chunk) if chunk is not block else 0))
+                skip = self._long_lines(name, chunk, base) if len(chunk) > max_line else None
+                for offset, lineno in line_starts(chunk, literals):
+                    if skip and offset in skip:
+                        continue
+                    line = chunk[offset : chunk.index(b"\n", offset)]
+                    if line.strip():
+                        yield base + lineno, line
+                n = chunk.count(b"\n")
+                base += n
+                stats.lines += n
+                del chunk
+            tail = len(block) - max(cut, start)
+            if tail > max_line:
+                self._too_long(name, base + 1)
+                discarding = True
+            elif tail:
+                pending = block[max(cut, start) :]
             state["line"] = base
-        if pending and not discarding:
-            self.stats.lines += 1
-            if literals is None or any(lit in pending for lit in literals):
-                if pending.strip():
-                    yield base + 1, pending
+        if discarding:
+            stats.lines += 1
+        elif pending:
+            stats.lines += 1
+            if (literals is None or any(lit in pending for lit in literals)) and pending.strip():
+                yield base + 1, pending
+
+    def _long_lines(self, name: str, chunk: bytes, base: int) -> set[int]:
+        """Offsets of lines longer than max_line in chunk (only possible when max_line < BLOCK)."""
+        out: set[int] = set()
+        offset = 0
+        lineno = 1
+        while offset < len(chunk):
+            end = chunk.index(b"\n", offset)
+            if end - offset > self.max_line:
+                self._too_long(name, base + lineno)
+                out.add(offset)
+            offset = end + 1
+            lineno += 1
+        return out
+
+    def _too_long(self, name: str, lineno: int) -> None:
+        self.stats.bad += 1
+        self.warn(name, lineno, f"line longer than {self.max_line} bytes skipped")
+
+    def _held(self, size: int) -> None:
+        if size > self.stats.peak_buffer:
+            self.stats.peak_buffer = size
 
     # ---- records ---------------------------------------------------------------------
     def _json_line(self, name: str, lineno: int, line: bytes) -> Iterator[Event]:
         self.stats.parsed += 1
+        values: list[Any] | None
         try:
-            obj = orjson.loads(line)
+            values = [orjson.loads(line)]
         except orjson.JSONDecodeError as exc:
-            self.stats.bad += 1
-            self.warn(name, lineno, f"not JSON ({_short(str(exc))})")
-            return
-        yield from self._record(name, lineno, obj)
+            values, repaired = _lenient(line)
+            if values is None:
+                self.stats.bad += 1
+                self.warn(name, lineno, f"not JSON ({_short(str(exc))})")
+                return
+            if repaired:
+                self.stats.repaired += 1
+                self.warn(name, lineno, "invalid UTF-8 replaced by U+FFFD")
+        for obj in values:
+            yield from self._record(name, lineno, obj)
 
-    def _record(self, name: str, lineno: int | None, obj: Any) -> Iterator[Event]:
-        if isinstance(obj, list):
+    def _record(self, name: str, lineno: int | None, obj: Any, nested: bool = False) -> Iterator[Event]:
+        if isinstance(obj, list) and not nested:
             for item in obj:
-                yield from self._record(name, lineno, item)
+                yield from self._record(name, lineno, item, nested=True)
             return
         if not isinstance(obj, dict):
             self.stats.bad += 1
-            self.warn(name, lineno, f"a JSON {type(obj).__name__}, not an object")
+            self.warn(name, lineno, f"a JSON {_json_type(obj)}, not an object")
             return
         if self.fmt != "auto":
             src = json_source(self.fmt)
-            if src is None or not src.match(obj):
+            if src is None or not _matches(src, obj):
                 self.stats.bad += 1
                 self.warn(name, lineno, f"not a {self.fmt} record")
                 return
         else:
-            src = next((s for s in JSON_SOURCES if s.match(obj)), None)
+            src = next((s for s in JSON_SOURCES if _matches(s, obj)), None)
             if src is None:
                 self.stats.unknown += 1
                 self.warn(name, lineno, "record of no known format skipped")
@@ -250,85 +464,207 @@ class Reader:
             out = list(produce())
         except SourceError as exc:
             self.stats.bad += 1
-            self.warn(name, lineno, f"{fmt}: {exc}")
+            self.warn(name, lineno, f"{fmt}: {_short(str(exc))}")
             return
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
             self.stats.bad += 1
             self.warn(name, lineno, f"{fmt}: unexpected record shape ({type(exc).__name__}: {_short(str(exc))})")
+            return
+        except Exception as exc:  # a bug in a source must not end the hunt
+            self.stats.bad += 1
+            self.warn(name, lineno, f"{fmt}: source failed on this record ({type(exc).__name__}: {_short(str(exc))})")
             return
         self.stats.events += len(out)
         for ev in out:
             self.stats.by_format[ev.source.format or fmt] += 1
         yield from out
 
-    def _documents(self, name: str, head: bytes, blocks: Iterator[bytes], state: dict[str, int]) -> Iterator[Event]:
-        """Concatenated or pretty-printed JSON values (Falco trace files, EventList dumps)."""
-        decoder = json.JSONDecoder()
-        text = ""
-        pos = 0
-        line = 1
-        dec = _Utf8()
-        source = _chain(head, blocks)
-        exhausted = False
+    def _documents(self, name: str, blocks: Iterable[bytes], state: dict[str, int]) -> Iterator[Event]:
+        """Concatenated or pretty-printed JSON values (Falco trace files, EventList dumps, arrays).
+
+        Each value's records carry the line its first character is on. The elements of a
+        top-level array are decoded one at a time. A broken value costs a warning; reading
+        resumes at the next line that opens an object at the broken value's indentation.
+        """
+        w = _Window(iter(blocks), self)
+        in_array = False
         while True:
-            # skip white space between documents
-            while True:
-                stripped = len(text) - pos - len(text[pos:].lstrip())
-                line += text.count("\n", pos, pos + stripped)
-                pos += stripped
-                if pos < len(text) or exhausted:
-                    break
-                more = next(source, None)
-                if more is None:
-                    exhausted = True
-                    text += dec.final()
-                else:
-                    text = text[pos:] + dec.decode(more)
-                    pos = 0
-            if pos >= len(text):
+            state["line"] = w.line - 1
+            ch = w.skip_ws()
+            if ch is None:
+                if in_array:
+                    self.stats.bad += 1
+                    self.warn(name, w.line, "JSON array not closed at end of input")
                 break
+            if in_array and ch in ",]":
+                w.advance(w.pos + 1)
+                in_array = ch == ","
+                continue
+            if ch == "[" and not in_array:
+                w.advance(w.pos + 1)
+                in_array = True
+                continue
+            start_line = w.line
+            indent = w.indent()
             try:
-                obj, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as exc:
-                if not exhausted:
-                    more = next(source, None)
-                    if more is None:
-                        exhausted = True
-                        text = text[pos:] + dec.final()
-                    else:
-                        text = text[pos:] + dec.decode(more)
-                    pos = 0
-                    continue
+                obj, end = w.decode()
+            except (ValueError, RecursionError) as exc:
+                self.stats.parsed += 1
                 self.stats.bad += 1
-                self.warn(name, line + exc.lineno - 1 if exc.pos >= pos else line, f"not JSON ({exc.msg})")
-                # resynchronise on the next line that opens an object
-                nxt = text.find("\n{", pos + 1)
-                if nxt == -1:
+                self.warn(name, start_line, f"not JSON ({_decode_error(exc, w)})")
+                if not w.resync(indent):
                     break
-                line += text.count("\n", pos, nxt + 1)
-                pos = nxt + 1
                 continue
             self.stats.parsed += 1
-            self.stats.lines = line
-            state["line"] = line
-            yield from self._record(name, line, obj)
-            line += text.count("\n", pos, end)
-            pos = end
-            if pos > BLOCK:
-                text, pos = text[pos:], 0
+            yield from self._record(name, start_line, obj)
+            w.advance(end)
+        self.stats.lines += w.physical_lines()
 
 
-class _Utf8:
-    def __init__(self) -> None:
-        import codecs
+class _Window:
+    """Decoded text of a document-mode stream: the current value and what was read past it."""
 
-        self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    def __init__(self, blocks: Iterator[bytes], reader: Reader) -> None:
+        self.blocks = blocks
+        self.reader = reader
+        self.dec = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+        self.decoder = json.JSONDecoder()
+        self.text = ""
+        self.pos = 0
+        self.line = 1  # line number at `pos`
+        self.exhausted = False
+        self.last = ""  # last character read, to count a final line without a newline
 
-    def decode(self, data: bytes) -> str:
-        return self._dec.decode(data)
+    def more(self, at_least: int = 1) -> bool:
+        """Drop the consumed text and append at least ``at_least`` characters; False at the end."""
+        if self.exhausted:
+            return False
+        self.text = self.text[self.pos :]
+        self.pos = 0
+        added = 0
+        while added < at_least:
+            block = next(self.blocks, None)
+            piece = self.dec.decode(b"", final=True) if block is None else self.dec.decode(block)
+            if piece:
+                self.text += piece
+                self.last = piece[-1]
+                added += len(piece)
+                self.reader._held(len(self.text))
+            if block is None:
+                self.exhausted = True
+                break
+        return added > 0
 
-    def final(self) -> str:
-        return self._dec.decode(b"", final=True)
+    def advance(self, end: int) -> None:
+        self.line += self.text.count("\n", self.pos, end)
+        self.pos = end
+
+    def skip_ws(self) -> str | None:
+        """Skip JSON white space; the next character, or None at the end of input."""
+        while True:
+            m = _WS.match(self.text, self.pos)
+            self.advance(m.end() if m else self.pos)
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return None
+
+    def indent(self) -> str | None:
+        """White space before `pos` on its line, or None when something else precedes it there."""
+        bol = self.text.rfind("\n", 0, self.pos) + 1
+        if bol == 0 and self.line > 1:
+            return None  # the line started before the text we still hold
+        lead = self.text[bol : self.pos]
+        return lead if not lead.strip() else None
+
+    def decode(self) -> tuple[Any, int]:
+        while True:
+            try:
+                return self.decoder.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError as exc:
+                incomplete = exc.pos >= len(self.text) - 8 or exc.msg.startswith("Unterminated string")
+                # read as much again as the value has so far: decoding work stays linear
+                if incomplete and self.more(max(len(self.text) - self.pos, BLOCK)):
+                    continue
+                raise
+
+    def resync(self, indent: str | None) -> bool:
+        """Move to the next line opening an object at ``indent`` past the broken value; False at the end."""
+        pattern = re.compile("\n" + re.escape(indent) + r"[{\[]" if indent is not None else r"\n[ \t]*\{")
+        start = self.pos + 1
+        while True:
+            m = pattern.search(self.text, start)
+            if m:
+                self.advance(m.start() + 1)
+                return True
+            # keep only from the last newline on (a match may straddle two blocks)
+            nl = self.text.rfind("\n", self.pos)
+            self.advance(nl if nl != -1 else len(self.text))
+            if not self.more(BLOCK):
+                self.advance(len(self.text))
+                return False
+            start = self.pos
+
+    def physical_lines(self) -> int:
+        if not self.last:
+            return 0
+        return self.line - 1 + (0 if self.last == "\n" else 1)
+
+
+def _matches(src: Any, obj: dict[str, Any]) -> bool:
+    try:
+        return bool(src.match(obj))
+    except Exception:
+        return False
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), (dict, list))
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _lenient(line: bytes) -> tuple[list[Any] | None, bool]:
+    """Second chance for a line orjson refused: invalid UTF-8 (replaced), or several values on one line."""
+    try:
+        text = line.decode("utf-8")
+        repaired = False
+    except UnicodeDecodeError:
+        text = line.decode("utf-8", errors="replace")
+        repaired = True
+    text = text.lstrip("\ufeff")
+    if repaired:
+        try:
+            return [orjson.loads(text)], True
+        except orjson.JSONDecodeError:
+            pass
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    try:
+        while pos < len(text):
+            obj, pos = decoder.raw_decode(text, pos)
+            values.append(obj)
+            pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+    except (ValueError, RecursionError):
+        return None, repaired
+    return (values or None), repaired
+
+
+def _decode_error(exc: BaseException, w: _Window) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        line = w.line + w.text.count("\n", w.pos, exc.pos)
+        return f"{exc.msg} at line {line}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return _short(str(exc))
+
+
+def _json_type(obj: Any) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}.get(
+        type(obj), type(obj).__name__
+    )
 
 
 def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -339,3 +675,11 @@ def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def expand(paths: Iterable[str]) -> Iterator[str]:
+    """Files a Reader would read for ``paths`` (compatibility helper; missing paths raise InputError)."""
+    for path in paths:
+        if path != "-" and not os.path.lexists(path):
+            raise InputError(f"{path}: no such file or directory")
+    yield from Reader().expand(paths)
