@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from execguard.testing.dockerd import Dockerd, DockerdUnavailable, start_dockerd, why_unavailable
 
 DATA = Path(__file__).parent / "data"
 
@@ -10,3 +14,27 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def data() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> Iterator[Dockerd]:
+    """A real dockerd -D of our own (unique dirs, debug log to a file) with the local/bb:1 busybox image.
+
+    Skipped where it cannot run (not root, no dockerd/busybox); with EXECGUARD_REQUIRE_DOCKER=1 (CI) that fails instead.
+    """
+    required = os.environ.get("EXECGUARD_REQUIRE_DOCKER") == "1"
+    reason = why_unavailable()
+    if reason:
+        if required:
+            pytest.fail(f"EXECGUARD_REQUIRE_DOCKER=1 but {reason}")
+        pytest.skip(reason)
+    try:
+        daemon = start_dockerd(tcp=True)
+    except DockerdUnavailable as exc:
+        if required:
+            pytest.fail(f"EXECGUARD_REQUIRE_DOCKER=1 but {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
