@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from ..model import Alert, Event, RuleMatch, severity_rank
+from .correlate import Correlator
 from .sigma import Rule, procedure_tags
 
 SEEN_LIMIT = 200_000
@@ -17,6 +18,8 @@ class Engine:
         self.min_rank = severity_rank(min_severity)
         self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self.suppressed = 0
+        self.correlator = Correlator(rules)  # correlation rules count the others' hits; they never match one event
+        rules = [r for r in rules if r.correlation is None]
         by_action: dict[str, list[Rule]] = {}
         self._any_action = [r for r in rules if r.actions is None]
         for rule in rules:
@@ -30,7 +33,8 @@ class Engine:
             return None
         return set(self._by_action)
 
-    def match(self, event: Event) -> Alert | None:
+    def match(self, event: Event, correlated: list[Alert] | None = None) -> Alert | None:
+        """The event's alert; with ``correlated`` given, correlation alerts it completes are appended there."""
         candidates = self._by_action.get(event.action, []) + self._any_action
         if not candidates:
             return None
@@ -40,6 +44,9 @@ class Engine:
             for r in candidates
             if r.matcher(fields)
         ]
+        if correlated is not None and hits and self.correlator:
+            # counted before the severity floor and stage folding: a burst of low alerts is the signal
+            correlated.extend(a for a in self.correlator.feed(event, fields, hits) if severity_rank(a.severity) >= self.min_rank)
         if not hits:
             return None
         alert = Alert(event, hits)
@@ -58,6 +65,8 @@ class Engine:
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:
-            alert = self.match(event)
+            correlated: list[Alert] = []
+            alert = self.match(event, correlated)
             if alert is not None:
                 yield alert
+            yield from correlated

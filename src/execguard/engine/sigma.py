@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sigma.conditions import (
     ConditionAND,
@@ -37,6 +37,9 @@ from sigma.types import (
     SigmaString,
     SpecialChars,
 )
+
+if TYPE_CHECKING:
+    from .correlate import Correlation
 
 Fields = dict[str, Any]
 Matcher = Callable[[Fields], bool]
@@ -70,6 +73,7 @@ class Rule:
     actions: set[str] | None  # actions the rule can fire on; None = any
     path: str = ""
     fields_used: set[str] = field(default_factory=set)
+    correlation: Correlation | None = None  # set for Sigma correlation rules (engine/correlate.py)
 
     def explain(self, fields: Fields) -> str:
         return _render(self.reason or self.title, fields)
@@ -319,18 +323,21 @@ def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rul
             raise RuleError(d, "no such rules directory or file")
         for p in _rule_files(base):
             texts.append((str(p), p.read_text(encoding="utf-8")))
+    from .correlate import compile_correlation, is_correlation, resolve
+
     rules = []
     seen: dict[str, str] = {}
     for where, text in texts:
         try:
-            parsed = SigmaRule.from_yaml(text)
+            parsed = None if is_correlation(text) else SigmaRule.from_yaml(text)
         except SigmaError as exc:
             raise RuleError(where, f"invalid Sigma rule: {exc}") from None
         except Exception as exc:  # yaml errors and the like
             raise RuleError(where, f"cannot read rule: {exc}") from None
-        rule = compile_rule(parsed, where)
+        rule = compile_rule(parsed, where) if parsed is not None else compile_correlation(text, where)
         if rule.rule_id in seen:
             raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
         seen[rule.rule_id] = where
         rules.append(rule)
+    resolve(rules)
     return rules

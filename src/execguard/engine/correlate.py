@@ -1,0 +1,192 @@
+"""Sigma correlation rules (``correlation: type: event_count``) evaluated over the event stream.
+
+pySigma parses the rule; this module keeps, per group-by key, only the last few matching events
+(at most the threshold) and fires one alert when the count within the timespan reaches it, then
+starts counting afresh: one alert per burst, bounded memory however long the stream.
+Only ``event_count`` with ``gte``/``gt`` can be decided while streaming; other types or
+operators (absence, value_count, temporal) are refused at load time rather than half-supported.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from sigma.correlations import (
+    SigmaCorrelationCondition,
+    SigmaCorrelationConditionOperator,
+    SigmaCorrelationRule,
+    SigmaCorrelationType,
+)
+from sigma.exceptions import SigmaError
+
+from ..model import Alert, Event, RuleMatch
+from .sigma import LEVELS, Fields, Rule, RuleError, _render, procedure_tags
+
+MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
+
+
+@dataclass
+class Correlation:
+    rules: list[str]  # referenced rule ids (Sigma `name`s)
+    group_by: list[str]
+    seconds: float
+    timespan: str
+    threshold: int  # events needed within the timespan
+
+    def key(self, fields: Fields) -> tuple[str, ...]:
+        out = []
+        for name in self.group_by:
+            value = fields.get(name)
+            out.append(",".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value))
+        return tuple(out)
+
+
+def is_correlation(text: str) -> bool:
+    return any(line.startswith("correlation:") for line in text.splitlines())
+
+
+def compile_correlation(text: str, where: str) -> Rule:
+    try:
+        data = yaml.safe_load(text)
+        parsed = SigmaCorrelationRule.from_dict(data)
+    except SigmaError as exc:
+        raise RuleError(where, f"invalid Sigma correlation rule: {exc}") from None
+    except Exception as exc:
+        raise RuleError(where, f"cannot read correlation rule: {exc}") from None
+    if parsed.type is not SigmaCorrelationType.EVENT_COUNT:
+        raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported (only event_count)")
+    cond = parsed.condition
+    if not isinstance(cond, SigmaCorrelationCondition):
+        raise RuleError(where, "extended (boolean) correlation conditions are not supported")
+    if cond.op is SigmaCorrelationConditionOperator.GTE:
+        threshold = int(cond.count)
+    elif cond.op is SigmaCorrelationConditionOperator.GT:
+        threshold = int(cond.count) + 1
+    else:
+        raise RuleError(where, f"correlation condition {cond.op.name.lower()} cannot be decided on a stream (use gte or gt)")
+    if threshold < 1:
+        raise RuleError(where, "correlation threshold must be at least 1")
+    if parsed.timespan is None:
+        raise RuleError(where, "correlation needs a timespan")
+    known = set(Event().fields())
+    group_by = list(parsed.group_by or [])
+    unknown = [g for g in group_by if g not in known]
+    if unknown:
+        raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)} (see docs/fields.md)")
+    corr = Correlation(
+        rules=[str(r.reference) for r in parsed.rules or []],
+        group_by=group_by,
+        seconds=float(parsed.timespan.seconds),
+        timespan=parsed.timespan.spec,
+        threshold=threshold,
+    )
+    if not corr.rules:
+        raise RuleError(where, "correlation references no rules")
+    level = LEVELS.get(str(parsed.level.name).lower() if parsed.level else "", "medium")
+    return Rule(
+        rule_id=parsed.name or str(parsed.id),
+        sigma_id=str(parsed.id) if parsed.id else "",
+        title=parsed.title,
+        severity=level,
+        tags=[f"{t.namespace}.{t.name}".lower() for t in parsed.tags],
+        description=parsed.description or "",
+        reason=str(parsed.custom_attributes.get("reason", "")),
+        matcher=lambda f: False,  # never matches one event; the Correlator decides
+        actions=set(),  # resolved from the referenced rules
+        path=where,
+        fields_used=set(group_by),
+        correlation=corr,
+    )
+
+
+def resolve(rules: list[Rule]) -> None:
+    """Give each correlation rule the actions of the rules it counts, so the prefilter keeps their lines."""
+    by_id = {r.rule_id: r for r in rules if r.correlation is None}
+    for rule in rules:
+        if rule.correlation is None:
+            continue
+        actions: set[str] | None = set()
+        for ref in rule.correlation.rules:
+            base = by_id.get(ref)
+            if base is None:
+                raise RuleError(rule.path, f"correlation references unknown rule {ref}")
+            if base.actions is None or actions is None:
+                actions = None
+            else:
+                actions |= base.actions
+        rule.actions = actions
+
+
+def _seconds(time: str | None) -> float | None:
+    if not time:
+        return None
+    try:
+        return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class Correlator:
+    def __init__(self, rules: list[Rule], max_groups: int = MAX_GROUPS) -> None:
+        self.rules = [r for r in rules if r.correlation is not None]
+        self.max_groups = max_groups
+        self._watch: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            assert rule.correlation is not None
+            for ref in rule.correlation.rules:
+                self._watch.setdefault(ref, []).append(rule)
+        # per correlation rule: group key -> recent (time, event_id) of matching events
+        self._groups: dict[str, OrderedDict[tuple[str, ...], deque[tuple[float, str | None]]]] = {
+            r.rule_id: OrderedDict() for r in self.rules
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def feed(self, event: Event, fields: Fields, hits: list[RuleMatch]) -> Iterator[Alert]:
+        seen: set[str] = set()
+        for hit in hits:
+            for rule in self._watch.get(hit.rule_id, ()):
+                if rule.rule_id in seen:
+                    continue  # an event matching two referenced rules counts once
+                seen.add(rule.rule_id)
+                alert = self._count(rule, event, fields)
+                if alert is not None:
+                    yield alert
+
+    def _count(self, rule: Rule, event: Event, fields: Fields) -> Alert | None:
+        corr = rule.correlation
+        assert corr is not None
+        when = _seconds(event.time)
+        if when is None:
+            return None  # no time, no window
+        groups = self._groups[rule.rule_id]
+        key = corr.key(fields)
+        window = groups.get(key)
+        if window is None:
+            window = deque(maxlen=corr.threshold)
+            groups[key] = window
+            if len(groups) > self.max_groups:
+                groups.popitem(last=False)
+        else:
+            groups.move_to_end(key)
+        if event.event_id and any(eid == event.event_id for _, eid in window):
+            return None  # a later audit stage of an event already counted
+        window.append((when, event.event_id))
+        latest = max(t for t, _ in window)
+        inside = [t for t, _ in window if t >= latest - corr.seconds]
+        if len(inside) < corr.threshold:
+            return None
+        window.clear()  # one alert per burst; the next needs a fresh threshold of events
+        extra: dict[str, Any] = {
+            "count": len(inside),
+            "timespan": corr.timespan,
+            "first_time": datetime.fromtimestamp(min(inside), tz=UTC).isoformat(),
+        }
+        reason = _render(rule.reason or rule.title, {**fields, **extra})
+        return Alert(event, [RuleMatch(rule.rule_id, rule.title, rule.severity, procedure_tags(rule.tags), reason)])

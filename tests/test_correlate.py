@@ -1,0 +1,145 @@
+"""Sigma correlation (event_count) over the stream: bursts of denied container commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execguard.engine.correlate import Correlator
+from execguard.engine.match import Engine
+from execguard.engine.sigma import RuleError, load_rules
+from execguard.model import Event, RuleMatch
+from rules_builder import builtin_rules, deny, exec_event, hunt, kubelet_event, write_jsonl
+
+BURST = "k8s-exec-denied-burst"
+MALLORY = "system:serviceaccount:shop:web"
+
+
+def denied_exec(minute: float, user: str = MALLORY, pod: str = "db-0", **kw: Any) -> dict[str, Any]:
+    m, s = divmod(int(minute * 60), 60)
+    time = f"2026-03-01T10:{m:02d}:{s:02d}.000000Z"
+    return deny(exec_event("payments", pod, ["id"], user=user, time=time, **kw))
+
+
+def burst_alerts(alerts: list[Any]) -> list[Any]:
+    return [a for a in alerts if a.lead.rule_id == BURST]
+
+
+def run(tmp_path: Path, events: list[dict[str, Any]], min_severity: str = "info") -> list[Any]:
+    return hunt([write_jsonl(tmp_path / "audit.log", events)], min_severity=min_severity)
+
+
+def test_five_denied_in_ten_minutes_is_one_alert(tmp_path: Path) -> None:
+    events = [denied_exec(i, pod=f"p{i}") for i in range(5)]
+    alerts = run(tmp_path, events)
+    [burst] = burst_alerts(alerts)
+    assert len(alerts) == 6  # five low k8s-exec-denied alerts and the burst
+    assert burst.severity == "medium"
+    assert burst.event.target.pod == "p4"  # the event that completed the burst
+    reason = burst.lead.reason
+    assert reason.startswith(f"{MALLORY} (service_account) was denied container commands 5 times within 10m")
+    assert "2026-03-01T10:00:00" in reason
+    assert "S0683 Peirates" in burst.to_dict()["procedures"]
+
+
+def test_mixed_denied_actions_count_together(tmp_path: Path) -> None:
+    events = [denied_exec(0), denied_exec(1), deny(kubelet_event("node-1", "runningpods/", user=MALLORY, time="2026-03-01T10:02:00Z")),
+              denied_exec(3), deny(exec_event("payments", "x", [], subresource="attach", user=MALLORY, time="2026-03-01T10:04:00Z"))]
+    assert len(burst_alerts(run(tmp_path, events))) == 1
+
+
+def test_four_denied_is_not_a_burst(tmp_path: Path) -> None:
+    assert burst_alerts(run(tmp_path, [denied_exec(i) for i in range(4)])) == []
+
+
+def test_spread_out_denials_are_not_a_burst(tmp_path: Path) -> None:
+    # one every three minutes: any five span twelve minutes
+    assert burst_alerts(run(tmp_path, [denied_exec(i * 3) for i in range(8)])) == []
+
+
+def test_group_by_user(tmp_path: Path) -> None:
+    events = [denied_exec(i, user=f"user{i % 2}@example.com") for i in range(8)]  # four each
+    assert burst_alerts(run(tmp_path, events)) == []
+
+
+def test_allowed_execs_do_not_count(tmp_path: Path) -> None:
+    allowed = [exec_event("payments", "db-0", ["id"], user=MALLORY, time=f"2026-03-01T10:0{i}:30Z") for i in range(5)]
+    assert burst_alerts(run(tmp_path, [denied_exec(0), *allowed, denied_exec(6)])) == []
+
+
+def test_later_stages_of_one_request_count_once(tmp_path: Path) -> None:
+    events = []
+    for i in range(3):
+        ev = denied_exec(i, audit_id=f"bbbbbbbb-0000-4000-8000-00000000000{i}")
+        events += [dict(ev, stage="ResponseStarted"), ev]
+    alerts = run(tmp_path, events)
+    assert burst_alerts(alerts) == []
+    assert len(alerts) == 3  # and the per-event alerts fold stages as before
+
+
+def test_ten_denied_is_two_bursts(tmp_path: Path) -> None:
+    assert len(burst_alerts(run(tmp_path, [denied_exec(i / 2) for i in range(10)]))) == 2
+
+
+def test_burst_survives_the_severity_floor(tmp_path: Path) -> None:
+    alerts = run(tmp_path, [denied_exec(i) for i in range(5)], min_severity="medium")
+    assert [a.lead.rule_id for a in alerts] == [BURST]
+
+
+def test_out_of_order_times_use_the_window(tmp_path: Path) -> None:
+    events = [denied_exec(m) for m in (4, 0, 3, 1, 2)]
+    assert len(burst_alerts(run(tmp_path, events))) == 1
+
+
+def test_memory_is_bounded() -> None:
+    rules = builtin_rules()
+    corr = Correlator(rules, max_groups=3)
+    for i in range(100):
+        ev = Event(time=f"2026-03-01T10:00:{i % 60:02d}Z", action="exec", outcome="denied", event_id=str(i))
+        ev.actor.user = f"u{i}"
+        hits = [RuleMatch("k8s-exec-denied", "t", "low", [], "r")]
+        assert list(corr.feed(ev, ev.fields(), hits)) == []
+    assert all(len(groups) <= 3 for groups in corr._groups.values())
+
+
+def _corr_rule(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        "title: t\nname: my-corr\nid: 11111111-2222-4333-8444-555555555555\nreason: '{count}'\n"
+        "level: high\ntags: [attack.execution, attack.t1609]\n" + body,
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_user_correlation_rule_loads_and_fires(tmp_path: Path) -> None:
+    path = _corr_rule(
+        tmp_path,
+        "correlation:\n  type: event_count\n  rules: [k8s-exec-api]\n  group-by: [target.pod]\n  timespan: 1h\n  condition:\n    gt: 2\n",
+    )
+    rules = load_rules([str(path)])
+    [mine] = [r for r in rules if r.rule_id == "my-corr"]
+    assert mine.actions == {"exec", "attach"}
+    engine = Engine(rules)
+    events = [Event(time=f"2026-03-01T10:0{i}:00Z", action="exec", verb="get", outcome="allowed", event_id=str(i)) for i in range(3)]
+    alerts = list(engine.run(events))
+    assert [a.lead.rule_id for a in alerts] == ["k8s-exec-api", "k8s-exec-api", "k8s-exec-api", "my-corr"]
+    assert alerts[-1].lead.reason == "3"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("correlation:\n  type: value_count\n  rules: [k8s-exec-api]\n  group-by: [actor.user]\n  timespan: 1h\n"
+         "  condition:\n    field: target.pod\n    gte: 3\n", "not supported"),
+        ("correlation:\n  type: event_count\n  rules: [k8s-exec-api]\n  timespan: 1h\n  condition:\n    lt: 3\n", "cannot be decided"),
+        ("correlation:\n  type: event_count\n  rules: [no-such-rule]\n  timespan: 1h\n  condition:\n    gte: 3\n", "unknown rule"),
+        ("correlation:\n  type: event_count\n  rules: [k8s-exec-api]\n  group-by: [user.name]\n  timespan: 1h\n"
+         "  condition:\n    gte: 3\n", "unknown fields"),
+    ],
+)
+def test_unsupported_correlations_are_refused(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        load_rules([str(_corr_rule(tmp_path, body))])
