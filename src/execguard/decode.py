@@ -1,10 +1,15 @@
-"""Decode what attackers hide in argv: base64 blobs, so rules can match the payload too."""
+"""Decode what attackers hide in argv: base64 blobs, so rules can match the payload too.
+
+Decoded text is redacted like argv itself: a secret hidden in a blob must not reach a reason.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
+
+from . import redact
 
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _MAX_DEPTH = 2
@@ -46,6 +51,7 @@ def decoded_blobs(argv: list[str]) -> str:
                 continue
             plain = _decode_one(blob)
             if plain:
+                plain = redact.text(plain)
                 out.append(plain)
                 pending.append((plain, depth + 1))
     return "\n".join(out)
