@@ -11,7 +11,7 @@ from types import ModuleType
 from . import aks, docker_events, dockerd_log, eks, gke, k8s_audit
 from .base import JsonSource
 
-JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events]  # type: ignore[list-item]
+JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events]
 
 # Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
 # Each module has FORMAT, LITERALS (lines the prefilter must keep) and Parser(file) -> TextParser.
