@@ -1,8 +1,25 @@
-"""Find the lines of a block that hold any of a few byte literals, without splitting the block."""
+"""Find the lines of a block that hold any of a few byte literals, without splitting the block.
+
+With Hyperscan installed (the ``fast`` extra) one pass over the block finds every literal at
+once (about 1.5-3 GB/s for a dozen literals); otherwise each literal is searched with
+``bytes.find``, skipping to the end of a line once it is a candidate. Literals that contain
+another literal of the set are dropped first: a line holding the longer one holds the shorter.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Any
+
+_hs: Any
+try:  # pragma: no cover - depends on the environment
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover
+    _hs = None
+
+NL = b"\n"
+Search = Callable[[bytes], list[int]]
 
 
 def line_starts(chunk: bytes, literals: list[bytes] | None) -> Iterator[tuple[int, int]]:
@@ -11,25 +28,118 @@ def line_starts(chunk: bytes, literals: list[bytes] | None) -> Iterator[tuple[in
     ``chunk`` ends with a newline. With no literals every line is a candidate.
     """
     if literals is None:
-        offset = 0
-        lineno = 1
-        size = len(chunk)
-        while offset < size:
-            yield offset, lineno
-            offset = chunk.index(b"\n", offset) + 1
-            lineno += 1
+        yield from _every_line(chunk)
         return
-    starts: set[int] = set()
-    for lit in literals:
-        i = chunk.find(lit)
-        while i != -1:
-            start = chunk.rfind(b"\n", 0, i) + 1
-            starts.add(start)
-            end = chunk.find(b"\n", i)
-            i = chunk.find(lit, end)
+    lits = minimal(literals)
+    if not lits:
+        return
+    if b"" in lits:  # the empty literal is in every line
+        yield from _every_line(chunk)
+        return
+    search = _hyperscan(lits) if _hs is not None else None
+    if search is None:
+        yield from _find_loop(chunk, lits)
+        return
+    ends = search(chunk)
+    if not ends:
+        return
+    ends.sort()  # Hyperscan reports by end offset already; sorting sorted data is linear
+    size = len(chunk)
+    line_end = -1
     prev = 0
     lineno = 1
-    for start in sorted(starts):
-        lineno += chunk.count(b"\n", prev, start)
+    rfind, find, count = chunk.rfind, chunk.find, chunk.count
+    for to in ends:
+        if to <= line_end:
+            continue  # another literal in a line already yielded
+        start = rfind(NL, 0, to) + 1
+        line_end = find(NL, to)
+        if line_end == -1:
+            line_end = size
+        lineno += count(NL, prev, start)
         prev = start
         yield start, lineno
+
+
+def minimal(literals: list[bytes] | tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The literals worth searching: no duplicates, none holding a newline (a line never does),
+    none containing another of the set."""
+    return _minimal(tuple(literals))
+
+
+@lru_cache(maxsize=64)
+def _minimal(literals: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    lits = sorted({lit for lit in literals if NL not in lit}, key=lambda b: (len(b), b))
+    kept: list[bytes] = []
+    for lit in lits:
+        if not any(k in lit for k in kept):
+            kept.append(lit)
+    return tuple(kept)
+
+
+def _every_line(chunk: bytes) -> Iterator[tuple[int, int]]:
+    offset = 0
+    lineno = 1
+    size = len(chunk)
+    find = chunk.find
+    while offset < size:
+        yield offset, lineno
+        nxt = find(NL, offset)
+        if nxt == -1:
+            return
+        offset = nxt + 1
+        lineno += 1
+
+
+def _find_loop(chunk: bytes, lits: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
+    """bytes.find per literal; after a hit the rest of its line is skipped."""
+    starts: set[int] = set()
+    find, rfind = chunk.find, chunk.rfind
+    for lit in lits:
+        i = find(lit)
+        while i != -1:
+            starts.add(rfind(NL, 0, i) + 1)
+            end = find(NL, i)
+            if end == -1:
+                break
+            i = find(lit, end)
+    prev = 0
+    lineno = 1
+    count = chunk.count
+    for start in sorted(starts):
+        lineno += count(NL, prev, start)
+        prev = start
+        yield start, lineno
+
+
+@lru_cache(maxsize=32)
+def _hyperscan(lits: tuple[bytes, ...]) -> Search | None:
+    """A block-mode database of the literals, compiled once per literal set; None if it cannot be built."""
+    assert _hs is not None
+    try:
+        db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[b"".join(b"\\x%02x" % c for c in lit) for lit in lits],
+            ids=list(range(len(lits))),
+            elements=len(lits),
+            flags=[0] * len(lits),
+        )
+    except Exception:  # pragma: no cover - an odd Hyperscan build: fall back to bytes.find
+        return None
+
+    def search(chunk: bytes) -> list[int]:
+        ends: list[int] = []
+        add = ends.append
+
+        def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            add(to)
+
+        db.scan(chunk, match_event_handler=on_match)
+        return ends
+
+    return search
+
+
+def backend() -> str:
+    """Which search line_starts uses: 'hyperscan' or 'bytes.find'."""
+    return "hyperscan" if _hs is not None and _hyperscan((b"/exec",)) is not None else "bytes.find"

@@ -370,13 +370,15 @@ class Reader:
                 chunk = block if start == 0 and cut == len(block) else block[start:cut]
                 self._held(len(block) + (len(chunk) if chunk is not block else 0))
                 skip = self._long_lines(name, chunk, base) if len(chunk) > max_line else None
+                last = (0, 1)  # newlines before the last candidate are counted already
                 for offset, lineno in line_starts(chunk, literals):
+                    last = offset, lineno
                     if skip and offset in skip:
                         continue
                     line = chunk[offset : chunk.index(b"\n", offset)]
                     if line.strip():
                         yield base + lineno, line
-                n = chunk.count(b"\n")
+                n = last[1] - 1 + chunk.count(b"\n", last[0])
                 base += n
                 stats.lines += n
                 del chunk
