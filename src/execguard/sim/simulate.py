@@ -1,0 +1,98 @@
+"""``execguard simulate``: realistic labelled telemetry, streamed, deterministic for a seed."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import docker as dsim
+from . import k8s as ksim
+from .ops import Op
+from .scenarios import ATTACKS, SCENARIOS
+from .writers import DOCKER_FORMATS, FILE_NAMES, FORMATS, FormatWriter
+
+K8S_GAP = 0.25  # mean seconds between background API requests
+DOCKER_GAP = 1.5
+
+
+def formats_for(scenario: str) -> tuple[str, ...]:
+    if scenario == "all":
+        return FORMATS
+    return SCENARIOS[scenario].formats
+
+
+def _ops(fmt: str, scenario: str, events: int, seed: int) -> Iterator[Op]:
+    """Background and attack ops of one format, merged in time order."""
+    rng = random.Random(f"{seed}:{fmt}")
+    names = [n for n in (ATTACKS if scenario == "all" else [scenario]) if n != "benign" and fmt in SCENARIOS[n].formats]
+    docker = fmt in DOCKER_FORMATS
+    gap = DOCKER_GAP if docker else K8S_GAP
+    span = max(events, 1) * gap
+    attacks: list[Op] = []
+    if docker:
+        host = dsim.Host(rng)
+        bg: Iterator[Op] = dsim.background(rng, host, events, gap)
+        for name in names:
+            attacks += dsim.ATTACKS[name](random.Random(f"{seed}:{fmt}:{name}"), host, rng.uniform(0.15, 0.7) * span)
+    else:
+        cluster = ksim.Cluster.build(rng)
+        bg = ksim.background(rng, cluster, events, gap)
+        for name in names:
+            attacks += ksim.ATTACKS[name](random.Random(f"{seed}:{fmt}:{name}"), cluster, rng.uniform(0.15, 0.7) * span)
+    attacks.sort(key=lambda op: op.t)
+    yield from heapq.merge(bg, attacks, key=lambda op: op.t)
+
+
+def write(out_dir: str | Path, scenario: str = "all", fmt: str | None = None, events: int = 2000, seed: int = 1) -> dict[str, Any]:
+    """Write DIR/<format file> for each format (or just ``fmt``) and DIR/labels.jsonl; return counts.
+
+    Streams: records and labels go to disk as they are made, so ``events`` may be in the millions.
+    """
+    if scenario != "all" and scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}: choose all, {', '.join(SCENARIOS)}")
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: choose {', '.join(FORMATS)}")
+    fmts = formats_for(scenario) if fmt is None else (fmt,)
+    if fmt is not None and fmt not in formats_for(scenario):
+        raise ValueError(f"scenario {scenario} is not written in {fmt} (it is in {', '.join(formats_for(scenario))})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, Any] = {"files": {}, "records": 0, "malicious": 0}
+    with open(out / "labels.jsonl", "w", encoding="utf-8") as labels:
+        for f in fmts:
+            name = FILE_NAMES[f]
+            with open(out / name, "w", encoding="utf-8", newline="\n") as stream:
+                writer = FormatWriter(f, stream, name, random.Random(f"{seed}:{f}:writer"))
+                n = 0
+                for op in _ops(f, scenario, events, seed):
+                    for label in writer.write(op):
+                        labels.write(json.dumps(label, separators=(",", ":")) + "\n")
+                        n += 1
+                        counts["malicious"] += label["malicious"]
+                counts["files"][name] = {"format": f, "records": n, "lines": writer.line}
+                counts["records"] += n
+    return counts
+
+
+def simulate_command(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the telemetry files and labels.jsonl into.")],
+    scenario: Annotated[str, typer.Option("--scenario", help=f"all, {', '.join(SCENARIOS)}.")] = "all",
+    fmt: Annotated[str | None, typer.Option("--format", help=f"Only this format: {', '.join(FORMATS)}.")] = None,
+    events: Annotated[int, typer.Option("--events", min=0, help="Background records per format (attacks are added).")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
+) -> None:
+    """Write realistic labelled T1609 telemetry (k8s audit, EKS, GKE, AKS, docker events, dockerd log)."""
+    try:
+        counts = write(out, scenario, fmt, events, seed)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for name, c in counts["files"].items():
+        typer.echo(f"{out / name}: {c['records']} records, {c['lines']} lines ({c['format']})", err=True)
+    typer.echo(f"{out / 'labels.jsonl'}: {counts['records']} labels, {counts['malicious']} malicious", err=True)
