@@ -142,9 +142,6 @@ def test_eks_batch_skips_authenticator_stream(data: Path) -> None:
     assert len(events) == 7 and {e.source.format for e in events} == {"eks"}
 
 
-@pytest.mark.xfail(
-    reason="dockerd_log.sniff takes any file holding 'level=x msg=' (an authenticator line in a JSON export) for a dockerd log"
-)
 def test_eks_export_with_authenticator_lines_through_reader(data: Path, tmp_path: Path) -> None:
     path = tmp_path / "all-streams.json"
     path.write_text(json.dumps(mixed_batch(data), indent=2))

@@ -42,10 +42,14 @@ SETUP_ERROR = re.compile(r"^Error setting up exec command in container (\S+?):")
 START_KEYS = {"Detach", "Tty", "ConsoleSize"}
 
 
+_LOGFMT_LINE = re.compile(r'^(?:[^{"]*\bdockerd(?:\[\d+\])?:\s*)?time="?[^" ]+"? level=\w+ msg=')
+
+
 def sniff(head: bytes) -> bool:
     for raw in head.splitlines()[:30]:
         line = raw.decode("utf-8", "replace")
-        if re.search(r"\blevel=\w+ msg=", line):
+        # a logfmt line of its own (maybe behind a syslog/journald prefix), not such text quoted in JSON
+        if _LOGFMT_LINE.match(line):
             return True
         obj = _json_record(line)
         if obj is not None:
