@@ -79,17 +79,53 @@ class Rule:
         return _render(self.reason or self.title, fields)
 
 
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _where(fields: Fields) -> str:
+    """Where a command ran, in whatever terms the source knows (pod, container, node)."""
+    ns, pod, ctr = fields.get("target.namespace"), fields.get("target.pod"), fields.get("target.container")
+    parts = []
+    if pod:
+        parts.append(f"{ns}/{pod}" if ns else str(pod))
+    elif ns:
+        parts.append(f"namespace {ns}")
+    if ctr:
+        parts.append(f"container {ctr}")
+    elif fields.get("target.container_id"):
+        parts.append(f"container {str(fields['target.container_id'])[:12]}")
+    if fields.get("target.node") and not pod:
+        parts.append(f"node {fields['target.node']}")
+    return " ".join(parts) or "an unnamed target"
+
+
+def _who(fields: Fields) -> str:
+    user = fields.get("actor.user")
+    who = str(user) if user else "an unidentified caller"
+    ips = fields.get("actor.source_ip")
+    return f"{who} from {ips[0]}" if ips else who
+
+
+# placeholders computed from several fields, so reasons read well for every source
+_DERIVED = {"where": _where, "who": _who}
+_DEFAULTS = {"command.line": "(no command recorded)", "command.text": "(no command recorded)", "command": "(no command recorded)"}
+
+
 def _render(template: str, fields: Fields) -> str:
+    """Fill {field} placeholders; {field|text} gives the text to show when the field is empty."""
+
     def sub(m: re.Match[str]) -> str:
-        value = fields.get(m.group(1))
-        if value is None or value == "" or value == []:
-            return "?"
+        name, default = m.group(1), m.group(2)
+        value = _DERIVED[name](fields) if name in _DERIVED else fields.get(name)
+        if _empty(value):
+            return default if default is not None else _DEFAULTS.get(name, "?")
         if isinstance(value, list):
-            return " ".join(str(v) for v in value)
+            value = " ".join(str(v) for v in value)
         text = str(value)
         return text if len(text) <= 300 else text[:300] + "…"
 
-    return re.sub(r"\{([a-z_.]+)\}", sub, template)
+    return re.sub(r"\{([a-z_.]+)(?:\|([^{}]*))?\}", sub, template)
 
 
 # ---- values -------------------------------------------------------------------------------
