@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Time execguard hunt against grep -F -c and jq on the same file, in the same run.
+
+    python benchmarks/run.py benchmarks/out/audit-1G.log --repeat 5
+
+Per repeat, in this order: ``grep -F -c exec``, ``grep -F -c -e LIT ...`` (the prefilter literals
+of the built-in rule set), ``execguard hunt -o jsonl -q`` (alerts counted from its stdout) and
+``jq -c 'select(.objectRef.subresource=="exec")' | wc -l`` on a slice (the first --jq-fraction of
+the file, cut on a line; jq is slow, so MB/s is measured on the slice and stated as such).
+Then, once, ``hunt`` with and without ``--no-prefilter`` on a smaller slice.
+
+The page cache is warmed first (the file is read once). Peak RSS comes from wait4() on each
+child. Medians are reported, with every run's time kept in the JSON written to benchmarks/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).parent / "out"
+
+
+def execguard_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "execguard"
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from execguard.cli import app; app()"]
+
+
+def prefilter_literals() -> list[bytes]:
+    from execguard.engine.match import Engine
+    from execguard.engine.sigma import load_rules
+    from execguard.sources import literals_for
+
+    lits = literals_for(Engine(load_rules([], builtin=True)).actions())
+    if lits is None:
+        raise SystemExit("the built-in rule set turns the prefilter off: nothing to compare with grep -F")
+    return lits
+
+
+TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+
+
+def run(cmd: list[str]) -> dict[str, Any]:
+    """Run cmd, read its stdout; return seconds, output lines, peak RSS (MB) and stdout tail.
+
+    Peak RSS comes from GNU time (%M) when installed: wait4() on a child forked from this
+    process would also count the pages it shared with us before exec.
+    """
+    rss_file = OUT / f".rss-{os.getpid()}"
+    full = [TIME, "-f", "%M", "-o", str(rss_file), *cmd] if TIME else cmd
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    lines = 0
+    last = b""
+    while chunk := proc.stdout.read(1 << 20):
+        lines += chunk.count(b"\n")
+        last = (last + chunk)[-200:]
+    _, status, usage = os.wait4(proc.pid, 0)
+    secs = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    rss_kb = usage.ru_maxrss
+    if TIME:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            rss_kb = int(rss_file.read_text().split()[-1])
+        rss_file.unlink(missing_ok=True)
+    return {"secs": secs, "lines": lines, "rss_mb": rss_kb / 1024, "rc": proc.returncode, "tail": last.decode(errors="replace")}
+
+
+def slice_file(src: str, fraction: float, dest: Path) -> Path:
+    """The first `fraction` of src, cut after a newline (streamed: this process stays small)."""
+    want = int(os.path.getsize(src) * fraction)
+    if dest.exists() and dest.stat().st_mtime >= os.path.getmtime(src) and want - (1 << 20) < dest.stat().st_size <= want:
+        return dest
+    left = want
+    with open(src, "rb") as f, open(dest, "wb") as out:
+        while left > 0:
+            data = f.read(min(left, 8 << 20))
+            if not data:
+                break
+            left -= len(data)
+            if left <= 0:
+                data = data[: data.rfind(b"\n") + 1]
+            out.write(data)
+    return dest
+
+
+def warm(path: str | Path) -> float:
+    t0 = time.perf_counter()
+    with open(path, "rb") as f:
+        while f.read(16 << 20):
+            pass
+    return time.perf_counter() - t0
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from execguard.sources import find
+
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "grep": subprocess.run(["grep", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+        "jq": subprocess.run(["jq", "--version"], capture_output=True, text=True).stdout.strip() if shutil.which("jq") else None,
+        "find_backend": find.backend(),
+        "loadavg_before": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--jq-fraction", type=float, default=0.1, help="share of the file jq runs on (default 0.1)")
+    ap.add_argument("--small-fraction", type=float, default=0.1, help="share of the file for the --no-prefilter comparison")
+    ap.add_argument("--no-jq", action="store_true")
+    args = ap.parse_args(argv)
+
+    OUT.mkdir(exist_ok=True)
+    path = args.file
+    size = os.path.getsize(path)
+    mb = size / 1e6
+    lits = prefilter_literals()
+    eg = execguard_cmd()
+    info = machine()
+    info.update(file=path, bytes=size, repeat=args.repeat, literals=[x.decode() for x in lits])
+    stem = Path(path).name
+    jq_slice = slice_file(path, args.jq_fraction, OUT / f"{stem}.jq-slice") if not args.no_jq else None
+    small = slice_file(path, args.small_fraction, OUT / f"{stem}.small-slice")
+    print(f"{path}: {mb:.0f} MB; warming the page cache ...", file=sys.stderr)
+    info["warm_secs"] = [warm(path), warm(path)]
+    for extra in (jq_slice, small):
+        if extra is not None:
+            warm(extra)
+
+    tools: dict[str, dict[str, Any]] = {
+        "grep -F -c exec": {"cmd": ["grep", "-F", "-c", "exec", path], "mb": mb},
+        "grep -F -c -e LITERALS": {"cmd": ["grep", "-F", "-c", *[a for x in lits for a in ("-e", x.decode())], path], "mb": mb},
+        "execguard hunt": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", path], "mb": mb},
+    }
+    if jq_slice is not None:
+        tools["jq (slice)"] = {
+            "cmd": ["jq", "-c", 'select(.objectRef.subresource=="exec")', str(jq_slice)],
+            "mb": jq_slice.stat().st_size / 1e6,
+        }
+    for tool in tools.values():
+        tool["runs"] = []
+    for i in range(args.repeat):
+        for name, tool in tools.items():
+            r = run(tool["cmd"])
+            tool["runs"].append(r)
+            print(
+                f"run {i + 1}/{args.repeat} {name}: {r['secs']:.2f} s, {tool['mb'] / r['secs']:.0f} MB/s, "
+                f"{r['rss_mb']:.0f} MB RSS, out {r['tail'].strip()[-40:] if 'grep' in name else r['lines']}",
+                file=sys.stderr,
+            )
+
+    small_mb = small.stat().st_size / 1e6
+    prefilter = {}
+    for label, flag in (("prefilter", []), ("--no-prefilter", ["--no-prefilter"])):
+        runs = [run([*eg, "hunt", "-o", "jsonl", "-q", *flag, str(small)]) for _ in range(max(1, min(args.repeat, 3)))]
+        secs = statistics.median(r["secs"] for r in runs)
+        prefilter[label] = {"secs": secs, "mb_s": small_mb / secs, "alerts": runs[0]["lines"], "rss_mb": max(r["rss_mb"] for r in runs)}
+        print(
+            f"small slice {small_mb:.0f} MB, hunt {label}: {secs:.2f} s, {small_mb / secs:.0f} MB/s, {runs[0]['lines']} alerts",
+            file=sys.stderr,
+        )
+
+    info["loadavg_after"] = os.getloadavg()
+    summary: dict[str, Any] = {}
+    for name, tool in tools.items():
+        secs = statistics.median(r["secs"] for r in tool["runs"])
+        out = tool["runs"][0]
+        result = out["tail"].strip().splitlines()[-1] if "grep" in name and out["tail"].strip() else out["lines"]
+        summary[name] = {
+            "median_secs": secs,
+            "mb_s": tool["mb"] / secs,
+            "mb": tool["mb"],
+            "rss_mb": max(r["rss_mb"] for r in tool["runs"]),
+            "result": result,
+            "secs": [r["secs"] for r in tool["runs"]],
+        }
+    eg_rate = summary["execguard hunt"]["mb_s"]
+    report = {
+        "machine": info,
+        "tools": summary,
+        "small_slice": {"mb": small_mb, **prefilter},
+        "ratio_vs_grep_exec": eg_rate / summary["grep -F -c exec"]["mb_s"],
+        "ratio_vs_grep_literals": eg_rate / summary["grep -F -c -e LITERALS"]["mb_s"],
+    }
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    dest = OUT / f"results-{stem}-{stamp}.json"
+    dest.write_text(json.dumps(report, indent=2, default=str))
+
+    print(
+        f"\n{path}: {mb:.0f} MB, median of {args.repeat}, {info['cpus']} CPUs ({info['cpu']}), "
+        f"load {info['loadavg_before'][0]:.1f} -> {info['loadavg_after'][0]:.1f}, find backend {info['find_backend']}"
+    )
+    print("| tool | MB/s | peak RSS MB | result |")
+    print("|---|---:|---:|---|")
+    for name, s in summary.items():
+        what = (
+            f"{s['result']} lines"
+            if "grep" in name
+            else (f"{s['result']} alerts" if "execguard" in name else f"{s['result']} lines on {s['mb']:.0f} MB slice")
+        )
+        print(f"| {name} | {s['mb_s']:.0f} | {s['rss_mb']:.0f} | {what} |")
+    ratios = report["ratio_vs_grep_exec"], report["ratio_vs_grep_literals"]
+    print(f"\nexecguard / grep -F -c exec = {ratios[0]:.2f}; execguard / grep -F -c -e LITERALS = {ratios[1]:.2f}")
+    p, n = prefilter["prefilter"], prefilter["--no-prefilter"]
+    print(
+        f"{small_mb:.0f} MB slice: prefilter {p['mb_s']:.0f} MB/s vs --no-prefilter {n['mb_s']:.0f} MB/s "
+        f"({n['secs'] / p['secs']:.1f}x); alerts {p['alerts']} vs {n['alerts']}"
+    )
+    print(f"JSON: {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
