@@ -1,0 +1,1 @@
+"""execguard audit: T1609 exposure checks over RBAC, kubelet, API server, audit policy, Docker and workloads."""

@@ -1,0 +1,131 @@
+"""`execguard audit`: collect facts (offline dir, kubeconfig, Docker API, probes) → evaluate the catalogue → sink."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..model import SEVERITIES, severity_rank
+from . import docker, kube, live, rbac, workloads
+from .engine import Finding, Item, evaluate
+from .inputs import AuditInputError, Inputs, read_dir
+from .rbac import Grant
+from .report import print_table, to_json, to_sarif
+
+err = Console(stderr=True)
+
+
+class AuditOutput(str, Enum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
+@dataclass
+class AuditResult:
+    findings: list[Finding] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def collect_items(inputs: Inputs) -> tuple[list[Item], list[Grant]]:
+    rbac_items, grants = rbac.collect(inputs)
+    return rbac_items + kube.collect(inputs) + docker.collect(inputs) + workloads.collect(inputs), grants
+
+
+def run_audit(
+    from_dir: str | None = None, kubeconfig: str | None = None, docker_host: str | None = None, probes: list[str] | None = None
+) -> AuditResult:
+    """The whole audit as a function: each source adds items; one evaluation at the end."""
+    res = AuditResult()
+    items: list[Item] = []
+    merged = Inputs()
+    if from_dir:
+        try:
+            offline = read_dir(from_dir)
+        except AuditInputError as exc:
+            res.errors.append(str(exc))
+            return res
+        res.warnings += offline.warnings
+        merged = offline
+    if kubeconfig:
+        try:
+            api = live.kube_inputs(live.kube_client(kubeconfig))
+            merged.objects.extend(api.objects)
+        except live.LiveError as exc:
+            res.errors.append(str(exc))
+    if from_dir or kubeconfig:
+        found, res.grants = collect_items(merged)
+        items += found
+    if docker_host:
+        try:
+            items += live.docker_host_items(docker_host)
+        except live.LiveError as exc:
+            res.errors.append(str(exc))
+    for spec in probes or []:
+        try:
+            items += live.probe(spec)
+        except live.LiveError as exc:
+            res.errors.append(str(exc))
+    res.findings = evaluate(items)
+    return res
+
+
+def _level(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in SEVERITIES:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SEVERITIES)}")
+    return value.lower()
+
+
+def audit_command(
+    from_dir: Annotated[
+        str | None, typer.Option("--from", help="Directory of kubectl dumps, manifests, kubelet/apiserver/docker configs.")
+    ] = None,
+    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", help="Read RBAC objects, pods and nodes live (read-only).")] = None,
+    docker_host: Annotated[str | None, typer.Option("--docker-host", help="Docker Engine API URL to test (unix:// or tcp://).")] = None,
+    probe: Annotated[
+        list[str] | None,
+        typer.Option("--probe", help="Address to probe on 2375/2376/10250/10255, or ADDR:PORT; 'loopback' = 127.0.0.1. Repeatable."),
+    ] = None,
+    output: Annotated[AuditOutput, typer.Option("--output", "-o", help="table, json or sarif.")] = AuditOutput.table,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report here instead of stdout.")] = None,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="Exit 1 when a finding at or above this level exists.", callback=_level)
+    ] = None,
+    hide_info: Annotated[bool, typer.Option("--hide-info", help="Table: leave out info findings.")] = False,
+) -> None:
+    """Audit RBAC, kubelet, API server, audit policy, Docker and workloads for T1609 exposure (M1018/M1026/M1035/M1038/M1042)."""
+    if not (from_dir or kubeconfig or docker_host or probe):
+        err.print("[red]error[/red]: give --from DIR, --kubeconfig FILE, --docker-host URL or --probe ADDR")
+        raise typer.Exit(2)
+    res = run_audit(from_dir, kubeconfig, docker_host, probe)
+    for w in res.warnings:
+        err.print(f"[yellow]warning[/yellow]: {w}", highlight=False, soft_wrap=True)
+    for e in res.errors:
+        err.print(f"[red]error[/red]: {e}", highlight=False, soft_wrap=True)
+    base = Path(from_dir) if from_dir and Path(from_dir).is_dir() else None
+    if output is AuditOutput.table:
+        console = Console(file=open(out, "w"), width=200) if out else Console()  # noqa: SIM115
+        print_table(res.findings, res.grants, console, show_info=not hide_info)
+        if out:
+            console.file.close()
+    else:
+        data = to_json(res.findings) if output is AuditOutput.json else to_sarif(res.findings, base)
+        if out:
+            out.write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+    if res.errors:
+        raise typer.Exit(2)
+    if fail_on is not None and any(severity_rank(f.severity) >= severity_rank(fail_on) for f in res.findings):
+        raise typer.Exit(1)

@@ -1,0 +1,189 @@
+"""Docker daemon facts from daemon.json, dockerd command lines and systemd units (offline)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import Item
+from .inputs import CommandLine, Inputs, Obj
+
+DEFAULT_CONFIG = "/etc/docker/daemon.json"
+SHORT_WITH_VALUE = {"H": "host", "G": "group", "p": "pidfile", "l": "log-level"}
+LONG_WITH_VALUE = frozenset(
+    {
+        "host",
+        "group",
+        "userns-remap",
+        "authorization-plugin",
+        "config-file",
+        "data-root",
+        "exec-root",
+        "pidfile",
+        "tlscacert",
+        "tlscert",
+        "tlskey",
+        "storage-driver",
+        "containerd",
+        "bridge",
+        "log-level",
+        "default-runtime",
+    }
+)
+LONG_BOOL = frozenset({"tls", "tlsverify", "debug", "iptables", "live-restore", "icc", "ip-forward", "rootless"})
+
+
+@dataclass
+class DockerConfig:
+    target: str
+    file: str | None
+    line: int | None
+    hosts: list[tuple[str, str]] = field(default_factory=list)  # (host URL, file it came from)
+    tls: bool | None = None
+    tlsverify: bool | None = None
+    userns_remap: str | None = None
+    authorization_plugins: list[str] = field(default_factory=list)
+    group: str | None = None
+
+
+def _b(v: str) -> bool:
+    return v.lower() in ("true", "1", "t", "yes")
+
+
+def parse_dockerd(argv: list[str]) -> dict[str, list[str]]:
+    """dockerd flags in every pflag spelling: -H x, -H=x, -Hx, -DH x, --host x, --host=x; bools bare or =value."""
+    out: dict[str, list[str]] = {}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a.startswith("--"):
+            name, eq, value = a[2:].partition("=")
+            if not eq and name in LONG_WITH_VALUE and i < len(argv):
+                value = argv[i]
+                i += 1
+            elif not eq:
+                value = "true"
+            out.setdefault(name, []).append(value)
+        elif a.startswith("-") and len(a) > 1:
+            cluster = a[1:]
+            for j, ch in enumerate(cluster):
+                if ch in SHORT_WITH_VALUE:
+                    rest = cluster[j + 1 :]
+                    if rest.startswith("="):
+                        rest = rest[1:]
+                    if not rest and i < len(argv):
+                        rest = argv[i]
+                        i += 1
+                    out.setdefault(SHORT_WITH_VALUE[ch], []).append(rest)
+                    break
+                out.setdefault({"D": "debug"}.get(ch, ch), []).append("true")
+    return out
+
+
+def _hosts_value(v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [h.strip() for h in v.split(",") if h.strip()]
+    if isinstance(v, list):
+        return [str(h).strip() for h in v if str(h).strip()]
+    return []
+
+
+def apply_json(cfg: DockerConfig, obj: Obj) -> None:
+    d = obj.data
+    cfg.hosts += [(h, obj.file) for h in _hosts_value(d.get("hosts"))]
+    if "tls" in d:
+        cfg.tls = bool(d["tls"])
+    if "tlsverify" in d:
+        cfg.tlsverify = bool(d["tlsverify"])
+    if d.get("userns-remap"):
+        cfg.userns_remap = str(d["userns-remap"])
+    cfg.authorization_plugins += [str(p) for p in d.get("authorization-plugins") or []]
+    if d.get("group"):
+        cfg.group = str(d["group"])
+
+
+def apply_flags(cfg: DockerConfig, flags: dict[str, list[str]], file: str) -> None:
+    cfg.hosts += [(h, file) for v in flags.get("host", []) for h in _hosts_value(v)]
+    if "tls" in flags:
+        cfg.tls = _b(flags["tls"][-1])
+    if "tlsverify" in flags:
+        cfg.tlsverify = _b(flags["tlsverify"][-1])
+    if flags.get("userns-remap"):
+        cfg.userns_remap = flags["userns-remap"][-1] or None
+    cfg.authorization_plugins += flags.get("authorization-plugin", [])
+    if flags.get("group"):
+        cfg.group = flags["group"][-1]
+
+
+def parse_host(host: str, tls: bool) -> dict[str, Any]:
+    """Docker's host syntax: tcp://ADDR:PORT, tcp://:PORT, ADDR:PORT (tcp), unix://PATH, fd://, npipe://, ssh://."""
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        scheme, rest = ("unix", host) if host.startswith("/") else ("tcp", host)
+    info: dict[str, Any] = {"scheme": scheme, "address": None, "port": None, "loopback": None}
+    if scheme != "tcp":
+        return info
+    rest = rest.split("/", 1)[0]
+    addr, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    addr = addr.strip("[]") or "127.0.0.1"  # dockerd's default TCP address
+    info["address"] = addr
+    info["port"] = int(port) if port.isdigit() else (2376 if tls else 2375)
+    try:
+        info["loopback"] = ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        info["loopback"] = addr == "localhost"
+    return info
+
+
+def daemon_items(cfg: DockerConfig, live: bool = False) -> list[Item]:
+    tlsverify = bool(cfg.tlsverify)
+    tls = bool(cfg.tls) or tlsverify
+    items: list[Item] = []
+    for host, file in cfg.hosts:
+        h = parse_host(host, tls)
+        if h["scheme"] != "tcp":
+            continue
+        facts = {"daemon": cfg.target, "host": host, **h, "tls": tls, "tlsverify": tlsverify}
+        items.append(Item("docker_listener", f"{cfg.target} {host}", facts, file, cfg.line if file == cfg.file else None))
+    facts = {
+        "daemon": cfg.target,
+        "hosts": [h for h, _ in cfg.hosts] or ["unix:///var/run/docker.sock (default)"],
+        "userns_remap": cfg.userns_remap,
+        "authorization_plugins": cfg.authorization_plugins,
+        "group": cfg.group or "docker",
+        "live": live,
+    }
+    items.append(Item("docker_daemon", cfg.target, facts, cfg.file, cfg.line))
+    return items
+
+
+def collect(inputs: Inputs) -> list[Item]:
+    items: list[Item] = []
+    used: set[str] = set()
+    for cl in (c for c in inputs.commands if c.program == "dockerd"):
+        items += _from_command(cl, inputs, used)
+    for obj in inputs.docker_configs:
+        if obj.file in used:
+            continue
+        cfg = DockerConfig(f"dockerd config {obj.file}", obj.file, obj.line)
+        apply_json(cfg, obj)
+        items += daemon_items(cfg)
+    return items
+
+
+def _from_command(cl: CommandLine, inputs: Inputs, used: set[str]) -> list[Item]:
+    flags = parse_dockerd(cl.argv)
+    cfg = DockerConfig(f"dockerd ({cl.file}:{cl.line})", cl.file, cl.line)
+    named = (flags.get("config-file") or [DEFAULT_CONFIG])[-1]
+    obj = inputs.resolve(named, "DockerDaemonConfig")
+    if obj is None and "config-file" not in flags and len(inputs.docker_configs) == 1:
+        obj = inputs.docker_configs[0]
+    if obj is not None:
+        used.add(obj.file)
+        cfg.target = f"dockerd ({cl.file}:{cl.line} + {os.path.basename(obj.file)})"
+        apply_json(cfg, obj)
+    apply_flags(cfg, flags, cl.file)
+    return daemon_items(cfg)
