@@ -585,8 +585,10 @@ class _Window:
                 return self.decoder.raw_decode(self.text, self.pos)
             except json.JSONDecodeError as exc:
                 incomplete = exc.pos >= len(self.text) - 8 or exc.msg.startswith("Unterminated string")
-                # read as much again as the value has so far: decoding work stays linear
-                if incomplete and self.more(max(len(self.text) - self.pos, BLOCK)):
+                if incomplete and not self.exhausted:
+                    # read as much again as the value has so far: decoding work stays linear;
+                    # then decode again, also to report the error against the text now held
+                    self.more(max(len(self.text) - self.pos, BLOCK))
                     continue
                 raise
 
@@ -621,10 +623,12 @@ def _matches(src: Any, obj: dict[str, Any]) -> bool:
 
 
 def _parses(line: bytes) -> bool:
+    """The line is a JSON object or array by itself (also when invalid UTF-8 has to be replaced)."""
     try:
         return isinstance(orjson.loads(line), (dict, list))
     except orjson.JSONDecodeError:
-        return False
+        values, _ = _lenient(line)
+        return values is not None and all(isinstance(v, (dict, list)) for v in values)
 
 
 def _lenient(line: bytes) -> tuple[list[Any] | None, bool]:
