@@ -48,7 +48,13 @@ def ctr(argv: list[str], image: str = "ubuntu:22.04", name: str = "main") -> dic
 
 
 # rule_id -> (events that must make it fire, events on which it must stay silent)
+NODE: dict[str, Any] = {"user": "system:node:ip-10-0-1-12", "groups": ("system:nodes", "system:authenticated")}
+
 CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+    "k8s-exec-node-identity": (
+        [ls(**NODE), kubelet_event("node-1", "run/shop/web/app", [("cmd", "id")], **NODE)],
+        [ls(), ls(user="system:kube-controller-manager", groups=("system:authenticated",))],
+    ),
     "k8s-exec-api": (
         [ls(), ls(verb="get", stage="ResponseComplete", code=200), attach_event("shop", "web-7d9c")],
         [deny(ls()), portforward_event("shop", "web-7d9c")],
