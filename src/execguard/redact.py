@@ -34,7 +34,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@"), rf"\1:{MASK}@"),
     # key=value, key: value, --key=value, "key":"value" (also URL-encoded '=' and ':')
     (
-        re.compile(rf"(?i)((?:^|[\s&?;,{{(\"'=:-])-{{0,2}}{_KEY}\"?\s*(?:=|%3D|:|%3A)\s*\"?)([^\s&;,\"']+)"),
+        re.compile(rf"(?i)((?:^|[\s&?;,{{(\"'=:-])-{{0,2}}{_KEY}\"?\s*(?:=|%3D|:|%3A)\s*\"?)(?!(?:bearer|basic)(?:\s|%20|\+))([^\s&;,\"']+)"),
         rf"\1{MASK}",
     ),
     # --password VALUE, -token VALUE inside a command line
