@@ -69,6 +69,8 @@ def run_audit(
             items += live.docker_host_items(docker_host)
         except live.LiveError as exc:
             res.errors.append(str(exc))
+    if probes:
+        items += live.local_socket_items()
     for spec in probes or []:
         try:
             items += live.probe(spec)

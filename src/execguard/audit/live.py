@@ -17,6 +17,7 @@ from .docker import DockerConfig, daemon_items, parse_host
 from .engine import Item
 from .inputs import Inputs, flatten
 
+LOCAL_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 PROBE_PORTS = {2375: "docker", 2376: "docker-tls", 10250: "kubelet", 10255: "kubelet-readonly"}
 LOOPBACK = ("127.0.0.1",)
 TIMEOUT = 2.0
@@ -106,6 +107,18 @@ def docker_host_items(url: str) -> list[Item]:
     cfg.userns_remap = "enabled" if any("name=userns" in s for s in sec) else None
     cfg.authorization_plugins = list((info.get("Plugins") or {}).get("Authorization") or [])
     items += [i for i in daemon_items(cfg, live=True) if i.kind == "docker_daemon"]
+    return items
+
+
+def local_socket_items(paths: tuple[str, ...] = LOCAL_SOCKETS) -> list[Item]:
+    """stat() the local Docker sockets (each real file once); no connection is made."""
+    seen: set[str] = set()
+    items: list[Item] = []
+    for p in paths:
+        real = os.path.realpath(p)
+        if real not in seen:
+            seen.add(real)
+            items += socket_items(p)
     return items
 
 
