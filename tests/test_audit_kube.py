@@ -115,3 +115,12 @@ def test_policy_findings() -> None:
     assert ("EG-AUDIT-002", "exceptions.yaml", "pods/exec", "get") in got
     assert ("EG-AUDIT-004", "drop-reads.yaml", "pods/ephemeralcontainers", "patch") in got  # Metadata hides the command
     assert ("EG-AUDIT-004", "pods-star.yaml", "pods/ephemeralcontainers", "patch") not in got
+
+
+def test_kubeadm_dropin_expands_environment_and_environment_files() -> None:
+    res = run_audit(from_dir=str(DATA / "kubelet/kubeadm"))
+    assert [(f.id, f.evidence) for f in res.findings] == [("EG-KUBELET-003", "read-only port 10255 (flag --read-only-port=10255)")]
+
+
+def test_unexpanded_variables_make_settings_unknown() -> None:
+    assert ids("kubelet/kubeadm-partial") == {"EG-KUBELET-005", "EG-KUBELET-006"}

@@ -175,7 +175,8 @@ def collect(inputs: Inputs) -> list[Item]:
 
 
 def _from_command(cl: CommandLine, inputs: Inputs, used: set[str]) -> list[Item]:
-    flags = parse_dockerd(cl.argv)
+    argv, _ = inputs.expand(cl)
+    flags = parse_dockerd(argv)
     cfg = DockerConfig(f"dockerd ({cl.file}:{cl.line})", cl.file, cl.line)
     named = (flags.get("config-file") or [DEFAULT_CONFIG])[-1]
     obj = inputs.resolve(named, "DockerDaemonConfig")

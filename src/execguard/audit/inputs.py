@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ class CommandLine:
     argv: list[str]
     file: str
     line: int | None = None
+    env: dict[str, str] = field(default_factory=dict)  # systemd Environment= of the same unit file
+    env_files: list[str] = field(default_factory=list)  # systemd EnvironmentFile= (host paths)
 
     @property
     def program(self) -> str:
@@ -68,7 +71,43 @@ class Inputs:
     objects: list[Obj] = field(default_factory=list)
     commands: list[CommandLine] = field(default_factory=list)
     docker_configs: list[Obj] = field(default_factory=list)  # daemon.json
+    texts: dict[str, str] = field(default_factory=dict)  # small text files (systemd EnvironmentFile= targets)
     warnings: list[str] = field(default_factory=list)
+
+    def env_file(self, path: str) -> dict[str, str] | None:
+        """KEY=VALUE lines of an EnvironmentFile named by host path (DIR/<path>, then by file name)."""
+        if self.root is None:
+            return None
+        exact = str((self.root / path.lstrip("/")).resolve())
+        hit = next((t for f, t in self.texts.items() if str(Path(f).resolve()) == exact), None)
+        if hit is None:
+            hit = next((t for f, t in self.texts.items() if os.path.basename(f) == os.path.basename(path)), None)
+        return None if hit is None else parse_env(hit)
+
+    def expand(self, cl: CommandLine) -> tuple[list[str], list[str]]:
+        """argv with $VAR / ${VAR} from Environment= and EnvironmentFile= substituted (split on whitespace, as
+        systemd does for $VAR), and the names that could not be resolved."""
+        env = dict(cl.env)
+        missing: list[str] = []
+        for ef in cl.env_files:
+            loaded = self.env_file(ef.lstrip("-"))
+            if loaded is None:
+                if not ef.startswith("-"):
+                    missing.append(f"EnvironmentFile={ef}")
+                loaded = {}
+            env.update(loaded)
+        argv: list[str] = []
+        for w in cl.argv:
+            m = _VAR.fullmatch(w)
+            if m:
+                name = m.group(1) or m.group(2)
+                if name in env:
+                    argv += env[name].split()
+                else:
+                    missing.append(name)
+                continue
+            argv.append(w)
+        return argv, missing
 
     def of_kind(self, *kinds: str) -> list[Obj]:
         return [o for o in self.objects if o.kind in kinds]
@@ -88,6 +127,24 @@ class Inputs:
                 if hit and (kind is None or o.kind == kind):
                     return o
         return None
+
+
+_DIRECTIVE = re.compile(r"[A-Z][A-Za-z]*=")
+_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def parse_env(text: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
 
 
 def _kind_of_list(list_kind: str) -> str | None:
@@ -149,19 +206,36 @@ def _split_commands(text: str, file: str) -> Iterator[CommandLine]:
         buf = ""
     if buf:
         logical.append((start, buf))
+    env: dict[str, str] = {}
+    env_files: list[str] = []
+    for _, line in logical:  # systemd applies Environment= wherever it appears in the unit
+        s = line.strip()
+        if s.startswith("Environment="):
+            try:
+                assignments = shlex.split(s[len("Environment=") :])
+            except ValueError:
+                assignments = s[len("Environment=") :].split()
+            for a in assignments:
+                k, eq, v = a.partition("=")
+                if eq:
+                    env[k] = v
+        elif s.startswith("EnvironmentFile="):
+            env_files.append(s[len("EnvironmentFile=") :].strip())
     for n, line in logical:
         s = line.strip()
         if s.startswith("#"):
             continue
         if s.startswith("ExecStart="):
             s = s[len("ExecStart=") :].lstrip("-@+!:")
+        elif _DIRECTIVE.match(s):
+            continue  # other systemd directives (EnvironmentFile=-/etc/default/kubelet is not a command)
         try:
             words = shlex.split(s, comments=False)
         except ValueError:
             words = s.split()
         for i, w in enumerate(words):
             if os.path.basename(w) in COMMANDS:
-                yield CommandLine(words[i:], file, n)
+                yield CommandLine(words[i:], file, n, dict(env), list(env_files))
                 break
 
 
@@ -189,6 +263,8 @@ def read_file(path: Path, inputs: Inputs) -> None:
     looks_structured = path.suffix.lower() in (".json", ".yaml", ".yml") or text.lstrip().startswith(("{", "apiVersion", "kind", "---"))
     if looks_structured and _structured(text, name, path, inputs):
         return
+    if len(text) <= 1024 * 1024:
+        inputs.texts[name] = text
     inputs.commands.extend(_split_commands(text, name))
 
 

@@ -47,20 +47,29 @@ def _dig(d: Any, *path: str) -> Any:
 KUBELET_BOOL = frozenset({"anonymous-auth", "authentication-token-webhook"})
 
 
-def kubelet_facts(flags: dict[str, str], config: Obj | None, config_named: str | None) -> dict[str, Any]:
+def kubelet_facts(
+    flags: dict[str, str], config: Obj | None, config_named: str | None, unresolved: list[str] | None = None
+) -> dict[str, Any]:
     """Effective kubelet settings. Flags override the --config file; each source has its own defaults.
 
     Flag defaults: --anonymous-auth=true, --authorization-mode=AlwaysAllow, --read-only-port=10255.
     kubelet.config.k8s.io/v1beta1 defaults: anonymous.enabled=false, authorization.mode=Webhook, readOnlyPort=0.
-    When --config names a file we were not given, settings not set by flag are unknown (None).
+    When --config names a file we were not given, or the command line holds variables we could not expand
+    (systemd Environment=/EnvironmentFile=), settings not set by a visible flag are unknown (None).
     """
     cfg = config.data if config else None
     missing = config_named is not None and cfg is None
-    facts: dict[str, Any] = {"config_file": config_named or (config.file if config else None), "config_missing": missing}
+    facts: dict[str, Any] = {
+        "config_file": config_named or (config.file if config else None),
+        "config_missing": missing,
+        "unresolved": list(unresolved or []),
+    }
 
     def pick(flag: str, conv: Any, cfg_path: tuple[str, ...], cfg_default: Any, flag_default: Any) -> tuple[Any, str]:
         if flag in flags:
             return conv(flags[flag]), f"flag --{flag}={flags[flag]}"
+        if unresolved:
+            return None, f"unknown: command line has unexpanded {', '.join(unresolved)}"
         if cfg is not None:
             v = _dig(cfg, *cfg_path)
             if v is not None:
@@ -85,12 +94,13 @@ def kubelet_items(inputs: Inputs) -> list[Item]:
     items: list[Item] = []
     used: set[str] = set()
     for cl in (c for c in inputs.commands if c.program == "kubelet"):
-        flags = parse_flags(cl.argv, KUBELET_BOOL)
+        argv, unresolved = inputs.expand(cl)
+        flags = parse_flags(argv, KUBELET_BOOL)
         named = flags.get("config")
         config = inputs.resolve(named, "KubeletConfiguration") if named else None
         if config:
             used.add(config.file)
-        facts = kubelet_facts(flags, config, named)
+        facts = kubelet_facts(flags, config, named, unresolved)
         items.append(Item("kubelet", f"kubelet ({cl.file})", facts, cl.file, cl.line))
     for o in inputs.of_kind("KubeletConfiguration"):
         if o.file not in used:
