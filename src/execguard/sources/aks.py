@@ -61,7 +61,8 @@ def match(obj: dict[str, Any]) -> bool:
         return isinstance(first, dict) and "category" in first and "properties" in first
     if "category" in obj and isinstance(obj.get("properties"), dict) and ("resourceId" in obj or "operationName" in obj):
         return True
-    return obj.get("Type") in TABLES or ("AuditId" in obj and ("RequestUri" in obj or "Verb" in obj))
+    table = obj.get("Type")
+    return (isinstance(table, str) and table in TABLES) or ("AuditId" in obj and ("RequestUri" in obj or "Verb" in obj))
 
 
 def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
