@@ -122,7 +122,8 @@ def _render(template: str, fields: Fields) -> str:
             return default if default is not None else _DEFAULTS.get(name, "?")
         if isinstance(value, list):
             value = " ".join(str(v) for v in value)
-        text = str(value)
+        # command.text is the argv line, then the decoded payloads on lines of their own
+        text = str(value).replace("\n", " || decoded: ")
         return text if len(text) <= 300 else text[:300] + "…"
 
     return re.sub(r"\{([a-z_.]+)(?:\|([^{}]*))?\}", sub, template)

@@ -61,7 +61,13 @@ def _what(alert: Alert) -> str:
 
 def _reasons(alert: Alert) -> list[str]:
     ordered = sorted(alert.matches, key=lambda m: -severity_rank(m.severity))
-    return [clean(f"{m.reason} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else m.reason) for m in ordered]
+    cmd = " ".join(alert.event.command)
+
+    def short(reason: str) -> str:
+        # "what" already shows the argv; repeating a long one in every reason buries the reasons
+        return reason.replace(cmd, "(the command above)") if len(cmd) > 40 else reason
+
+    return [clean(f"{short(m.reason)} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else short(m.reason)) for m in ordered]
 
 
 def _source(alert: Alert) -> str:
