@@ -40,5 +40,9 @@ def test_workload_findings() -> None:
     priv = {f.target for f in res.findings if f.id == "EG-WL-002"}
     assert priv == {"Pod kube-system/nsenter"}  # not privileged-only nor hostPID-only
     probes = {(f.facts["probe"], tuple(f.facts["command"])) for f in res.findings if f.id == "EG-WL-010"}
-    assert probes == {("livenessProbe", ("pg_isready", "-U", "postgres")), ("startupProbe", ("sh", "-c", "test -f /tmp/ready"))}
+    assert probes == {
+        ("livenessProbe", ("pg_isready", "-U", "postgres")),
+        ("startupProbe", ("sh", "-c", "test -f /tmp/ready")),
+        ("lifecycle.preStop", ("/bin/sh", "-c", "pg_ctl stop -m fast")),
+    }
     assert all(f.severity == "info" for f in res.findings if f.id == "EG-WL-010")

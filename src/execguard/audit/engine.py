@@ -128,9 +128,16 @@ class _Facts(dict[str, Any]):
         return "?"
 
 
+def _show(v: Any) -> Any:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return ", ".join(str(_show(x)) for x in v) or "-"
+    return "-" if v is None or v == "" else v
+
+
 def _render(template: str, facts: dict[str, Any]) -> str:
-    shown = _Facts({k: (", ".join(map(str, v)) if isinstance(v, list | tuple) else ("-" if v is None else v)) for k, v in facts.items()})
-    return template.format_map(shown)
+    return template.format_map(_Facts({k: _show(v) for k, v in facts.items()}))
 
 
 def evaluate(items: list[Item], checks: tuple[Check, ...] | list[Check] | None = None) -> list[Finding]:

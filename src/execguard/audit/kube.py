@@ -34,6 +34,10 @@ def _bool(v: str) -> bool:
     return v.strip().lower() in TRUE
 
 
+def _show_default(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else (str(v) if v != "" else "none")
+
+
 def _dig(d: Any, *path: str) -> Any:
     for p in path:
         if not isinstance(d, dict):
@@ -73,11 +77,11 @@ def kubelet_facts(
         if cfg is not None:
             v = _dig(cfg, *cfg_path)
             if v is not None:
-                return v, f"config {'.'.join(cfg_path)}: {v}"
-            return cfg_default, f"config default ({'.'.join(cfg_path)} unset → {cfg_default})"
+                return v, f"config {'.'.join(cfg_path)}: {_show_default(v)}"
+            return cfg_default, f"config default ({'.'.join(cfg_path)} unset → {_show_default(cfg_default)})"
         if missing:
             return None, f"unknown: --config {config_named} not in the input"
-        return flag_default, f"flag default (--{flag} unset → {flag_default})"
+        return flag_default, f"flag default (--{flag} unset → {_show_default(flag_default)})"
 
     facts["anonymous_auth"], facts["anonymous_auth_from"] = pick(
         "anonymous-auth", _bool, ("authentication", "anonymous", "enabled"), False, True

@@ -62,8 +62,10 @@ def workload_items(o: Obj) -> list[Item]:
     facts = {"workload": name, "host_pid": spec.get("hostPID") is True, "privileged_containers": privileged, "privileged": bool(privileged)}
     items.append(Item("workload_pod", name, facts, o.file, o.line))
     for _, c in _containers(spec):
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            cmd = ((c.get(probe) or {}).get("exec") or {}).get("command")
+        hooks = {f"lifecycle.{h}": (c.get("lifecycle") or {}).get(h) for h in ("postStart", "preStop")}
+        handlers = {p: c.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")} | hooks
+        for probe, handler in handlers.items():
+            cmd = ((handler or {}).get("exec") or {}).get("command") if isinstance(handler, dict) else None
             if isinstance(cmd, list) and cmd:
                 facts = {
                     "workload": name,
