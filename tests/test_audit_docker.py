@@ -138,3 +138,10 @@ def test_cli_fail_on_real_tcp_daemon(docker_daemon: Dockerd) -> None:
     assert "EG-DOCKER-020" in r.stdout
     r = CliRunner().invoke(app, ["audit", "--docker-host", docker_daemon.url, "-o", "json", "--fail-on", "critical"])
     assert r.exit_code == 0, r.output
+
+
+def test_socket_activation_tcp_listener() -> None:
+    res = run_audit(from_dir=str(DATA / "socket-activation"))
+    f = next(f for f in res.findings if f.id == "EG-DOCKER-001")
+    assert f.facts["host"] == "tcp://0.0.0.0:2375" and (f.file or "").endswith("docker.socket") and f.line == 7
+    assert ids("socket-unix") == []

@@ -160,21 +160,49 @@ def daemon_items(cfg: DockerConfig, live: bool = False) -> list[Item]:
     return items
 
 
+def socket_unit_streams(text: str) -> list[tuple[str, int]]:
+    """ListenStream= values of a systemd .socket unit that are TCP (a port, ADDR:PORT or [V6]:PORT), with line."""
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        s = raw.strip()
+        if not s.startswith("ListenStream="):
+            continue
+        v = s[len("ListenStream=") :].strip()
+        if not v or v.startswith(("/", "@")):
+            continue  # unix socket path or abstract socket
+        out.append((f"tcp://{v}" if ":" in v else f"tcp://0.0.0.0:{v}", n))  # a bare port listens on every address
+    return out
+
+
 def collect(inputs: Inputs) -> list[Item]:
     items: list[Item] = []
     used: set[str] = set()
+    cfgs: list[DockerConfig] = []
     for cl in (c for c in inputs.commands if c.program == "dockerd"):
-        items += _from_command(cl, inputs, used)
+        cfg = _from_command(cl, inputs, used)
+        cfgs.append(cfg)
+        items += daemon_items(cfg)
     for obj in inputs.docker_configs:
         if obj.file in used:
             continue
         cfg = DockerConfig(f"dockerd config {obj.file}", obj.file, obj.line)
         apply_json(cfg, obj)
+        cfgs.append(cfg)
         items += daemon_items(cfg)
+    # systemd socket activation (docker.socket + dockerd -H fd://): TCP sockets systemd hands to the daemon
+    activated = [c for c in cfgs if any(h.startswith("fd://") for h, _ in c.hosts)] or cfgs
+    for file, text in inputs.texts.items():
+        if not file.endswith(".socket") or "docker" not in os.path.basename(file):
+            continue
+        for host, line in socket_unit_streams(text):
+            cfg = DockerConfig(f"{os.path.basename(file)} (socket activation)", file, line, hosts=[(host, file)])
+            cfg.tls = any(bool(c.tls) for c in activated)
+            cfg.tlsverify = bool(activated) and all(bool(c.tlsverify) for c in activated)
+            items += [i for i in daemon_items(cfg) if i.kind == "docker_listener"]
     return items
 
 
-def _from_command(cl: CommandLine, inputs: Inputs, used: set[str]) -> list[Item]:
+def _from_command(cl: CommandLine, inputs: Inputs, used: set[str]) -> DockerConfig:
     argv, _ = inputs.expand(cl)
     flags = parse_dockerd(argv)
     cfg = DockerConfig(f"dockerd ({cl.file}:{cl.line})", cl.file, cl.line)
@@ -187,4 +215,4 @@ def _from_command(cl: CommandLine, inputs: Inputs, used: set[str]) -> list[Item]
         cfg.target = f"dockerd ({cl.file}:{cl.line} + {os.path.basename(obj.file)})"
         apply_json(cfg, obj)
     apply_flags(cfg, flags, cl.file)
-    return daemon_items(cfg)
+    return cfg
