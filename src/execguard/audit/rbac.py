@@ -214,6 +214,7 @@ def _capabilities(rules: list[dict[str, Any]], cluster: bool) -> dict[str, tuple
 def grants(inputs: Inputs) -> list[Grant]:
     croles, roles = effective_rules(inputs)
     found: dict[tuple[str, str, str | None, str, str], Grant] = {}
+    memo: dict[tuple[str, str, str | None, bool], dict[str, tuple[set[str], set[str] | None]]] = {}
     for b in inputs.of_kind("RoleBinding", "ClusterRoleBinding"):
         ref = b.data.get("roleRef") or {}
         cluster = b.kind == "ClusterRoleBinding"
@@ -228,7 +229,10 @@ def grants(inputs: Inputs) -> list[Grant]:
             continue
         scope = "cluster" if cluster else f"namespace:{ns}"
         via = f"{b.kind}/{b.name if cluster else f'{ns}/{b.name}'} → {ref.get('kind')}/{ref.get('name')}"
-        caps = _capabilities(rules, cluster)
+        mkey = (str(ref.get("kind")), str(ref.get("name")), None if ref.get("kind") == "ClusterRole" else ns, cluster)
+        if mkey not in memo:
+            memo[mkey] = _capabilities(rules, cluster)
+        caps = memo[mkey]
         for s in b.data.get("subjects") or []:
             if not isinstance(s, dict):
                 continue
