@@ -139,33 +139,48 @@ def _values(fields: Fields, name: str) -> list[Any]:
     return [value]
 
 
-def _string_pattern(value: SigmaString, cased: bool) -> Callable[[str], bool]:
+def _lowered(fields: Fields, name: str) -> list[str]:
+    """The field's values as lower-case strings, computed once per event and field."""
+    key = name + "\0lower"
+    cached = fields.get(key)
+    if cached is None:
+        cached = [(v if isinstance(v, str) else _scalar(v)).lower() for v in _values(fields, name)]
+        fields[key] = cached
+    return cached
+
+
+def _fragment(value: SigmaString) -> str:
+    """A case-folded Sigma string as a regex over lower-case text (wildcards become .* and .)."""
+    parts = list(value.s)
+    multi, single = SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE
+    head = "" if parts and parts[0] is multi else r"\A"
+    tail = "" if parts and parts[-1] is multi else r"\Z"
+    while parts and parts[0] is multi:
+        parts.pop(0)
+    while parts and parts[-1] is multi:
+        parts.pop()
+    body = "".join(".*" if p is multi else "." if p is single else re.escape(str(p).lower()) for p in parts)
+    return head + body + tail
+
+
+def _cased_pattern(value: SigmaString) -> Callable[[str], bool]:
     parts = value.s
-    flags = 0 if cased else re.IGNORECASE
-    plain = [p for p in parts if isinstance(p, str)]
     if all(isinstance(p, str) for p in parts):
-        want = "".join(plain)
-        if cased:
-            return lambda s: s == want
-        low = want.lower()
-        return lambda s: s.lower() == low
-    # *x*, x*, *x: substring tests, the common case
-    multi = SpecialChars.WILDCARD_MULTI
-    if len(parts) == 3 and parts[0] is multi and parts[2] is multi and isinstance(parts[1], str):
-        needle = parts[1] if cased else parts[1].lower()
-        return (lambda s: needle in s) if cased else (lambda s: needle in s.lower())
-    if len(parts) == 2 and parts[1] is SpecialChars.WILDCARD_MULTI and isinstance(parts[0], str):
-        prefix = parts[0] if cased else parts[0].lower()
-        return (lambda s: s.startswith(prefix)) if cased else (lambda s: s.lower().startswith(prefix))
-    if len(parts) == 2 and parts[0] is SpecialChars.WILDCARD_MULTI and isinstance(parts[1], str):
-        suffix = parts[1] if cased else parts[1].lower()
-        return (lambda s: s.endswith(suffix)) if cased else (lambda s: s.lower().endswith(suffix))
+        want = "".join(str(p) for p in parts)
+        return lambda s: s == want
     regex = "".join(
         ".*" if p is SpecialChars.WILDCARD_MULTI else "." if p is SpecialChars.WILDCARD_SINGLE else re.escape(str(p))
         for p in parts
     )
-    compiled = re.compile(regex, flags | re.DOTALL)
+    compiled = re.compile(regex, re.DOTALL)
     return lambda s: compiled.fullmatch(s) is not None
+
+
+def _folded_matcher(name: str, fragments: list[str]) -> Matcher:
+    """One regex for a list of case-insensitive values of one field (Sigma's OR of values)."""
+    rx = re.compile("|".join(f"(?:{f})" for f in fragments), re.DOTALL)
+    search = rx.search
+    return lambda f: any(search(s) is not None for s in _lowered(f, name))
 
 
 def _regex(value: SigmaRegularExpression) -> re.Pattern[str]:
@@ -238,9 +253,11 @@ def _field_matcher(name: str, value: Any, where: str) -> Matcher:
     if isinstance(value, SigmaRegularExpression):
         rx = _regex(value)
         return lambda f: any(rx.search(str(v)) is not None for v in _values(f, name) if not isinstance(v, bool))
-    if isinstance(value, SigmaString):
-        test = _string_pattern(value, isinstance(value, SigmaCasedString))
+    if isinstance(value, SigmaCasedString):
+        test = _cased_pattern(value)
         return lambda f: any(test(v if isinstance(v, str) else _scalar(v)) for v in _values(f, name))
+    if isinstance(value, SigmaString):
+        return _folded_matcher(name, [_fragment(value)])
     raise RuleError(where, f"unsupported value {type(value).__name__} for field {name}")
 
 
@@ -254,11 +271,29 @@ def fields_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
+def _merge_or(node: ConditionOR, used: set[str]) -> Matcher | None:
+    """`field|contains: [a, b, c]` parses to an OR of one field: match it with one regex."""
+    args = [a for a in node.args if isinstance(a, ConditionFieldEqualsValueExpression)]
+    if not args or len(args) != len(node.args):
+        return None
+    names = {a.field for a in args}
+    values = [a.value for a in args]
+    strings = [v for v in values if isinstance(v, SigmaString) and not isinstance(v, SigmaCasedString)]
+    if len(names) != 1 or len(strings) != len(values):
+        return None
+    name = names.pop()
+    used.add(name)
+    return _folded_matcher(name, [_fragment(v) for v in strings])
+
+
 def _compile(node: Any, where: str, used: set[str]) -> Matcher:
     if isinstance(node, ConditionAND):
         subs = [_compile(a, where, used) for a in node.args]
         return lambda f: all(m(f) for m in subs)
     if isinstance(node, ConditionOR):
+        merged = _merge_or(node, used)
+        if merged is not None:
+            return merged
         subs = [_compile(a, where, used) for a in node.args]
         return lambda f: any(m(f) for m in subs)
     if isinstance(node, ConditionNOT):

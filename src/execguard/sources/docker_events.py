@@ -20,7 +20,7 @@ FORMAT = "docker-events"
 
 LITERALS: dict[str, tuple[bytes, ...]] = {
     "exec": (b"exec_create", b"exec_start"),
-    "attach": (b"attach",),
+    "attach": (b"\"attach",),  # quoted: a bare "attach" also hits every volumeattachments line
 }
 
 POD_LABEL = "io.kubernetes.pod.name"
