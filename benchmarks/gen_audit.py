@@ -1006,14 +1006,45 @@ def generate(out: Any, size: int, seed: int, start: datetime, batch: int = 2048)
     return written, lines
 
 
+def from_simulate(output: str, size: int, seed: int) -> int:
+    """The same kind of file from execguard's own labelled simulator, sized by a small probe run."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from execguard.sim.simulate import write
+
+    if output == "-" or output.endswith(".gz"):
+        print("--simulate writes a plain file: give -o FILE", file=sys.stderr)
+        return 2
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=Path(output).resolve().parent) as tmp:
+        write(Path(tmp) / "probe", "all", "k8s-audit", 2000, seed)
+        per_event = (Path(tmp) / "probe" / "k8s-audit.jsonl").stat().st_size / 2000
+        write(Path(tmp) / "big", "all", "k8s-audit", max(1, int(size / per_event)), seed)
+        shutil.move(str(Path(tmp) / "big" / "k8s-audit.jsonl"), output)
+        shutil.move(str(Path(tmp) / "big" / "labels.jsonl"), output + ".labels.jsonl")
+    written = Path(output).stat().st_size
+    dt = time.perf_counter() - t
+    print(f"{written / 1e6:.1f} MB from execguard simulate in {dt:.1f} s; labels in {output}.labels.jsonl", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="100M", help="bytes to write: 500M, 1G, 5G (the file ends on a whole line at or below it)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--start", default="2024-05-14T09:00:00", help="UTC time of the first event")
     ap.add_argument("-o", "--output", default="-", help="file to write ('.gz' compresses, level 1); - for stdout")
+    ap.add_argument(
+        "--simulate",
+        action="store_true",
+        help="make the file with `execguard simulate` (all scenarios, k8s-audit format, labelled) instead; slower",
+    )
     args = ap.parse_args(argv)
     size = parse_size(args.size)
+    if args.simulate:
+        return from_simulate(args.output, size, args.seed)
     start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
     t = time.perf_counter()
     if args.output == "-":
