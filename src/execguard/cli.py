@@ -20,6 +20,7 @@ from . import __version__
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, Alert, severity_rank
+from .options import severity_option
 from .sources import FORMATS, literals_for
 from .sources.reader import InputError, Reader
 
@@ -38,17 +39,6 @@ class Sink(Protocol):
     def write(self, alert: Alert) -> None: ...
 
     def close(self) -> None: ...
-
-
-def _level(value: str | None) -> str | None:
-    if value is None:
-        return None
-    v = value.lower()
-    if v == "informational":
-        v = "info"
-    if v not in SEVERITIES:
-        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SEVERITIES)}")
-    return v
 
 
 def _format(value: str) -> str:
@@ -102,11 +92,13 @@ def hunt(
     fmt: Annotated[str, typer.Option("--format", help=f"Input format: {', '.join(FORMATS)}.", callback=_format)] = "auto",
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules: a directory or file (repeatable).")] = None,
     no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Use only the rules given with --rules.")] = False,
-    min_severity: Annotated[str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=_level)] = "info",
+    min_severity: Annotated[
+        str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=severity_option)
+    ] = "info",
     output: Annotated[Output, typer.Option("--output", "-o", help="table, jsonl or ocsf.")] = Output.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write alerts here instead of stdout.")] = None,
     fail_on: Annotated[
-        str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=_level)
+        str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=severity_option)
     ] = None,
     samples: Annotated[bool, typer.Option("--samples", help="Hunt the sample data bundled with execguard.")] = False,
     no_prefilter: Annotated[

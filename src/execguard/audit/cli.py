@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..model import SEVERITIES, severity_rank
+from ..model import severity_rank
+from ..options import severity_option
 from . import docker, kube, live, rbac, workloads
 from .engine import Finding, Item, evaluate
 from .inputs import AuditInputError, Inputs, read_dir
@@ -80,14 +81,6 @@ def run_audit(
     return res
 
 
-def _level(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value.lower() not in SEVERITIES:
-        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SEVERITIES)}")
-    return value.lower()
-
-
 def audit_command(
     from_dir: Annotated[
         str | None, typer.Option("--from", help="Directory of kubectl dumps, manifests, kubelet/apiserver/docker configs.")
@@ -101,7 +94,7 @@ def audit_command(
     output: Annotated[AuditOutput, typer.Option("--output", "-o", help="table, json or sarif.")] = AuditOutput.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report here instead of stdout.")] = None,
     fail_on: Annotated[
-        str | None, typer.Option("--fail-on", help="Exit 1 when a finding at or above this level exists.", callback=_level)
+        str | None, typer.Option("--fail-on", help="Exit 1 when a finding at or above this level exists.", callback=severity_option)
     ] = None,
     hide_info: Annotated[bool, typer.Option("--hide-info", help="Table: leave out info findings.")] = False,
 ) -> None:

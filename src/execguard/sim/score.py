@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from ..model import SEVERITIES, severity_rank
+from ..options import severity_option
 
 
 @dataclass
@@ -217,14 +218,13 @@ def markdown(res: Result, commands: list[str] | None = None) -> str:
 def score_command(
     alerts: Annotated[Path, typer.Argument(help="Alerts from `execguard hunt -o jsonl`.")],
     labels: Annotated[Path, typer.Option("--labels", help="labels.jsonl written by `execguard simulate`.")],
-    min_severity: Annotated[str, typer.Option("--min-severity", help=f"Count alerts at or above: {', '.join(SEVERITIES)}.")] = "info",
+    min_severity: Annotated[
+        str, typer.Option("--min-severity", help=f"Count alerts at or above: {', '.join(SEVERITIES)}.", callback=severity_option)
+    ] = "info",
     md: Annotated[Path | None, typer.Option("--markdown", help="Also write the scorecard as Markdown here.")] = None,
 ) -> None:
     """Precision and recall of hunt's alerts against simulate's labels, per scenario, procedure, format and rule."""
-    level = min_severity.lower()
-    if level not in SEVERITIES:
-        typer.echo(f"error: --min-severity {min_severity!r}: choose one of {', '.join(SEVERITIES)}", err=True)
-        raise typer.Exit(2)
+    level = min_severity
     for p in (labels, alerts):
         if not p.exists():
             typer.echo(f"error: {p}: no such file", err=True)

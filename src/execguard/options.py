@@ -1,0 +1,19 @@
+"""Command-line option parsing shared by every subcommand."""
+
+from __future__ import annotations
+
+import typer
+
+from .model import SEVERITIES
+
+
+def severity_option(value: str | None) -> str | None:
+    """Typer callback for --min-severity / --fail-on: a known level, lower-cased."""
+    if value is None:
+        return None
+    v = value.lower()
+    if v == "informational":
+        v = "info"
+    if v not in SEVERITIES:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SEVERITIES)}")
+    return v
