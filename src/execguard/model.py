@@ -10,6 +10,8 @@ import posixpath
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .decode import command_text, decoded_blobs
+
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "pwsh", "powershell", "cmd", "cmd.exe"})
 
 # Actions an event can carry; rules filter on them and sources map them to raw literals.
@@ -103,8 +105,6 @@ class Event:
 
     def fields(self) -> dict[str, Any]:
         """Flat view the rules match against (see docs/fields.md)."""
-        from .decode import command_text, decoded_blobs
-
         argv0 = posixpath.basename(self.command[0]) if self.command else None
         line = " ".join(self.command)
         decoded = decoded_blobs(self.command)

@@ -79,10 +79,6 @@ class Rule:
         return _render(self.reason or self.title, fields)
 
 
-def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
-
-
 def _where(fields: Fields) -> str:
     """Where a command ran, in whatever terms the source knows (pod, container, node)."""
     ns, pod, ctr = fields.get("target.namespace"), fields.get("target.pod"), fields.get("target.container")
@@ -118,7 +114,7 @@ def _render(template: str, fields: Fields) -> str:
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         value = _DERIVED[name](fields) if name in _DERIVED else fields.get(name)
-        if _empty(value):
+        if fields_empty(value):
             return default if default is not None else _DEFAULTS.get(name, "?")
         if isinstance(value, list):
             value = " ".join(str(v) for v in value)
