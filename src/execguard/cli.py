@@ -6,7 +6,7 @@ import contextlib
 import io
 import os
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -140,7 +140,7 @@ def hunt(
     counts: Counter[str] = Counter()
     worst = -1
     unreadable = False
-    progress = _progress(inputs) if err.is_terminal and not quiet else None
+    progress = _progress() if err.is_terminal and not quiet else None
     try:
         if progress is not None:
             progress.start()
@@ -208,7 +208,7 @@ def _total_size(inputs: list[str]) -> int | None:
     return total
 
 
-def _progress(inputs: list[str]) -> Progress:
+def _progress() -> Progress:
     return Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
     )
@@ -240,9 +240,7 @@ def rules_cmd(
     table = Table(title=f"{len(loaded)} rules")
     for col in ("rule_id", "severity", "title", "actions", "tags"):
         table.add_column(col, overflow="fold")
-    by_sev: defaultdict[str, int] = defaultdict(int)
     for r in sorted(loaded, key=lambda r: (-severity_rank(r.severity), r.rule_id)):
-        by_sev[r.severity] += 1
         table.add_row(r.rule_id, r.severity, r.title, ",".join(sorted(r.actions or ["*"])), " ".join(r.tags))
     Console().print(table)
 
