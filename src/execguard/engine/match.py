@@ -33,19 +33,27 @@ class Engine:
             return None
         return set(self._by_action)
 
-    def match(self, event: Event, correlated: list[Alert] | None = None) -> Alert | None:
-        """The event's alert; with ``correlated`` given, correlation alerts it completes are appended there."""
+    def hits(self, event: Event) -> list[RuleMatch]:
+        """The rules the event matches, by itself: no state, so it may run in another process."""
         candidates = self._by_action.get(event.action, []) + self._any_action
         if not candidates:
-            return None
+            return []
         fields = event.fields()
-        hits = [
+        return [
             RuleMatch(r.rule_id, r.title, r.severity, procedure_tags(r.tags), r.explain(fields))
             for r in candidates
             if r.matcher(fields)
         ]
+
+    def decide(self, event: Event, hits: list[RuleMatch], correlated: list[Alert] | None = None) -> Alert | None:
+        """The alert for an event and its hits, after correlation, the severity floor and stage folding.
+
+        Stateful: call it in stream order. With ``correlated`` given, correlation alerts the event
+        completes are appended there.
+        """
         if correlated is not None and hits and self.correlator:
             # counted before the severity floor and stage folding: a burst of low alerts is the signal
+            fields = event.fields()
             correlated.extend(a for a in self.correlator.feed(event, fields, hits) if severity_rank(a.severity) >= self.min_rank)
         if not hits:
             return None
@@ -62,6 +70,10 @@ class Engine:
             if len(self._seen) > SEEN_LIMIT:
                 self._seen.popitem(last=False)
         return alert
+
+    def match(self, event: Event, correlated: list[Alert] | None = None) -> Alert | None:
+        """The event's alert; with ``correlated`` given, correlation alerts it completes are appended there."""
+        return self.decide(event, self.hits(event), correlated)
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:

@@ -38,6 +38,8 @@ from sigma.types import (
     SpecialChars,
 )
 
+from .literals import fold, required
+
 if TYPE_CHECKING:
     from .correlate import Correlation
 
@@ -176,7 +178,14 @@ def _folded_matcher(name: str, fragments: list[str]) -> Matcher:
     """One regex for a list of case-insensitive values of one field (Sigma's OR of values)."""
     rx = re.compile("|".join(f"(?:{f})" for f in fragments), re.DOTALL)
     search = rx.search
-    return lambda f: any(search(s) is not None for s in _lowered(f, name))
+
+    def folded(f: Fields) -> bool:
+        for s in _lowered(f, name):  # noqa: SIM110 - a loop, not any(): no generator per call
+            if search(s) is not None:
+                return True
+        return False
+
+    return folded
 
 
 def _regex(value: SigmaRegularExpression) -> re.Pattern[str]:
@@ -248,13 +257,63 @@ def _field_matcher(name: str, value: Any, where: str) -> Matcher:
         return in_net
     if isinstance(value, SigmaRegularExpression):
         rx = _regex(value)
-        return lambda f: any(rx.search(str(v)) is not None for v in _values(f, name) if not isinstance(v, bool))
+        search = rx.search
+        gate = required(rx.pattern, rx.flags)
+        if gate is not None:
+            return _gated(name, search, tuple(gate), bool(rx.flags & re.IGNORECASE))
+
+        def regex(f: Fields) -> bool:
+            value = f.get(name)
+            if value.__class__ is str:  # the common case: one string, no list to build
+                return search(value) is not None
+            for v in _values(f, name):  # noqa: SIM110 - a loop, not any(): no generator per call
+                if not isinstance(v, bool) and search(str(v)) is not None:
+                    return True
+            return False
+
+        return regex
     if isinstance(value, SigmaCasedString):
         test = _cased_pattern(value)
         return lambda f: any(test(v if isinstance(v, str) else _scalar(v)) for v in _values(f, name))
     if isinstance(value, SigmaString):
         return _folded_matcher(name, [_fragment(value)])
     raise RuleError(where, f"unsupported value {type(value).__name__} for field {name}")
+
+
+def _gated(name: str, search: Callable[[str], Any], gate: tuple[str, ...], icase: bool) -> Matcher:
+    """A regex that runs only on values holding one of the literals it cannot match without."""
+
+    def gated(f: Fields) -> bool:
+        texts = _folded(f, name) if icase else _texts(f, name)
+        for text, raw in zip(texts, _texts(f, name), strict=True):
+            for lit in gate:
+                if lit in text:
+                    if search(raw) is not None:
+                        return True
+                    break
+        return False
+
+    return gated
+
+
+def _texts(fields: Fields, name: str) -> list[str]:
+    """The field's non-boolean values as strings, computed once per event and field."""
+    key = name + "\0text"
+    cached = fields.get(key)
+    if cached is None:
+        cached = [v if isinstance(v, str) else str(v) for v in _values(fields, name) if not isinstance(v, bool)]
+        fields[key] = cached
+    return cached
+
+
+def _folded(fields: Fields, name: str) -> list[str]:
+    """_texts case-folded for IGNORECASE literal tests, once per event and field."""
+    key = name + "\0fold"
+    cached = fields.get(key)
+    if cached is None:
+        cached = [fold(t) for t in _texts(fields, name)]
+        fields[key] = cached
+    return cached
 
 
 def _scalar(v: Any) -> str:
@@ -284,14 +343,12 @@ def _merge_or(node: ConditionOR, used: set[str]) -> Matcher | None:
 
 def _compile(node: Any, where: str, used: set[str]) -> Matcher:
     if isinstance(node, ConditionAND):
-        subs = [_compile(a, where, used) for a in node.args]
-        return lambda f: all(m(f) for m in subs)
+        return _all([_compile(a, where, used) for a in node.args])
     if isinstance(node, ConditionOR):
         merged = _merge_or(node, used)
         if merged is not None:
             return merged
-        subs = [_compile(a, where, used) for a in node.args]
-        return lambda f: any(m(f) for m in subs)
+        return _any([_compile(a, where, used) for a in node.args])
     if isinstance(node, ConditionNOT):
         sub = _compile(node.args[0], where, used)
         return lambda f: not sub(f)
@@ -302,6 +359,46 @@ def _compile(node: Any, where: str, used: set[str]) -> Matcher:
         subs = [_field_matcher(k, node.value, where) for k in KEYWORD_FIELDS]
         return lambda f: any(m(f) for m in subs)
     raise RuleError(where, f"unsupported condition {type(node).__name__}")
+
+
+# Rules run on every candidate event: plain closures for two or three operands avoid building
+# a generator per call, which was most of the matching time.
+def _all(subs: list[Matcher]) -> Matcher:
+    if len(subs) == 1:
+        return subs[0]
+    if len(subs) == 2:
+        a, b = subs
+        return lambda f: a(f) and b(f)
+    if len(subs) == 3:
+        a, b, c = subs
+        return lambda f: a(f) and b(f) and c(f)
+
+    def every(f: Fields) -> bool:
+        for m in subs:  # noqa: SIM110 - a loop, not any(): no generator per call
+            if not m(f):
+                return False
+        return True
+
+    return every
+
+
+def _any(subs: list[Matcher]) -> Matcher:
+    if len(subs) == 1:
+        return subs[0]
+    if len(subs) == 2:
+        a, b = subs
+        return lambda f: a(f) or b(f)
+    if len(subs) == 3:
+        a, b, c = subs
+        return lambda f: a(f) or b(f) or c(f)
+
+    def some(f: Fields) -> bool:
+        for m in subs:  # noqa: SIM110 - a loop, not any(): no generator per call
+            if m(f):
+                return True
+        return False
+
+    return some
 
 
 def required_actions(node: Any) -> set[str] | None:
