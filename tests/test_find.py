@@ -79,3 +79,18 @@ def test_minimal_drops_literals_holding_another() -> None:
 
 def test_backend_name() -> None:
     assert find.backend() in ("hyperscan", "bytes.find")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=chunks, chunk=chunks, after=chunks, literals=literal_lists, as_bytearray=st.booleans())
+def test_range_of_a_larger_buffer(
+    backend: str, before: bytes, chunk: bytes, after: bytes, literals: list[bytes] | None, as_bytearray: bool
+) -> None:
+    """A range [start, end) of a bigger (reused, mutable) buffer gives the range's own lines, at buffer offsets."""
+    before = before if before.endswith(b"\n") or not before else before + b"\n"
+    chunk = chunk if chunk.endswith(b"\n") or not chunk else chunk + b"\n"
+    data = before + chunk + after
+    buf: bytes | bytearray = bytearray(data) if as_bytearray else data
+    start, end = len(before), len(before) + len(chunk)
+    want = [(offset + start, lineno) for offset, lineno in reference(chunk, literals)]
+    assert list(line_starts(buf, literals, start, end)) == want

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from . import __version__
+from . import __version__, parallel
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, Alert, severity_rank
@@ -105,6 +105,9 @@ def hunt(
         bool, typer.Option("--no-prefilter", help="Parse every line, even those no rule can match.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or summary on stderr.")] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes for large inputs; 0 = one per usable CPU, 1 = no workers.")
+    ] = 0,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
     inputs = list(paths or [])
@@ -131,6 +134,10 @@ def hunt(
     warner = Warner(quiet)
     literals = None if no_prefilter else literals_for(engine.actions())
     reader = Reader(fmt=fmt, literals=literals, warn=warner)
+    jobs = jobs or parallel.available_jobs()
+    units = parallel.plan(reader, inputs) if jobs > 1 else None
+    workers = parallel.ParallelHunt(reader, engine, units, jobs) if units and parallel.worth_it(units, jobs) else None
+    files = inputs if units is None else list(dict.fromkeys(u.path for u in units))
 
     # one handle on --out: bytes for jsonl/ocsf, text for the table
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
@@ -146,7 +153,10 @@ def hunt(
             progress.start()
             task = progress.add_task("hunting", total=_total_size(inputs))
             reader.on_progress = lambda n: progress.advance(task, n)
-        for alert in engine.run(reader.read(inputs)):
+            if workers is not None:
+                workers.on_progress = reader.on_progress
+        alerts = workers.alerts() if workers is not None else engine.run(reader.read(files))
+        for alert in alerts:
             counts[alert.severity] += 1
             worst = max(worst, severity_rank(alert.severity))
             sink.write(alert)
@@ -160,6 +170,8 @@ def hunt(
         _silence_stdout()
         raise typer.Exit(0) from None
     finally:
+        if workers is not None:
+            workers.close()
         if progress is not None:
             progress.stop()
         with contextlib.suppress(BrokenPipeError):

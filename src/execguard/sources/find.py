@@ -19,46 +19,52 @@ except ImportError:  # pragma: no cover
     _hs = None
 
 NL = b"\n"
-Search = Callable[[bytes], list[int]]
+Search = Callable[[memoryview], list[int]]
 
 
-def line_starts(chunk: bytes, literals: list[bytes] | None) -> Iterator[tuple[int, int]]:
-    """Yield (offset, 1-based line number within chunk) of candidate lines, in order.
+def line_starts(
+    chunk: bytes | bytearray, literals: list[bytes] | None, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """Yield (offset in chunk, 1-based line number counted from ``start``) of candidate lines in
+    ``chunk[start:end]``, in order, without copying it.
 
-    ``chunk`` ends with a newline. With no literals every line is a candidate.
+    The range ends with a newline. With no literals every line is a candidate.
     """
+    if end is None:
+        end = len(chunk)
     if literals is None:
-        yield from _every_line(chunk)
+        yield from _every_line(chunk, start, end)
         return
     lits = minimal(literals)
     if not lits:
         return
     if b"" in lits:  # the empty literal is in every line
-        yield from _every_line(chunk)
+        yield from _every_line(chunk, start, end)
         return
     search = _hyperscan(lits) if _hs is not None else None
     if search is None:
-        yield from _find_loop(chunk, lits)
+        yield from _find_loop(chunk, lits, start, end)
         return
-    ends = search(chunk)
+    with memoryview(chunk) as whole, whole[start:end] as view:
+        ends = search(view)
     if not ends:
         return
     ends.sort()  # Hyperscan reports by end offset already; sorting sorted data is linear
-    size = len(chunk)
     line_end = -1
-    prev = 0
+    prev = start
     lineno = 1
     rfind, find, count = chunk.rfind, chunk.find, chunk.count
     for to in ends:
+        to += start
         if to <= line_end:
             continue  # another literal in a line already yielded
-        start = rfind(NL, 0, to) + 1
-        line_end = find(NL, to)
+        begin = rfind(NL, start, to) + 1 or start
+        line_end = find(NL, to, end)
         if line_end == -1:
-            line_end = size
-        lineno += count(NL, prev, start)
-        prev = start
-        yield start, lineno
+            line_end = end
+        lineno += count(NL, prev, begin)
+        prev = begin
+        yield begin, lineno
 
 
 def minimal(literals: list[bytes] | tuple[bytes, ...]) -> tuple[bytes, ...]:
@@ -77,33 +83,31 @@ def _minimal(literals: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return tuple(kept)
 
 
-def _every_line(chunk: bytes) -> Iterator[tuple[int, int]]:
-    offset = 0
+def _every_line(chunk: bytes | bytearray, offset: int, size: int) -> Iterator[tuple[int, int]]:
     lineno = 1
-    size = len(chunk)
     find = chunk.find
     while offset < size:
         yield offset, lineno
-        nxt = find(NL, offset)
+        nxt = find(NL, offset, size)
         if nxt == -1:
             return
         offset = nxt + 1
         lineno += 1
 
 
-def _find_loop(chunk: bytes, lits: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
+def _find_loop(chunk: bytes | bytearray, lits: tuple[bytes, ...], begin: int, end: int) -> Iterator[tuple[int, int]]:
     """bytes.find per literal; after a hit the rest of its line is skipped."""
     starts: set[int] = set()
     find, rfind = chunk.find, chunk.rfind
     for lit in lits:
-        i = find(lit)
+        i = find(lit, begin, end)
         while i != -1:
-            starts.add(rfind(NL, 0, i) + 1)
-            end = find(NL, i)
-            if end == -1:
+            starts.add(rfind(NL, begin, i) + 1 or begin)
+            stop = find(NL, i, end)
+            if stop == -1:
                 break
-            i = find(lit, end)
-    prev = 0
+            i = find(lit, stop, end)
+    prev = begin
     lineno = 1
     count = chunk.count
     for start in sorted(starts):
@@ -127,7 +131,7 @@ def _hyperscan(lits: tuple[bytes, ...]) -> Search | None:
     except Exception:  # pragma: no cover - an odd Hyperscan build: fall back to bytes.find
         return None
 
-    def search(chunk: bytes) -> list[int]:
+    def search(chunk: memoryview) -> list[int]:
         ends: list[int] = []
         add = ends.append
 

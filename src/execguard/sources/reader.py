@@ -75,11 +75,12 @@ class _Input:
     every byte decoded before a truncation or corruption is handed out before the error is raised.
     """
 
-    def __init__(self, raw: IO[bytes], owned: bool) -> None:
+    def __init__(self, raw: IO[bytes], owned: bool, plain: bool = False, limit: int | None = None) -> None:
         self.raw = raw
         self.owned = owned
         self.consumed = 0  # raw bytes read from the underlying file
-        self._head = self._raw_read(2)
+        self.limit = limit  # read no more than this many raw bytes (a range of a file)
+        self._head = b"" if plain else self._raw_read(2)
         while len(self._head) == 1:  # a pipe may hand out one byte at a time
             more = self._raw_read(1)
             if not more:
@@ -94,11 +95,36 @@ class _Input:
             self._zin, self._head = self._head, b""
 
     def _raw_read(self, n: int) -> bytes:
+        if self.limit is not None:
+            n = min(n, self.limit - self.consumed)
+            if n <= 0:
+                return b""
         data = self.raw.read(n)
         if data is None:  # non-blocking streams
             return b""
         self.consumed += len(data)
         return data
+
+    def readinto(self, buf: bytearray) -> int:
+        """Fill buf from a plain stream without a new allocation per block; bytes read (less only at the end)."""
+        if self.gzip or self._head:
+            data = self.read(len(buf))
+            buf[: len(data)] = data
+            return len(data)
+        got = 0
+        with memoryview(buf) as view:
+            while got < len(buf):
+                want = len(buf) - got
+                if self.limit is not None:
+                    want = min(want, self.limit - self.consumed)
+                    if want <= 0:
+                        break
+                n = self.raw.readinto(view[got : got + want])  # type: ignore[attr-defined]
+                if not n:
+                    break
+                got += n
+                self.consumed += n
+        return got
 
     def read(self, n: int) -> bytes:
         if not self.gzip:
@@ -249,12 +275,61 @@ class Reader:
             finally:
                 stream.close()
 
+    def ranges(self, path: str, unit: int) -> list[tuple[int, int]] | None:
+        """Byte ranges, each ending just after a newline, that split a large line-delimited JSON
+        file for reading in parallel; None when the file cannot be split (stdin, gzip, a text
+        or document format, smaller than two units, or no newline near a cut)."""
+        try:
+            size = os.stat(path).st_size
+            if size < 2 * unit or not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            with open(path, "rb") as f:
+                head = f.read(HEAD)
+                if head[:2] == GZ_MAGIC or self._sniff(head, at_eof=False)[0] != "lines":
+                    return None
+                cuts = [0]
+                for at in range(unit, size - unit // 2, unit):
+                    cut = _next_line(f, max(at, cuts[-1]), self.max_line)
+                    if cut is None:
+                        return None  # an over-long line near the cut: the serial reader warns about it
+                    if cut < size:
+                        cuts.append(cut)
+        except OSError:
+            return None
+        cuts = sorted(set(cuts))
+        if len(cuts) < 2:
+            return None
+        return list(zip(cuts, [*cuts[1:], size], strict=True))
+
+    def read_range(self, path: str, start: int, end: int) -> Iterator[Event]:
+        """Events of the line-delimited JSON lines in bytes [start, end) of path (from ``ranges``).
+
+        Line numbers count from the range's first line; the caller adds the lines before it.
+        """
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by _Input.close
+        except OSError as exc:
+            self._unreadable(path, f"cannot open: {exc.strerror or exc}")
+            return
+        stream = _Input(raw, owned=True, plain=True, limit=end - start)
+        try:
+            raw.seek(start)
+            if start == 0:
+                self.stats.files += 1
+            state = {"line": 0, "reuse": 1}
+            blocks = self._blocks(path, stream, state)
+            for lineno, line in self._lines(path, blocks, state, self.literals, strip_bom=start == 0):
+                yield from self._json_line(path, lineno, line)
+        finally:
+            stream.close()
+
     # ---- framing ---------------------------------------------------------------------
     def _read_stream(self, name: str, stream: _Input) -> Iterator[Event]:
         state = {"line": 0}
         blocks = self._blocks(name, stream, state)
-        head = next(blocks, b"")
+        head = bytes(next(blocks, b""))  # the HEAD read: bytes, never the reused buffer
         mode, text_fmt = self._sniff(head, at_eof=len(head) < HEAD)
+        state["reuse"] = mode != "document"
         source = _chain(head, blocks)
         if mode == "text" and text_fmt:
             parser: TextParser = self.text_sources[text_fmt].Parser(name)
@@ -272,12 +347,25 @@ class Reader:
         lits = getattr(self.text_sources[fmt], "LITERALS", None)
         return list(lits) if lits and self.literals is not None else None
 
-    def _blocks(self, name: str, stream: _Input, state: dict[str, int]) -> Iterator[bytes]:
+    def _blocks(self, name: str, stream: _Input, state: dict[str, int]) -> Iterator[bytes | bytearray]:
+        """Blocks of the stream: HEAD bytes first, then BLOCK at a time.
+
+        Once the caller sets ``state["reuse"]`` (line mode, which is done with a block before it asks
+        for the next) plain files are read into one reused buffer: no allocation and page faults per block.
+        """
         size = HEAD
+        buf: bytearray | None = None
         while True:
             before = stream.consumed
             try:
-                block = stream.read(size)
+                block: bytes | bytearray
+                if state.get("reuse") and size == BLOCK and not stream.gzip:
+                    if buf is None:
+                        buf = bytearray(BLOCK)
+                    got = stream.readinto(buf)
+                    block = buf if got == len(buf) else bytes(buf[:got])
+                else:
+                    block = stream.read(size)
             except (EOFError, OSError, zlib.error) as exc:
                 compressed = isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile))
                 what = f"truncated or corrupt compressed data ({exc})" if compressed else f"read error: {exc}"
@@ -320,9 +408,10 @@ class Reader:
     def _lines(
         self,
         name: str,
-        blocks: Iterable[bytes],
+        blocks: Iterable[bytes | bytearray],
         state: dict[str, int],
         literals: list[bytes] | None,
+        strip_bom: bool = True,
     ) -> Iterator[tuple[int, bytes]]:
         """Yield (1-based line number, line) of non-blank candidate lines; skip over-long ones."""
         max_line = self.max_line
@@ -330,7 +419,7 @@ class Reader:
         pending = b""  # start of a line whose end is in a later block
         base = 0  # lines complete before `pending`
         discarding = False  # inside an over-long line: drop bytes up to its newline
-        first = True
+        first = strip_bom
         for block in blocks:
             if first:
                 first = False
@@ -351,13 +440,13 @@ class Reader:
                         self._too_long(name, base + 1)
                         pending, discarding = b"", True
                     else:
-                        pending += block
+                        pending += bytes(block)
                         self._held(len(block) + len(pending))
                     continue
                 if len(pending) + nl > max_line:
                     self._too_long(name, base + 1)
                 else:
-                    line = pending + block[:nl]
+                    line = pending + bytes(block[:nl])
                     self._held(len(block) + len(line))
                     if (literals is None or any(lit in line for lit in literals)) and line.strip():
                         yield base + 1, line
@@ -367,27 +456,25 @@ class Reader:
                 start = nl + 1
             cut = block.rfind(b"\n") + 1
             if cut > start:
-                chunk = block if start == 0 and cut == len(block) else block[start:cut]
-                self._held(len(block) + (len(chunk) if chunk is not block else 0))
-                skip = self._long_lines(name, chunk, base) if len(chunk) > max_line else None
-                last = (0, 1)  # newlines before the last candidate are counted already
-                for offset, lineno in line_starts(chunk, literals):
+                self._held(len(block))
+                skip = self._long_lines(name, block, start, cut, base) if cut - start > max_line else None
+                last = (start, 1)  # newlines before the last candidate are counted already
+                for offset, lineno in line_starts(block, literals, start, cut):
                     last = offset, lineno
                     if skip and offset in skip:
                         continue
-                    line = chunk[offset : chunk.index(b"\n", offset)]
+                    line = bytes(block[offset : block.index(b"\n", offset)])
                     if line.strip():
                         yield base + lineno, line
-                n = last[1] - 1 + chunk.count(b"\n", last[0])
+                n = last[1] - 1 + block.count(b"\n", last[0], cut)
                 base += n
                 stats.lines += n
-                del chunk
             tail = len(block) - max(cut, start)
             if tail > max_line:
                 self._too_long(name, base + 1)
                 discarding = True
             elif tail:
-                pending = block[max(cut, start) :]
+                pending = bytes(block[max(cut, start) :])
             state["line"] = base
         if discarding:
             stats.lines += 1
@@ -396,17 +483,16 @@ class Reader:
             if (literals is None or any(lit in pending for lit in literals)) and pending.strip():
                 yield base + 1, pending
 
-    def _long_lines(self, name: str, chunk: bytes, base: int) -> set[int]:
-        """Offsets of lines longer than max_line in chunk (only possible when max_line < BLOCK)."""
+    def _long_lines(self, name: str, block: bytes | bytearray, offset: int, end: int, base: int) -> set[int]:
+        """Offsets of lines longer than max_line in block[offset:end] (only possible when max_line < BLOCK)."""
         out: set[int] = set()
-        offset = 0
         lineno = 1
-        while offset < len(chunk):
-            end = chunk.index(b"\n", offset)
-            if end - offset > self.max_line:
+        while offset < end:
+            stop = block.index(b"\n", offset)
+            if stop - offset > self.max_line:
                 self._too_long(name, base + lineno)
                 out.add(offset)
-            offset = end + 1
+            offset = stop + 1
             lineno += 1
         return out
 
@@ -481,7 +567,7 @@ class Reader:
             self.stats.by_format[ev.source.format or fmt] += 1
         yield from out
 
-    def _documents(self, name: str, blocks: Iterable[bytes], state: dict[str, int]) -> Iterator[Event]:
+    def _documents(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int]) -> Iterator[Event]:
         """Concatenated or pretty-printed JSON values (Falco trace files, EventList dumps, arrays).
 
         Each value's records carry the line its first character is on. The elements of a
@@ -526,7 +612,7 @@ class Reader:
 class _Window:
     """Decoded text of a document-mode stream: the current value and what was read past it."""
 
-    def __init__(self, blocks: Iterator[bytes], reader: Reader) -> None:
+    def __init__(self, blocks: Iterator[bytes | bytearray], reader: Reader) -> None:
         self.blocks = blocks
         self.reader = reader
         self.dec = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
@@ -673,7 +759,22 @@ def _json_type(obj: Any) -> str:
     )
 
 
-def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _next_line(f: IO[bytes], at: int, max_line: int) -> int | None:
+    """Offset just past the first newline at or after ``at``; None if none within max_line bytes."""
+    f.seek(at)
+    seen = 0
+    while seen <= max_line:
+        window = f.read(HEAD)
+        if not window:
+            return at + seen
+        nl = window.find(b"\n")
+        if nl != -1:
+            return at + seen + nl + 1
+        seen += len(window)
+    return None
+
+
+def _chain(head: bytes | bytearray, rest: Iterator[bytes | bytearray]) -> Iterator[bytes | bytearray]:
     if head:
         yield head
     yield from rest

@@ -1,0 +1,260 @@
+"""Hunt on several cores: files, and ranges of large line-delimited files, read by worker processes.
+
+Each worker runs a source and the stateless half of the engine (``Engine.hits``) on its unit and
+writes the events that hit a rule, and its warnings, to a spool file. The parent replays the
+spools in input order through the stateful half (``Engine.decide``: correlation, severity floor,
+stage folding), adding the lines of earlier ranges of the same file to line numbers. So the
+alerts, their order, line numbers, warnings and counts are those of a serial run.
+
+Workers are forked after the rules are compiled, so nothing is compiled or pickled twice; spools
+keep memory flat however many hits a unit has. Used only where fork exists (Linux).
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import IO, Any
+
+from .engine.match import Engine
+from .model import Alert, Event
+from .sources.reader import Reader, Stats, Warn
+
+UNIT = 64 << 20  # bytes of a large file handed to one worker at a time
+MIN_TOTAL = 32 << 20  # below this a serial hunt is as fast as starting workers
+
+
+@dataclass(frozen=True)
+class Unit:
+    path: str
+    start: int | None = None  # None: the whole file, read as a serial hunt would
+    end: int | None = None
+    size: int = 0  # bytes on disk, for progress
+
+
+@dataclass
+class _Done:
+    spool: str
+    stats: Stats
+    error: str | None = None
+
+
+_JOB: tuple[Reader, Engine, str] | None = None  # set in the parent just before the workers fork
+
+
+def available_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | None:
+    """Units of work for ``paths`` in input order; None when stdin is among them (it cannot be shared)."""
+    if "-" in paths:
+        return None
+    units: list[Unit] = []
+    for path in reader.expand(paths):
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0
+        ranges = reader.ranges(path, unit)
+        if ranges is None:
+            units.append(Unit(path, size=size))
+        else:
+            units.extend(Unit(path, a, b, b - a) for a, b in ranges)
+    return units
+
+
+def worth_it(units: list[Unit] | None, jobs: int) -> bool:
+    return bool(units) and jobs > 1 and len(units or []) > 1 and sum(u.size for u in units or []) >= MIN_TOTAL and can_fork()
+
+
+class ParallelHunt:
+    """Start the workers (before any thread, such as a progress bar's, exists), then iterate ``alerts``.
+
+    Plain processes rather than multiprocessing.Pool: each takes the next unit number from a shared
+    counter and reports on a pipe of its own, so stopping them (Ctrl-C, a closed output) is a
+    SIGTERM with no queue lock a dying worker could hold.
+    """
+
+    def __init__(self, reader: Reader, engine: Engine, units: list[Unit], jobs: int) -> None:
+        global _JOB
+        self.reader = reader
+        self.engine = engine
+        self.units = units
+        self.on_progress: Callable[[int], None] | None = None
+        self._dir = tempfile.mkdtemp(prefix="execguard-")
+        ctx = multiprocessing.get_context("fork")
+        self._next = ctx.Value("q", 0)
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        _JOB = (reader, engine, self._dir)
+        try:
+            for _ in range(min(jobs, len(units))):
+                receive, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker, args=(units, self._next, send), daemon=True)
+                proc.start()
+                send.close()  # the parent keeps the reading end only: EOF when the worker is gone
+                self._workers.append((proc, receive))
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            _JOB = None  # the children have their copy
+
+    def _results(self) -> Iterator[tuple[Unit, _Done]]:
+        """Finished units in input order, waiting for each in turn."""
+        done: dict[int, _Done] = {}
+        live = {conn: proc for proc, conn in self._workers}
+        for index, unit in enumerate(self.units):
+            while index not in done:
+                if not live:
+                    # every worker is gone without this unit: report it, never hang
+                    done[index] = _Done("", Stats(), "a worker stopped before reading this part; it was skipped")
+                    break
+                for conn in wait(list(live)):
+                    assert isinstance(conn, Connection)
+                    try:
+                        i, result = conn.recv()
+                    except (EOFError, OSError):
+                        del live[conn]
+                        continue
+                    done[i] = result
+            yield unit, done.pop(index)
+
+    def alerts(self) -> Iterator[Alert]:
+        line_base: dict[str, int] = {}
+        try:
+            for unit, result in self._results():
+                base = line_base.get(unit.path, 0) if unit.start else 0
+                yield from self._replay(result, base)
+                line_base[unit.path] = base + result.stats.lines
+                _merge(self.reader.stats, result.stats)
+                if result.error:
+                    self.reader.stats.bad += 1
+                    self.reader.warn(unit.path, None, result.error)
+                if self.on_progress:
+                    self.on_progress(unit.size)
+        finally:
+            self.close()
+
+    def _replay(self, done: _Done, base: int) -> Iterator[Alert]:
+        warn: Warn = self.reader.warn
+        decide = self.engine.decide
+        if not done.spool:
+            return
+        try:
+            f: IO[bytes] = open(done.spool, "rb")  # noqa: SIM115 - closed below
+        except OSError:
+            return
+        with f:
+            load = functools.partial(pickle.load, f)  # one unpickler per record: the writer's memo is per record
+            while True:
+                try:
+                    rec = load()
+                except EOFError:
+                    break
+                if rec[0] == "w":
+                    _, file, line, message = rec
+                    warn(file, line + base if line else line, message)
+                    continue
+                event: Event = rec[1]
+                if base:
+                    _shift(event, base)
+                correlated: list[Alert] = []
+                alert = decide(event, rec[2], correlated)
+                if alert is not None:
+                    yield alert
+                yield from correlated
+        os.unlink(done.spool)
+
+    def close(self) -> None:
+        for proc, conn in self._workers:
+            if proc.is_alive():
+                proc.terminate()
+            conn.close()
+        for proc, _ in self._workers:
+            proc.join(5)
+            if proc.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+                proc.kill()
+                proc.join()
+        self._workers = []
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _worker(units: list[Unit], counter: Any, send: Connection) -> None:
+    """A worker process: take unit numbers until none are left; report each when its spool is written."""
+    # Ctrl-C reaches the whole process group: the parent stops the workers and keeps what it has
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        if index >= len(units):
+            break
+        send.send((index, _work((index, units[index]))))
+    send.close()
+
+
+def _work(item: tuple[int, Unit]) -> _Done:
+    """In a worker: read one unit, keep the events that hit a rule and the warnings, in order."""
+    assert _JOB is not None
+    parent, engine, spool_dir = _JOB
+    index, unit = item
+    spool = os.path.join(spool_dir, f"{index}.pickle")
+    with open(spool, "wb", buffering=1 << 20) as f:
+        def dump(record: tuple[Any, ...]) -> None:
+            f.write(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+
+        def warn(file: str, line: int | None, message: str) -> None:
+            dump(("w", file, line, message))
+
+        reader = Reader(fmt=parent.fmt, literals=parent.literals, warn=warn, max_line=parent.max_line)
+        events = reader.read([unit.path]) if unit.start is None else reader.read_range(unit.path, unit.start, unit.end or 0)
+        hits = engine.hits
+        error = None
+        try:
+            for event in events:
+                found = hits(event)
+                if found:
+                    dump(("e", event, found))
+        except Exception as exc:  # a bug must cost this unit's rest, not the hunt
+            error = f"worker failed after {reader.stats.lines} lines ({type(exc).__name__}: {exc}); the rest of this part was skipped"
+    return _Done(spool, reader.stats, error)
+
+
+def _shift(event: Event, base: int) -> None:
+    ref = event.source
+    if ref.line is None:
+        return
+    old = f"{ref.file}:{ref.line}"
+    ref.line += base
+    if event.raw == old:
+        event.raw = f"{ref.file}:{ref.line}"
+
+
+def _merge(total: Stats, part: Stats) -> None:
+    for f in fields(Stats):
+        name = f.name
+        value: Any = getattr(part, name)
+        if name == "peak_buffer":
+            total.peak_buffer = max(total.peak_buffer, value)
+        elif name == "by_format":
+            total.by_format.update(value)
+        else:
+            setattr(total, name, getattr(total, name) + value)
