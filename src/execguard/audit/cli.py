@@ -13,7 +13,7 @@ from rich.console import Console
 
 from ..model import severity_rank
 from ..options import severity_option
-from . import docker, kube, live, rbac, workloads
+from . import docker, docker_live, kube, live, probe, rbac, workloads
 from .engine import Finding, Item, evaluate
 from .inputs import AuditInputError, Inputs, read_dir
 from .rbac import Grant
@@ -67,14 +67,14 @@ def run_audit(
         items += found
     if docker_host:
         try:
-            items += live.docker_host_items(docker_host)
+            items += docker_live.docker_host_items(docker_host)
         except live.LiveError as exc:
             res.errors.append(str(exc))
     if probes:
-        items += live.local_socket_items()
+        items += docker_live.local_socket_items()
     for spec in probes or []:
         try:
-            items += live.probe(spec)
+            items += probe.probe(spec)
         except live.LiveError as exc:
             res.errors.append(str(exc))
     res.findings = evaluate(items)
