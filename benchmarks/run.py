@@ -4,13 +4,15 @@
     python benchmarks/run.py benchmarks/out/audit-1G.log --repeat 5
 
 Per repeat, in this order: ``grep -F -c exec``, ``grep -F -c -e LIT ...`` (the prefilter literals
-of the built-in rule set), ``execguard hunt -o jsonl -q`` (alerts counted from its stdout) and
+of the built-in rule set), ``execguard hunt -o jsonl -q`` (alerts counted from its stdout; one worker
+per CPU, the default), the same with ``-j 1`` (one process) and
 ``jq -c 'select(.objectRef.subresource=="exec")' | wc -l`` on a slice (the first --jq-fraction of
 the file, cut on a line; jq is slow, so MB/s is measured on the slice and stated as such).
 Then, once, ``hunt`` with and without ``--no-prefilter`` on a smaller slice.
 
-The page cache is warmed first (the file is read once). Peak RSS comes from wait4() on each
-child. Medians are reported, with every run's time kept in the JSON written to benchmarks/out/.
+The page cache is warmed first (the file is read once). Peak RSS of the largest process comes from
+GNU time; peak PSS summed over the whole process tree (hunt's workers included) is sampled from /proc.
+Medians are reported, with every run's time kept in the JSON written to benchmarks/out/.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,8 @@ def run(cmd: list[str]) -> dict[str, Any]:
     full = [TIME, "-f", "%M", "-o", str(rss_file), *cmd] if TIME else cmd
     t0 = time.perf_counter()
     proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    tree = TreeMemory(proc.pid)
+    tree.start()
     assert proc.stdout is not None
     lines = 0
     last = b""
@@ -75,7 +80,58 @@ def run(cmd: list[str]) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError, IndexError):
             rss_kb = int(rss_file.read_text().split()[-1])
         rss_file.unlink(missing_ok=True)
-    return {"secs": secs, "lines": lines, "rss_mb": rss_kb / 1024, "rc": proc.returncode, "tail": last.decode(errors="replace")}
+    tree.stop()
+    return {
+        "secs": secs, "lines": lines, "rss_mb": rss_kb / 1024, "rc": proc.returncode, "tail": last.decode(errors="replace"),
+        "tree_rss_mb": tree.peak_rss / 1024, "tree_pss_mb": tree.peak_pss / 1024, "procs": tree.peak_procs,
+    }
+
+
+class TreeMemory(threading.Thread):
+    """Peak memory of a process and all its descendants (hunt -j forks workers), sampled every 20 ms.
+
+    RSS summed over processes counts pages shared after fork once per process (an upper bound);
+    PSS (from smaps_rollup) shares them out, so its sum is the memory the run really holds.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root = pid
+        self.peak_rss = self.peak_pss = self.peak_procs = 0
+        self._done = threading.Event()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self._done.wait(0.02):
+            rss = pss = 0
+            pids = self._tree()
+            for pid in pids:
+                with contextlib.suppress(OSError, ValueError):
+                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                        if line.startswith("Rss:"):
+                            rss += int(line.split()[1])
+                        elif line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self.peak_procs = max(self.peak_procs, len(pids))
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                    children.setdefault(ppid, []).append(int(entry))
+        out, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(children.get(pid, []))
+        return out
 
 
 def slice_file(src: str, fraction: float, dest: Path) -> Path:
@@ -157,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "grep -F -c exec": {"cmd": ["grep", "-F", "-c", "exec", path], "mb": mb},
         "grep -F -c -e LITERALS": {"cmd": ["grep", "-F", "-c", *[a for x in lits for a in ("-e", x.decode())], path], "mb": mb},
         "execguard hunt": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", path], "mb": mb},
+        "execguard hunt -j 1": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", "-j", "1", path], "mb": mb},
     }
     if jq_slice is not None:
         tools["jq (slice)"] = {
@@ -197,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             "mb_s": tool["mb"] / secs,
             "mb": tool["mb"],
             "rss_mb": max(r["rss_mb"] for r in tool["runs"]),
+            "tree_rss_mb": max(r["tree_rss_mb"] for r in tool["runs"]),
+            "tree_pss_mb": max(r["tree_pss_mb"] for r in tool["runs"]),
+            "procs": max(r["procs"] for r in tool["runs"]),
             "result": result,
             "secs": [r["secs"] for r in tool["runs"]],
         }
@@ -207,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "small_slice": {"mb": small_mb, **prefilter},
         "ratio_vs_grep_exec": eg_rate / summary["grep -F -c exec"]["mb_s"],
         "ratio_vs_grep_literals": eg_rate / summary["grep -F -c -e LITERALS"]["mb_s"],
+        "ratio_single_process_vs_grep_exec": summary["execguard hunt -j 1"]["mb_s"] / summary["grep -F -c exec"]["mb_s"],
     }
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     dest = OUT / f"results-{stem}-{stamp}.json"
@@ -216,17 +277,20 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{path}: {mb:.0f} MB, median of {args.repeat}, {info['cpus']} CPUs ({info['cpu']}), "
         f"load {info['loadavg_before'][0]:.1f} -> {info['loadavg_after'][0]:.1f}, find backend {info['find_backend']}"
     )
-    print("| tool | MB/s | peak RSS MB | result |")
-    print("|---|---:|---:|---|")
+    print("| tool | MB/s | peak RSS MB (largest process) | peak PSS MB (all processes) | result |")
+    print("|---|---:|---:|---:|---|")
     for name, s in summary.items():
         what = (
             f"{s['result']} lines"
             if "grep" in name
             else (f"{s['result']} alerts" if "execguard" in name else f"{s['result']} lines on {s['mb']:.0f} MB slice")
         )
-        print(f"| {name} | {s['mb_s']:.0f} | {s['rss_mb']:.0f} | {what} |")
-    ratios = report["ratio_vs_grep_exec"], report["ratio_vs_grep_literals"]
-    print(f"\nexecguard / grep -F -c exec = {ratios[0]:.2f}; execguard / grep -F -c -e LITERALS = {ratios[1]:.2f}")
+        print(f"| {name} | {s['mb_s']:.0f} | {s['rss_mb']:.0f} | {s['tree_pss_mb']:.0f} ({s['procs']} procs) | {what} |")
+    ratios = report["ratio_vs_grep_exec"], report["ratio_vs_grep_literals"], report["ratio_single_process_vs_grep_exec"]
+    print(
+        f"\nexecguard / grep -F -c exec = {ratios[0]:.2f}; execguard / grep -F -c -e LITERALS = {ratios[1]:.2f}; "
+        f"execguard -j 1 / grep -F -c exec = {ratios[2]:.2f}"
+    )
     p, n = prefilter["prefilter"], prefilter["--no-prefilter"]
     print(
         f"{small_mb:.0f} MB slice: prefilter {p['mb_s']:.0f} MB/s vs --no-prefilter {n['mb_s']:.0f} MB/s "
