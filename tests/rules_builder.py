@@ -224,3 +224,13 @@ def hunt_events(tmp_path: Path, events: Iterable[dict[str, Any]], name: str = "a
 
 def rule_ids(alert: Alert) -> set[str]:
     return {m.rule_id for m in alert.matches}
+
+
+def probed(argv: list[str], hook: str = "livenessProbe") -> dict[str, Any]:
+    """A container without a command override whose probe or lifecycle hook execs argv."""
+    c = {"name": "main", "image": "postgres:16"}
+    if hook.startswith("lifecycle."):
+        c["lifecycle"] = {hook.split(".", 1)[1]: {"exec": {"command": argv}}}
+    else:
+        c[hook] = {"exec": {"command": argv}, "periodSeconds": 10}
+    return c

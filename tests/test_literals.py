@@ -92,3 +92,24 @@ def test_gate_never_hides_a_match(parts: list[str]) -> None:
     text = "".join(parts)
     for pattern, flags in REGEXES:
         assert gate_ok(pattern, flags, text), pattern
+
+
+def test_gates_change_no_alert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over simulated telemetry of every format and attack, gated and ungated rules give the same alerts."""
+    from execguard.engine import sigma
+    from execguard.engine.match import Engine
+    from execguard.sim.simulate import write as simulate
+    from execguard.sources.reader import Reader
+
+    simulate(tmp_path, events=1500, seed=7)
+    (tmp_path / "labels.jsonl").unlink()
+
+    def alerts() -> list[dict[str, object]]:
+        engine = Engine(sigma.load_rules([], builtin=True))
+        return [a.to_dict() for a in engine.run(Reader().read([str(tmp_path)]))]
+
+    gated = alerts()
+    monkeypatch.setattr(sigma, "rule_gate", lambda node: None)
+    monkeypatch.setattr(sigma, "required", lambda pattern, flags=0: None)
+    assert alerts() == gated
+    assert len(gated) > 50

