@@ -1,4 +1,5 @@
-"""Kubelet, kube-apiserver and audit-policy facts from command lines, static pod manifests and config files."""
+"""Kubelet, kube-apiserver and audit-policy facts from command lines, static pod manifests and config files;
+the coverage of a live API listing (lists it could not read)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from .engine import Item
 from .inputs import CommandLine, Inputs, Obj
+from .live import coverage_items
 
 TRUE = ("true", "1", "t", "yes", "y")
 
@@ -291,7 +293,7 @@ def audit_policy_items(policy: Obj) -> list[Item]:
 
 
 def collect(inputs: Inputs) -> list[Item]:
-    items = kubelet_items(inputs)
+    items = kubelet_items(inputs) + coverage_items(inputs)
     api, used = apiserver_items(inputs)
     items += api
     for p in inputs.of_kind("Policy"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from .inputs import Inputs, flatten
+from .engine import Item
+from .inputs import Inputs, Obj, flatten
 
 
 class LiveError(Exception):
@@ -13,14 +15,32 @@ class LiveError(Exception):
 
 # ---------------------------------------------------------------- Kubernetes
 
+# (client API class, list method, kind, group/version, resource). Every call is a cluster-wide list (GET).
 K8S_LISTS = (
-    ("RbacAuthorizationV1Api", "list_cluster_role", "ClusterRole"),
-    ("RbacAuthorizationV1Api", "list_cluster_role_binding", "ClusterRoleBinding"),
-    ("RbacAuthorizationV1Api", "list_role_for_all_namespaces", "Role"),
-    ("RbacAuthorizationV1Api", "list_role_binding_for_all_namespaces", "RoleBinding"),
-    ("CoreV1Api", "list_pod_for_all_namespaces", "Pod"),
-    ("CoreV1Api", "list_node", "Node"),
+    ("RbacAuthorizationV1Api", "list_cluster_role", "ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles"),
+    ("RbacAuthorizationV1Api", "list_cluster_role_binding", "ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+    ("RbacAuthorizationV1Api", "list_role_for_all_namespaces", "Role", "rbac.authorization.k8s.io/v1", "roles"),
+    ("RbacAuthorizationV1Api", "list_role_binding_for_all_namespaces", "RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings"),
+    ("CoreV1Api", "list_pod_for_all_namespaces", "Pod", "v1", "pods"),
+    ("CoreV1Api", "list_node", "Node", "v1", "nodes"),
+    ("CoreV1Api", "list_service_account_for_all_namespaces", "ServiceAccount", "v1", "serviceaccounts"),
+    ("CoreV1Api", "list_replication_controller_for_all_namespaces", "ReplicationController", "v1", "replicationcontrollers"),
+    ("AppsV1Api", "list_deployment_for_all_namespaces", "Deployment", "apps/v1", "deployments"),
+    ("AppsV1Api", "list_stateful_set_for_all_namespaces", "StatefulSet", "apps/v1", "statefulsets"),
+    ("AppsV1Api", "list_daemon_set_for_all_namespaces", "DaemonSet", "apps/v1", "daemonsets"),
+    ("AppsV1Api", "list_replica_set_for_all_namespaces", "ReplicaSet", "apps/v1", "replicasets"),
+    ("BatchV1Api", "list_job_for_all_namespaces", "Job", "batch/v1", "jobs"),
+    ("BatchV1Api", "list_cron_job_for_all_namespaces", "CronJob", "batch/v1", "cronjobs"),
 )
+PAGE = 500  # list in chunks (limit/continue) so a large cluster is not one huge response
+
+# What a missing list leaves unevaluated (shown in the coverage finding).
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+CONTROLLER_KINDS = ("Pod", "ReplicationController", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+
+# The cli merges only the objects of a live collection, so list failures travel as one internal object that
+# coverage_items() turns into findings. Not a Kubernetes kind.
+COVERAGE_KIND = "ExecguardListCoverage"
 
 
 def kube_client(kubeconfig: str, context: str | None = None) -> Any:
@@ -33,19 +53,94 @@ def kube_client(kubeconfig: str, context: str | None = None) -> Any:
         raise LiveError(f"{kubeconfig}: {exc}") from None
 
 
+def _affects(kind: str) -> str:
+    if kind in RBAC_KINDS:
+        return "who-can-exec (EG-RBAC-*) may be incomplete"
+    if kind == "ServiceAccount":
+        return "automountServiceAccountToken of service accounts unknown: EG-RBAC-020 assumes tokens are mounted"
+    if kind in CONTROLLER_KINDS:
+        return f"{kind} pod templates not evaluated (EG-WL-*, EG-RBAC-020)"
+    return f"{kind} not evaluated"
+
+
+def _status_message(exc: Any) -> str:
+    """The message of the metav1.Status body the API server sends with an error."""
+    try:
+        body = json.loads(exc.body or "")
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+    except (TypeError, ValueError):
+        pass
+    return str(exc.reason or exc.status)
+
+
+def _list_all(method: Any) -> list[dict[str, Any]]:
+    """Every page of one list call, as the raw JSON the API server sent (no client model round trip, so
+    the objects are exactly what `kubectl get -o json` gives and fields the client does not know survive)."""
+    pages: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False, "_request_timeout": 10}
+        if token:
+            kwargs["_continue"] = token
+        resp = method(**kwargs)
+        try:
+            page = json.loads(resp.data)
+        finally:
+            resp.release_conn()
+        if not isinstance(page, dict):
+            raise ValueError("list response is not a JSON object")
+        pages.append(page)
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return pages
+
+
 def kube_inputs(api_client: Any) -> Inputs:
-    """List RBAC objects, pods and nodes (read-only) into the same Inputs an offline dump gives."""
+    """List RBAC objects, pods, nodes, service accounts and pod controllers (read-only) into the same Inputs
+    an offline dump gives. A list the credentials may not read (403) or the server does not serve (404) is
+    skipped and reported as incomplete coverage; any other failure aborts (LiveError)."""
     from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
     inputs = Inputs()
     source = f"kube-api:{api_client.configuration.host}"
-    for api_name, method, kind in K8S_LISTS:
+    gaps: list[dict[str, Any]] = []
+    for api_name, method, kind, group_version, resource in K8S_LISTS:
         api = getattr(client, api_name)(api_client)
         try:
-            result = getattr(api, method)(_request_timeout=10)
+            pages = _list_all(getattr(api, method))
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise LiveError(f"{source}: {method}: {exc.status} {_status_message(exc)}") from None
+            reason = "forbidden" if exc.status == 403 else "not served"
+            gaps.append(
+                {
+                    "kind": kind,
+                    "list": f"{group_version} {resource}",
+                    "status": exc.status,
+                    "reason": reason,
+                    "message": _status_message(exc),
+                    "affects": _affects(kind),
+                }
+            )
+            inputs.warnings.append(f"{source}: list {group_version} {resource}: {exc.status} {reason}; {_affects(kind)}")
+            continue
         except Exception as exc:
             raise LiveError(f"{source}: {method}: {exc}") from None
-        data = api_client.sanitize_for_serialization(result)  # wire format (camelCase)
-        data["kind"] = f"{kind}List"
-        inputs.objects.extend(flatten(data, source, None))
+        for page in pages:
+            page["kind"] = f"{kind}List"  # items arrive without kind; flatten fills it in from the list kind
+            inputs.objects.extend(flatten(page, source, None))
+    if gaps:
+        inputs.objects.append(Obj({"kind": COVERAGE_KIND, "metadata": {"name": source}, "gaps": gaps}, source))
     return inputs
+
+
+def coverage_items(inputs: Inputs) -> list[Item]:
+    """One item per list the live collection could not read."""
+    items = []
+    for o in inputs.of_kind(COVERAGE_KIND):
+        for gap in o.data.get("gaps") or []:
+            facts = {"api": o.name, **gap}
+            items.append(Item("kube_api_coverage", f"{o.name} list {gap['list']}", facts, o.file, None))
+    return items

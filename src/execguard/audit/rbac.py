@@ -18,6 +18,7 @@ from typing import Any
 
 from .engine import Item
 from .inputs import Inputs, Obj
+from .owners import items_without_template_copies
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
@@ -296,25 +297,28 @@ def applies_to_sa(g: Grant, ns: str, sa: str) -> bool:
 def workload_items(inputs: Inputs, gs: list[Grant]) -> list[Item]:
     """Workloads whose mounted service-account token can exec (or reach the kubelet) somewhere."""
     sas = {(o.namespace or "default", o.name): o.data for o in inputs.of_kind("ServiceAccount")}
-    items = []
-    for o in inputs.of_kind(*WORKLOAD_KINDS):
+    exec_grants = [g for g in gs if g.capability in EXEC_FAMILY]
+
+    def items_of(o: Obj) -> list[Item]:
         spec = pod_spec(o)
         if spec is None:
-            continue
+            return []
         ns = o.namespace or "default"
         sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
         mount = spec.get("automountServiceAccountToken")
         if mount is None:
             mount = (sas.get((ns, sa)) or {}).get("automountServiceAccountToken")
         if mount is False:
-            continue
-        caps = sorted({f"{g.capability} @ {g.scope}" for g in gs if g.capability in EXEC_FAMILY and applies_to_sa(g, ns, sa)})
-        if not caps:
-            continue
-        via = sorted({v for g in gs if g.capability in EXEC_FAMILY and applies_to_sa(g, ns, sa) for v in g.via})
+            return []
+        mine = [g for g in exec_grants if applies_to_sa(g, ns, sa)]
+        if not mine:
+            return []
+        caps = sorted({f"{g.capability} @ {g.scope}" for g in mine})
+        via = sorted({v for g in mine for v in g.via})
         facts = {"workload": f"{o.kind} {ns}/{o.name}", "namespace": ns, "service_account": sa, "capabilities": caps, "via": via}
-        items.append(Item("workload_sa", f"{o.kind} {ns}/{o.name}", facts, o.file, o.line))
-    return items
+        return [Item("workload_sa", f"{o.kind} {ns}/{o.name}", facts, o.file, o.line)]
+
+    return items_without_template_copies(inputs.of_kind(*WORKLOAD_KINDS), items_of)
 
 
 def matrix(gs: list[Grant]) -> dict[str, dict[str, list[str]]]:

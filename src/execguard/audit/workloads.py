@@ -7,6 +7,7 @@ from typing import Any
 
 from .engine import Item
 from .inputs import Inputs, Obj
+from .owners import items_without_template_copies
 from .rbac import WORKLOAD_KINDS, pod_spec
 
 # Host paths that hand a pod the container runtime's API (the socket itself or a directory holding it).
@@ -80,7 +81,4 @@ def workload_items(o: Obj) -> list[Item]:
 
 
 def collect(inputs: Inputs) -> list[Item]:
-    items: list[Item] = []
-    for o in inputs.of_kind(*WORKLOAD_KINDS):
-        items += workload_items(o)
-    return items
+    return items_without_template_copies(inputs.of_kind(*WORKLOAD_KINDS), workload_items)
