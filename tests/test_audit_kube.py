@@ -1,11 +1,15 @@
-"""Kubelet (flags vs KubeletConfiguration defaults, --config), kube-apiserver and audit-policy coverage."""
+"""Kubelet (flags vs KubeletConfiguration defaults, --config), kube-apiserver (flags, --authorization-config,
+--authentication-config anonymous section) and audit-policy coverage."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from execguard.audit.cli import run_audit
-from execguard.audit.kube import parse_flags, policy_coverage
+from execguard.audit.inputs import Obj
+from execguard.audit.kube import anonymous_facts, parse_flags, policy_coverage
 
 DATA = Path(__file__).parent / "data" / "audit"
 
@@ -124,3 +128,83 @@ def test_kubeadm_dropin_expands_environment_and_environment_files() -> None:
 
 def test_unexpanded_variables_make_settings_unknown() -> None:
     assert ids("kubelet/kubeadm-partial") == {"EG-KUBELET-005", "EG-KUBELET-006"}
+
+
+# ---------------------------------------------------------------- --authentication-config: anonymous section
+
+
+def api_findings(sub: str) -> dict[str, str]:
+    """EG-API-* id → evidence (EG-API-004: these fixtures name an audit policy they do not ship)."""
+    return {f.id: f.evidence for f in run_audit(from_dir=str(DATA / "apiserver" / sub)).findings if f.id != "EG-API-004"}
+
+
+def test_authn_config_anonymous_on_every_path_is_anonymous_auth() -> None:
+    got = api_findings("authn-anonymous-all")
+    assert set(got) == {"EG-API-002"}  # same check and severity as --anonymous-auth=true
+    assert "/etc/kubernetes/authn/config.yaml: anonymous.enabled true with no conditions (every path)" in got["EG-API-002"]
+
+
+def test_authn_config_health_paths_only_is_fine() -> None:
+    assert api_findings("authn-health-only") == {}  # apiserver.config.k8s.io/v1, /livez /readyz /healthz
+
+
+def test_authn_config_other_paths_are_named() -> None:
+    got = api_findings("authn-extra-paths")
+    assert set(got) == {"EG-API-010"}
+    assert got["EG-API-010"].startswith("anonymous requests are authenticated on /version, /api/v1/namespaces/default/pods (")
+
+
+def test_authn_config_with_anonymous_auth_flag_is_a_conflict() -> None:
+    got = api_findings("authn-conflict")
+    assert set(got) == {"EG-API-011"}  # no guess between the flag (false) and the file (enabled)
+    assert "--anonymous-auth=false is set and /etc/kubernetes/authn/config.yaml has an anonymous section" in got["EG-API-011"]
+
+
+def test_authn_config_disabled_found_by_file_name() -> None:
+    assert api_findings("authn-disabled") == {}  # JSON file at DIR/authn-config.json, named /etc/kubernetes/authn/...
+
+
+def test_authn_config_missing_is_unknown() -> None:
+    assert set(api_findings("authn-missing")) == {"EG-API-012"}
+
+
+def test_authn_config_without_anonymous_section_keeps_the_flag_default() -> None:
+    got = api_findings("authn-no-anonymous")
+    assert set(got) == {"EG-API-002"} and "default (true); /etc/kubernetes/authn/config.yaml has no anonymous section" in got["EG-API-002"]
+
+
+def _authn(anonymous: object) -> Obj:
+    return Obj({"apiVersion": "apiserver.config.k8s.io/v1beta1", "kind": "AuthenticationConfiguration", "anonymous": anonymous}, "a.yaml")
+
+
+@pytest.mark.parametrize(
+    ("flags", "anonymous", "expected"),
+    [
+        ({}, {"enabled": True, "conditions": []}, (True, [], [])),  # an empty list is no condition
+        ({}, {"enabled": True, "conditions": [{"path": "/livez"}, {"path": "/healthz/etcd"}]}, (False, ["/healthz/etcd"], [])),
+        ({}, {"enabled": True, "conditions": [{"path": "/LIVEZ"}]}, (False, ["/LIVEZ"], [])),  # exact, case-sensitive
+        ({}, {}, (False, [], [])),  # enabled defaults to false
+        ({}, {"conditions": [{"path": "/livez"}]}, (None, [], ["conditions are set but anonymous.enabled is not true"])),
+        ({"anonymous-auth": "true"}, {"enabled": True}, (None, [], ["--anonymous-auth=true is set"])),
+        (
+            {"feature-gates": "AnonymousAuthConfigurableEndpoints=false"},
+            {"enabled": False},
+            (None, [], ["AnonymousAuthConfigurableEndpoints=false"]),
+        ),
+        ({"feature-gates": "AnonymousAuthConfigurableEndpoints=true"}, {"enabled": True}, (True, [], [])),
+    ],
+)
+def test_anonymous_facts(flags: dict[str, str], anonymous: object, expected: tuple[bool | None, list[str], list[str]]) -> None:
+    facts = anonymous_facts(flags, "/etc/kubernetes/a.yaml", _authn(anonymous))
+    anon, other, conflicts = expected
+    assert facts["anonymous_auth"] is anon
+    assert facts["anonymous_other_paths"] == other
+    assert len(facts["anonymous_conflicts"]) == len(conflicts)
+    assert all(c in got for c, got in zip(conflicts, facts["anonymous_conflicts"], strict=True))
+
+
+def test_anonymous_facts_without_the_file() -> None:
+    # The flag is trusted: had the missing file an anonymous section, the API server would not start at all.
+    assert anonymous_facts({"anonymous-auth": "false"}, "/x.yaml", None)["anonymous_auth"] is False
+    assert anonymous_facts({}, "/x.yaml", None)["anonymous_auth"] is None
+    assert anonymous_facts({}, None, None)["anonymous_auth"] is True

@@ -131,15 +131,88 @@ def apiserver_commands(inputs: Inputs) -> list[CommandLine]:
     return out
 
 
+HEALTH_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
+ANONYMOUS_GATE = "AnonymousAuthConfigurableEndpoints"
+
+
+def _feature_gates(value: str) -> dict[str, bool]:
+    out = {}
+    for part in value.split(","):
+        name, eq, v = part.strip().partition("=")
+        if eq:
+            out[name.strip()] = _bool(v)
+    return out
+
+
+def anonymous_facts(flags: dict[str, str], authn_file: str | None, authn: Obj | None) -> dict[str, Any]:
+    """Anonymous authentication of kube-apiserver from --anonymous-auth and the --authentication-config file.
+
+    ``anonymous_auth`` is true only when anonymous requests are authenticated on every path; a file's
+    ``anonymous.conditions`` (exact, case-sensitive paths) restrict it to those paths. The API server refuses
+    to start when --anonymous-auth is given together with an ``anonymous`` section, when conditions are set
+    with ``enabled: false``, or with the section while the AnonymousAuthConfigurableEndpoints gate is off;
+    those are reported as conflicts and the setting is unknown (None), not guessed.
+    """
+    flag = flags.get("anonymous-auth")
+    facts: dict[str, Any] = {
+        "authentication_config": authn_file,
+        "authentication_config_missing": bool(authn_file) and authn is None,
+        "anonymous_paths": None,
+        "anonymous_other_paths": [],
+        "anonymous_conflicts": [],
+    }
+    section = authn.data.get("anonymous") if authn else None
+    if authn is not None and section is not None:
+        where = str(authn_file)
+        section = section if isinstance(section, dict) else {}
+        enabled = section.get("enabled") is True
+        conditions = [c for c in section.get("conditions") or [] if isinstance(c, dict)]
+        paths = [str(c.get("path") or "") for c in conditions]
+        conflicts = []
+        if flag is not None:
+            conflicts.append(f"--anonymous-auth={flag} is set and {where} has an anonymous section")
+        if conditions and not enabled:
+            conflicts.append(f"{where}: anonymous.conditions are set but anonymous.enabled is not true")
+        if _feature_gates(flags.get("feature-gates", "")).get(ANONYMOUS_GATE) is False:
+            conflicts.append(f"--feature-gates {ANONYMOUS_GATE}=false and {where} has an anonymous section")
+        facts["anonymous_conflicts"] = conflicts
+        if conflicts:
+            facts["anonymous_auth"] = None
+            facts["anonymous_auth_from"] = "unknown: the API server does not start with this configuration"
+            return facts
+        facts["anonymous_auth"] = enabled and not paths
+        facts["anonymous_paths"] = paths if enabled else []
+        facts["anonymous_other_paths"] = [p for p in paths if p not in HEALTH_PATHS] if enabled else []
+        if not enabled:
+            facts["anonymous_auth_from"] = f"{where}: anonymous.enabled false"
+        elif paths:
+            facts["anonymous_auth_from"] = f"{where}: anonymous only on {', '.join(paths)}"
+        else:
+            facts["anonymous_auth_from"] = f"{where}: anonymous.enabled true with no conditions (every path)"
+        return facts
+    if flag is not None:
+        facts["anonymous_auth"] = _bool(flag)
+        facts["anonymous_auth_from"] = f"--anonymous-auth={flag}"
+        if facts["authentication_config_missing"]:
+            # Were the file to hold an anonymous section, the API server would refuse the flag and not run.
+            facts["anonymous_auth_from"] += f" (--authentication-config {authn_file} not in the input)"
+    elif facts["authentication_config_missing"]:
+        facts["anonymous_auth"] = None
+        facts["anonymous_auth_from"] = "unknown (that file may hold an anonymous section)"
+    else:
+        facts["anonymous_auth"] = True
+        facts["anonymous_auth_from"] = "default (true)" + (f"; {authn_file} has no anonymous section" if authn else "")
+    return facts
+
+
 def apiserver_items(inputs: Inputs) -> tuple[list[Item], set[str]]:
     items: list[Item] = []
     policies_used: set[str] = set()
     for cl in apiserver_commands(inputs):
         flags = parse_flags(cl.argv, frozenset({"anonymous-auth"}))
-        facts: dict[str, Any] = {
-            "anonymous_auth": _bool(flags["anonymous-auth"]) if "anonymous-auth" in flags else True,
-            "anonymous_auth_from": f"--anonymous-auth={flags['anonymous-auth']}" if "anonymous-auth" in flags else "default (true)",
-        }
+        authn_file = flags.get("authentication-config")
+        authn = inputs.resolve(authn_file, "AuthenticationConfiguration") if authn_file else None
+        facts: dict[str, Any] = anonymous_facts(flags, authn_file, authn)
         authz_config = flags.get("authorization-config")
         modes: list[str] | None
         if authz_config:
