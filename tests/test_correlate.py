@@ -1,4 +1,4 @@
-"""Sigma correlation (event_count) over the stream: bursts of denied container commands."""
+"""Sigma correlation (event_count, value_count) over the stream: bursts of denied container commands, fan-out."""
 
 from __future__ import annotations
 
@@ -132,8 +132,10 @@ def test_user_correlation_rule_loads_and_fires(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
+        ("correlation:\n  type: temporal\n  rules: [k8s-exec-api, k8s-exec-denied]\n  group-by: [actor.user]\n  timespan: 1h\n",
+         "not supported"),
         ("correlation:\n  type: value_count\n  rules: [k8s-exec-api]\n  group-by: [actor.user]\n  timespan: 1h\n"
-         "  condition:\n    field: target.pod\n    gte: 3\n", "not supported"),
+         "  condition:\n    field: target.podname\n    gte: 3\n", "unknown fields"),
         ("correlation:\n  type: event_count\n  rules: [k8s-exec-api]\n  timespan: 1h\n  condition:\n    lt: 3\n", "cannot be decided"),
         ("correlation:\n  type: event_count\n  rules: [no-such-rule]\n  timespan: 1h\n  condition:\n    gte: 3\n", "unknown rule"),
         ("correlation:\n  type: event_count\n  rules: [k8s-exec-api]\n  group-by: [user.name]\n  timespan: 1h\n"
@@ -143,3 +145,44 @@ def test_user_correlation_rule_loads_and_fires(tmp_path: Path) -> None:
 def test_unsupported_correlations_are_refused(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(RuleError, match=message):
         load_rules([str(_corr_rule(tmp_path, body))])
+
+
+VALUE_COUNT = (
+    "correlation:\n  type: value_count\n  rules: [k8s-exec-api]\n  group-by: [actor.user]\n  timespan: 10m\n"
+    "  condition:\n    field: target.pod\n    gte: 3\n"
+)
+
+
+def allowed_exec(minute: float, pod: str, user: str = "alice", i: int = 0) -> Event:
+    m, sec = divmod(int(minute * 60), 60)
+    ev = Event(time=f"2026-03-01T10:{m:02d}:{sec:02d}Z", action="exec", verb="create", outcome="allowed", event_id=f"{pod}-{minute}-{i}")
+    ev.actor.user, ev.target.namespace, ev.target.pod = user, "shop", pod
+    return ev
+
+
+def fanout(tmp_path: Path, events: list[Event]) -> list[Any]:
+    rules = load_rules([str(_corr_rule(tmp_path, VALUE_COUNT))])
+    return [a for a in Engine(rules).run(events) if a.lead.rule_id == "my-corr"]
+
+
+def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
+    # ten execs into the same two pods: no fan-out; the third distinct pod completes it
+    events = [allowed_exec(i * 0.5, f"web-{i % 2}", i=i) for i in range(10)] + [allowed_exec(6, "db-0")]
+    [alert] = fanout(tmp_path, events)
+    assert alert.event.target.pod == "db-0"
+
+
+def test_value_count_window_and_groups(tmp_path: Path) -> None:
+    spread = [allowed_exec(0, "a"), allowed_exec(8, "b"), allowed_exec(16, "c")]  # never 3 inside 10 minutes
+    users = [allowed_exec(1, "a", user="u1"), allowed_exec(2, "b", user="u2"), allowed_exec(3, "c", user="u3")]
+    assert fanout(tmp_path, spread + users) == []
+    again = [allowed_exec(i, f"p{i}") for i in range(6)]  # six pods: two alerts, each needs three fresh values
+    assert len(fanout(tmp_path, again)) == 2
+
+
+def test_value_count_reason_lists_the_values(tmp_path: Path) -> None:
+    path = _corr_rule(tmp_path, VALUE_COUNT)
+    path.write_text(path.read_text().replace("reason: '{count}'", "reason: '{count} pods: {values}'"))
+    rules = load_rules([str(path)])
+    [alert] = [a for a in Engine(rules).run([allowed_exec(i, f"p{i}") for i in range(3)]) if a.lead.rule_id == "my-corr"]
+    assert alert.lead.reason == "3 pods: p0, p1, p2"

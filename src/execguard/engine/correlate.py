@@ -36,7 +36,8 @@ class Correlation:
     group_by: list[str]
     seconds: float
     timespan: str
-    threshold: int  # events needed within the timespan
+    threshold: int  # events (event_count) or distinct values (value_count) needed within the timespan
+    field: str | None = None  # value_count: the field whose distinct values are counted
 
     def key(self, fields: Fields) -> tuple[str, ...]:
         out = []
@@ -58,11 +59,17 @@ def compile_correlation(text: str, where: str) -> Rule:
         raise RuleError(where, f"invalid Sigma correlation rule: {exc}") from None
     except Exception as exc:
         raise RuleError(where, f"cannot read correlation rule: {exc}") from None
-    if parsed.type is not SigmaCorrelationType.EVENT_COUNT:
-        raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported (only event_count)")
+    if parsed.type not in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT):
+        raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported (event_count, value_count)")
     cond = parsed.condition
     if not isinstance(cond, SigmaCorrelationCondition):
         raise RuleError(where, "extended (boolean) correlation conditions are not supported")
+    field_name: str | None = None
+    if parsed.type is SigmaCorrelationType.VALUE_COUNT:
+        ref = cond.fieldref
+        if not isinstance(ref, str) or not ref:
+            raise RuleError(where, "value_count needs one condition field")
+        field_name = ref
     if cond.op is SigmaCorrelationConditionOperator.GTE:
         threshold = int(cond.count)
     elif cond.op is SigmaCorrelationConditionOperator.GT:
@@ -75,7 +82,7 @@ def compile_correlation(text: str, where: str) -> Rule:
         raise RuleError(where, "correlation needs a timespan")
     known = set(Event().fields())
     group_by = list(parsed.group_by or [])
-    unknown = [g for g in group_by if g not in known]
+    unknown = [g for g in [*group_by, *([field_name] if field_name else [])] if g not in known]
     if unknown:
         raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)} (see docs/fields.md)")
     corr = Correlation(
@@ -84,6 +91,7 @@ def compile_correlation(text: str, where: str) -> Rule:
         seconds=float(parsed.timespan.seconds),
         timespan=parsed.timespan.spec,
         threshold=threshold,
+        field=field_name,
     )
     if not corr.rules:
         raise RuleError(where, "correlation references no rules")
@@ -99,7 +107,7 @@ def compile_correlation(text: str, where: str) -> Rule:
         matcher=lambda f: False,  # never matches one event; the Correlator decides
         actions=set(),  # resolved from the referenced rules
         path=where,
-        fields_used=set(group_by),
+        fields_used=set(group_by) | ({field_name} if field_name else set()),
         correlation=corr,
     )
 
@@ -140,8 +148,8 @@ class Correlator:
             assert rule.correlation is not None
             for ref in rule.correlation.rules:
                 self._watch.setdefault(ref, []).append(rule)
-        # per correlation rule: group key -> recent (time, event_id) of matching events
-        self._groups: dict[str, OrderedDict[tuple[str, ...], deque[tuple[float, str | None]]]] = {
+        # per rule and group key: recent (time, event_id) (event_count) or value -> last time (value_count)
+        self._groups: dict[str, OrderedDict[tuple[str, ...], Any]] = {
             r.rule_id: OrderedDict() for r in self.rules
         }
 
@@ -167,26 +175,49 @@ class Correlator:
             return None  # no time, no window
         groups = self._groups[rule.rule_id]
         key = corr.key(fields)
-        window = groups.get(key)
+        window: Any = groups.get(key)
         if window is None:
-            window = deque(maxlen=corr.threshold)
+            window = deque(maxlen=corr.threshold) if corr.field is None else OrderedDict()
             groups[key] = window
             if len(groups) > self.max_groups:
                 groups.popitem(last=False)
         else:
             groups.move_to_end(key)
-        if event.event_id and any(eid == event.event_id for _, eid in window):
-            return None  # a later audit stage of an event already counted
-        window.append((when, event.event_id))
-        latest = max(t for t, _ in window)
-        inside = [t for t, _ in window if t >= latest - corr.seconds]
-        if len(inside) < corr.threshold:
+        if corr.field is None:
+            inside = self._events(window, when, event.event_id, corr)
+        else:
+            inside = self._values(window, when, fields.get(corr.field), corr)
+        if inside is None:
             return None
-        window.clear()  # one alert per burst; the next needs a fresh threshold of events
+        window.clear()  # one alert per burst; the next needs a fresh threshold
         extra: dict[str, Any] = {
             "count": len(inside),
             "timespan": corr.timespan,
-            "first_time": datetime.fromtimestamp(min(inside), tz=UTC).isoformat(),
+            "first_time": datetime.fromtimestamp(min(inside.values()), tz=UTC).isoformat(),
+            "values": ", ".join(str(v) for v in inside if v is not None) if corr.field else "",
         }
         reason = _render(rule.reason or rule.title, {**fields, **extra})
         return Alert(event, [RuleMatch(rule.rule_id, rule.title, rule.severity, procedure_tags(rule.tags), reason)])
+
+    @staticmethod
+    def _events(window: Any, when: float, event_id: str | None, corr: Correlation) -> dict[Any, float] | None:
+        """event_count: the last `threshold` events; the burst when they all fall inside the timespan."""
+        if event_id and any(eid == event_id for _, eid in window):
+            return None  # a later audit stage of an event already counted
+        window.append((when, event_id))
+        latest = max(t for t, _ in window)
+        inside = {i: t for i, (t, _) in enumerate(window) if t >= latest - corr.seconds}
+        return inside if len(inside) >= corr.threshold else None
+
+    @staticmethod
+    def _values(window: Any, when: float, value: Any, corr: Correlation) -> dict[Any, float] | None:
+        """value_count: each distinct value with the last time it was seen; the burst when enough are recent."""
+        if value is None or value == "" or value == []:
+            return None  # an event without the value says nothing about how many there are
+        value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        window.pop(value, None)
+        window[value] = when
+        latest = max(window.values())
+        for old in [v for v, t in window.items() if t < latest - corr.seconds]:
+            del window[old]  # bounded: at most threshold values survive, the alert clears them
+        return dict(window) if len(window) >= corr.threshold else None
