@@ -2,7 +2,8 @@
 
 The daemon runs with debug logging to a file (the `dockerd-log` source reads it), vfs storage,
 no iptables and no bridge, in unique temporary directories, so several can run side by side.
-Containers it runs should always use ``network_mode="none"``.
+Containers it runs should always use ``network_mode="none"``. ``make_test_certs()`` writes a throw-away CA,
+server and client certificates (openssl CLI) for a daemon that listens with ``--tls`` or ``--tlsverify``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -45,6 +47,68 @@ def why_unavailable() -> str | None:
     if not os.access(BUSYBOX, os.X_OK):
         return f"{BUSYBOX} not found (install busybox-static)"
     return None
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a throw-away CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+_EXT = {
+    "ca": "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
+    "server": "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
+    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    "client": "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+}
+
+
+def _openssl(*args: str) -> None:
+    r = subprocess.run(["openssl", *args], capture_output=True, check=False)
+    if r.returncode:
+        raise DockerdUnavailable(f"openssl {args[0]} failed: {r.stderr.decode(errors='replace').strip()[:300]}")
+
+
+def _ec_key(path: Path) -> None:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
+    path.chmod(0o600)
+
+
+def make_test_certs(directory: Path, days: int = 2) -> TLSFiles:
+    """A fresh CA (its key stays in directory) that signs a server and a client certificate (P-256, openssl CLI)."""
+    if shutil.which("openssl") is None:
+        raise DockerdUnavailable("openssl not found on PATH")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = d / "ca-key.pem", d / "ca.pem"
+    _ec_key(ca_key)
+    _openssl("req", "-x509", "-new", "-key", str(ca_key), "-sha256", "-days", str(days), "-subj", "/CN=execguard test CA",
+             "-extensions", "v3_ca", "-config", str(_req_config(d, "ca")), "-out", str(ca))  # fmt: skip
+    out: dict[str, Path] = {}
+    for role, cn in (("server", "127.0.0.1"), ("client", "execguard-test-client")):
+        key, csr, cert = d / f"{role}-key.pem", d / f"{role}.csr", d / f"{role}-cert.pem"
+        _ec_key(key)
+        _openssl("req", "-new", "-key", str(key), "-subj", f"/CN={cn}", "-out", str(csr))
+        ext = d / f"{role}.ext"
+        ext.write_text(_EXT[role])
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-set_serial", f"0x{secrets.token_hex(8)}",
+                 "-days", str(days), "-sha256", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+        out[f"{role}_cert"], out[f"{role}_key"] = cert, key
+    return TLSFiles(ca, **out)
+
+
+def _req_config(d: Path, role: str) -> Path:
+    """A minimal openssl config whose v3_ca section carries our CA extensions (req -x509 reads them from -config)."""
+    cfg = d / f"{role}.cnf"
+    cfg.write_text("[req]\ndistinguished_name=dn\n[dn]\n[v3_ca]\n" + _EXT[role])
+    return cfg
 
 
 def free_port() -> int:
@@ -92,6 +156,9 @@ class Dockerd:
     proc: subprocess.Popen[bytes]
     _log_file: Any = field(repr=False, default=None)
     _client: Any = field(repr=False, default=None)
+    tls: TLSFiles | None = None  # tcp_url serves TLS with these files
+    tlsverify: bool | None = None  # what dockerd was told: --tlsverify, --tlsverify=false, or nothing (--tls alone)
+    argv: list[str] = field(default_factory=list)  # the dockerd command line
 
     @property
     def url(self) -> str:
@@ -146,8 +213,20 @@ class Dockerd:
         self.stop()
 
 
-def start_dockerd(tcp: bool = False, image: bool = True, timeout: float = START_TIMEOUT) -> Dockerd:
-    """Start dockerd -D in fresh temporary directories, wait for /_ping, import the busybox image."""
+def start_dockerd(
+    tcp: bool = False,
+    image: bool = True,
+    timeout: float = START_TIMEOUT,
+    tls: TLSFiles | None = None,
+    tlsverify: bool | None = True,
+) -> Dockerd:
+    """Start dockerd -D in fresh temporary directories, wait for /_ping, import the busybox image.
+
+    With ``tls``, the loopback TCP listener (implied) serves TLS with those files and ``--tlscacert tls.ca``:
+    ``tlsverify=True`` passes ``--tlsverify``; ``False`` passes ``--tls --tlsverify=false`` (any client is
+    served); ``None`` passes ``--tls`` alone, which dockerd >= 20.10 treats as ``--tlsverify``.
+    The unix socket, which the helper's own client uses, is unaffected.
+    """
     reason = why_unavailable()
     if reason:
         raise DockerdUnavailable(reason)
@@ -155,7 +234,7 @@ def start_dockerd(tcp: bool = False, image: bool = True, timeout: float = START_
     exec_root = Path(tempfile.mkdtemp(prefix="egx", dir="/tmp"))
     sock = base / "docker.sock"
     log_path = base / "dockerd-debug.log"
-    tcp_url = f"tcp://127.0.0.1:{free_port()}" if tcp else None
+    tcp_url = f"tcp://127.0.0.1:{free_port()}" if tcp or tls else None
     cmd = [
         "dockerd", "-D",
         "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
@@ -166,9 +245,14 @@ def start_dockerd(tcp: bool = False, image: bool = True, timeout: float = START_
     ]  # fmt: skip
     if tcp_url:
         cmd += ["--host", tcp_url]
+    if tls:
+        cmd += {True: ["--tlsverify"], False: ["--tls", "--tlsverify=false"], None: ["--tls"]}[tlsverify]
+        cmd += ["--tlscacert", str(tls.ca), "--tlscert", str(tls.server_cert), "--tlskey", str(tls.server_key)]
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by Dockerd.stop
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    daemon = Dockerd(base, exec_root, sock, log_path, tcp_url, proc, log_file)
+    # dockerd takes flag defaults from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH: keep a caller's client settings out
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS")}
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    daemon = Dockerd(base, exec_root, sock, log_path, tcp_url, proc, log_file, tls=tls, tlsverify=tlsverify if tls else None, argv=cmd)
     try:
         deadline = time.monotonic() + timeout
         while not (sock.exists() and daemon.ping()):
@@ -186,8 +270,8 @@ def start_dockerd(tcp: bool = False, image: bool = True, timeout: float = START_
 
 
 @contextlib.contextmanager
-def running_dockerd(tcp: bool = False) -> Iterator[Dockerd]:
-    daemon = start_dockerd(tcp=tcp)
+def running_dockerd(tcp: bool = False, **kwargs: Any) -> Iterator[Dockerd]:
+    daemon = start_dockerd(tcp=tcp, **kwargs)
     try:
         yield daemon
     finally:
