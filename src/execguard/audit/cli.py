@@ -42,9 +42,17 @@ def collect_items(inputs: Inputs) -> tuple[list[Item], list[Grant]]:
 
 
 def run_audit(
-    from_dir: str | None = None, kubeconfig: str | None = None, docker_host: str | None = None, probes: list[str] | None = None
+    from_dir: str | None = None,
+    kubeconfig: str | None = None,
+    docker_host: str | None = None,
+    probes: list[str] | None = None,
+    docker_tls: docker_live.ClientTLS | None = None,
 ) -> AuditResult:
-    """The whole audit as a function: each source adds items; one evaluation at the end."""
+    """The whole audit as a function: each source adds items; one evaluation at the end.
+
+    ``docker_tls`` (see ``docker_live.client_tls``) is used to read a TLS daemon at ``docker_host``; the
+    anonymous test of a tcp:// host is made either way.
+    """
     res = AuditResult()
     items: list[Item] = []
     merged = Inputs()
@@ -67,7 +75,9 @@ def run_audit(
         items += found
     if docker_host:
         try:
-            items += docker_live.docker_host_items(docker_host)
+            found, read_errors = docker_live.docker_host_items(docker_host, docker_tls)
+            items += found
+            res.errors += read_errors
         except live.LiveError as exc:
             res.errors.append(str(exc))
     if probes:
@@ -97,12 +107,34 @@ def audit_command(
         str | None, typer.Option("--fail-on", help="Exit 1 when a finding at or above this level exists.", callback=severity_option)
     ] = None,
     hide_info: Annotated[bool, typer.Option("--hide-info", help="Table: leave out info findings.")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="--docker-host: use TLS (implied by --tlsverify; env DOCKER_TLS).")] = False,
+    tlsverify: Annotated[
+        bool | None,
+        typer.Option(
+            "--tlsverify/--no-tlsverify", help="--docker-host: use TLS and verify the daemon's certificate (env DOCKER_TLS_VERIFY)."
+        ),
+    ] = None,
+    tlscacert: Annotated[
+        str | None, typer.Option("--tlscacert", help="CA that signed the daemon's certificate (default DOCKER_CERT_PATH/ca.pem).")
+    ] = None,
+    tlscert: Annotated[str | None, typer.Option("--tlscert", help="Client certificate (default DOCKER_CERT_PATH/cert.pem).")] = None,
+    tlskey: Annotated[str | None, typer.Option("--tlskey", help="Client key (default DOCKER_CERT_PATH/key.pem).")] = None,
 ) -> None:
     """Audit RBAC, kubelet, API server, audit policy, Docker and workloads for T1609 exposure (M1018/M1026/M1035/M1038/M1042)."""
     if not (from_dir or kubeconfig or docker_host or probe):
         err.print("[red]error[/red]: give --from DIR, --kubeconfig FILE, --docker-host URL or --probe ADDR")
         raise typer.Exit(2)
-    res = run_audit(from_dir, kubeconfig, docker_host, probe)
+    docker_tls = None
+    if docker_host:
+        try:
+            docker_tls = docker_live.client_tls(tls, tlsverify, tlscacert, tlscert, tlskey)
+        except live.LiveError as exc:
+            err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    elif tls or tlsverify is not None or tlscacert or tlscert or tlskey:
+        err.print("[red]error[/red]: --tls, --tlsverify, --tlscacert, --tlscert and --tlskey apply to --docker-host")
+        raise typer.Exit(2)
+    res = run_audit(from_dir, kubeconfig, docker_host, probe, docker_tls)
     for w in res.warnings:
         err.print(f"[yellow]warning[/yellow]: {w}", highlight=False, soft_wrap=True)
     for e in res.errors:

@@ -47,6 +47,13 @@ class DockerConfig:
     authorization_plugins: list[str] = field(default_factory=list)
     group: str | None = None
 
+    def effective_tls(self) -> tuple[bool, bool]:
+        """(TLS on, client certificates required) as dockerd >= 20.10 decides: any tlsverify setting, even false,
+        turns TLS on, and an unset tlsverify copies tls, so --tls alone requires client certificates."""
+        if self.tlsverify is not None:
+            return True, self.tlsverify
+        return bool(self.tls), bool(self.tls)
+
 
 def _b(v: str) -> bool:
     return v.lower() in ("true", "1", "t", "yes")
@@ -139,14 +146,20 @@ def parse_host(host: str, tls: bool) -> dict[str, Any]:
 
 
 def daemon_items(cfg: DockerConfig, live: bool = False) -> list[Item]:
-    tlsverify = bool(cfg.tlsverify)
-    tls = bool(cfg.tls) or tlsverify
+    tls, tlsverify = cfg.effective_tls()
     items: list[Item] = []
     for host, file in cfg.hosts:
         h = parse_host(host, tls)
         if h["scheme"] != "tcp":
             continue
-        facts = {"daemon": cfg.target, "host": host, **h, "tls": tls, "tlsverify": tlsverify}
+        facts = {
+            "daemon": cfg.target,
+            "host": host,
+            **h,
+            "tls": tls,
+            "tlsverify": tlsverify,
+            "tlsverify_implied": tlsverify and cfg.tlsverify is None,  # by --tls alone: dockerd < 20.10 did not verify
+        }
         items.append(Item("docker_listener", f"{cfg.target} {host}", facts, file, cfg.line if file == cfg.file else None))
     facts = {
         "daemon": cfg.target,
@@ -196,8 +209,9 @@ def collect(inputs: Inputs) -> list[Item]:
             continue
         for host, line in socket_unit_streams(text):
             cfg = DockerConfig(f"{os.path.basename(file)} (socket activation)", file, line, hosts=[(host, file)])
-            cfg.tls = any(bool(c.tls) for c in activated)
-            cfg.tlsverify = bool(activated) and all(bool(c.tlsverify) for c in activated)
+            modes = [c.effective_tls() for c in activated]
+            cfg.tls = any(t for t, _ in modes)
+            cfg.tlsverify = all(v for _, v in modes) if cfg.tls else None
             items += [i for i in daemon_items(cfg) if i.kind == "docker_listener"]
     return items
 

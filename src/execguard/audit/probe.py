@@ -4,6 +4,7 @@ without credentials. Nothing else is ever contacted."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import ssl
 from typing import Any
@@ -31,12 +32,19 @@ def _split_addr(spec: str) -> tuple[str, list[int]]:
     return host, [int(port)] if port else list(PROBE_PORTS)
 
 
-def _http(host: str, port: int, path: str, tls: bool) -> tuple[int, bytes]:
+def _tls_context(max_tls12: bool = False) -> ssl.SSLContext:
+    """An anonymous client's context: no client certificate, server certificate not checked (an attacker checks neither)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if max_tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _http(host: str, port: int, path: str, tls: bool, ctx: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT, context=ctx)
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT, context=ctx or _tls_context())
     else:
         conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
     try:
@@ -45,6 +53,93 @@ def _http(host: str, port: int, path: str, tls: bool) -> tuple[int, bytes]:
         return resp.status, resp.read(4096)
     finally:
         conn.close()
+
+
+# Alerts a TLS server sends when the client shows no certificate: Go (dockerd) sends bad_certificate, or
+# certificate_required in TLS 1.3 from Go 1.21 on; OpenSSL servers send certificate_required in TLS 1.3.
+CLIENT_CERT_ALERTS = frozenset({"SSLV3_ALERT_BAD_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"})
+NO_TLS12 = frozenset({"TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"})
+
+
+def _tls_get(host: str, port: int, path: str) -> tuple[int, bytes]:
+    """GET over TLS with no client certificate. TLS 1.2 first: a refusal then comes inside the handshake, before any
+    request is sent; in TLS 1.3 it comes after, racing the server's close. Servers without 1.2 get the default."""
+    try:
+        return _http(host, port, path, True, _tls_context(max_tls12=True))
+    except ssl.SSLError as exc:
+        if exc.reason not in NO_TLS12:
+            raise
+    return _http(host, port, path, True, _tls_context())
+
+
+def alert_name(reason: str) -> str:
+    return reason.partition("ALERT_")[2].lower().replace("_", " ") or reason
+
+
+def docker_anonymous(host: str, port: int, tls_first: bool = False) -> dict[str, Any]:
+    """What a client with no credentials gets from a Docker API port: GET /version over http and over https.
+
+    Facts: ``open`` (TCP connect), ``tls`` (the port speaks TLS), ``docker_unauthenticated`` (the API answered),
+    ``client_cert_required`` (the TLS handshake was refused for want of a client certificate), ``answer``
+    (what each attempt got: the evidence), and ``version``/``api_version`` when the API answered.
+    """
+    facts: dict[str, Any] = {
+        "open": False,
+        "tls": None,
+        "client_cert_required": None,
+        "docker_unauthenticated": False,
+        "answer": None,
+        "version": None,
+        "api_version": None,
+    }
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT):
+            facts["open"] = True
+    except OSError as exc:
+        facts["answer"] = f"connect: {type(exc).__name__}"
+        return facts
+    notes: list[str] = []
+    for tls in (True, False) if tls_first else (False, True):
+        what = "https without a client certificate" if tls else "http"
+        try:
+            code, body = _tls_get(host, port, "/version") if tls else _http(host, port, "/version", False)
+        except ssl.SSLError as exc:
+            reason = str(exc.reason or type(exc).__name__)
+            if reason in CLIENT_CERT_ALERTS:
+                facts.update(tls=True, client_cert_required=True)
+                notes.append(f"{what}: handshake refused (TLS alert {alert_name(reason)})")
+                break
+            notes.append(f"{what}: {reason}")
+            continue
+        except (OSError, http.client.HTTPException) as exc:
+            notes.append(f"{what}: {type(exc).__name__}")
+            continue
+        if tls:
+            facts["tls"] = True  # an HTTP answer over TLS, whatever it says
+        version = _docker_version(body) if code == 200 else None
+        if version is not None:
+            facts.update(tls=tls, docker_unauthenticated=True, **version)
+            if tls:
+                facts["client_cert_required"] = False
+            notes.append(f"{what}: /version → 200 (Docker {version['version']}, API {version['api_version']})")
+            break
+        if not tls and b"HTTPS server" in body:  # Go's answer to plain HTTP on a TLS port
+            facts["tls"] = True
+            notes.append(f"{what}: /version → {code} (the port speaks TLS)")
+            continue
+        notes.append(f"{what}: /version → {code}")
+    facts["answer"] = "; ".join(notes)
+    return facts
+
+
+def _docker_version(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "ApiVersion" not in data:
+        return None
+    return {"version": data.get("Version"), "api_version": data.get("ApiVersion")}
 
 
 def probe(spec: str) -> list[Item]:
@@ -59,38 +154,35 @@ def probe(spec: str) -> list[Item]:
             "service": service,
             "open": False,
             "answer": None,
+            "tls": None,
+            "client_cert_required": None,
             "docker_unauthenticated": False,
             "kubelet_anonymous": None,
             "kubelet_readonly": False,
         }
+        if service in ("docker", "docker-tls", "unknown"):
+            found = docker_anonymous(host, port, tls_first=service == "docker-tls")
+            facts.update({k: found[k] for k in ("open", "answer", "tls", "client_cert_required", "docker_unauthenticated")})
+            if found["docker_unauthenticated"] or found["client_cert_required"]:
+                facts["service"] = "docker-tls" if found["tls"] else "docker"
+                facts["version"], facts["api_version"] = found["version"], found["api_version"]
+            items.append(Item("tcp_probe", f"{host}:{port}", facts))
+            continue
         try:
             with socket.create_connection((host, port), timeout=TIMEOUT):
                 facts["open"] = True
         except OSError:
             items.append(Item("tcp_probe", f"{host}:{port}", facts))
             continue
-        if service in ("docker", "docker-tls", "unknown"):
-            for tls in (service == "docker-tls", service != "docker-tls") if service == "unknown" else (service == "docker-tls",):
-                try:
-                    code, body = _http(host, port, "/version", tls)
-                except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-                    facts["answer"] = f"{'https' if tls else 'http'}: {type(exc).__name__}"
-                    continue
-                facts["answer"] = f"{'https' if tls else 'http'} /version → {code}"
-                if code == 200 and b"ApiVersion" in body:
-                    facts["docker_unauthenticated"] = True
-                    facts["service"] = "docker-tls" if tls else "docker"
-                    break
-        elif service in ("kubelet", "kubelet-readonly"):
-            tls = service == "kubelet"
-            try:
-                code, _ = _http(host, port, "/pods", tls)
-                facts["answer"] = f"{'https' if tls else 'http'} /pods → {code}"
-                if tls:
-                    facts["kubelet_anonymous"] = {200: "authorized", 403: "authenticated-but-denied", 401: "rejected"}.get(code, str(code))
-                else:
-                    facts["kubelet_readonly"] = code == 200
-            except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-                facts["answer"] = f"{type(exc).__name__}"
+        tls = service == "kubelet"
+        try:
+            code, _ = _http(host, port, "/pods", tls)
+            facts["answer"] = f"{'https' if tls else 'http'} /pods → {code}"
+            if tls:
+                facts["kubelet_anonymous"] = {200: "authorized", 403: "authenticated-but-denied", 401: "rejected"}.get(code, str(code))
+            else:
+                facts["kubelet_readonly"] = code == 200
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+            facts["answer"] = f"{type(exc).__name__}"
         items.append(Item("tcp_probe", f"{host}:{port}", facts))
     return items
