@@ -68,6 +68,7 @@ def run_audit(
         try:
             api = live.kube_inputs(live.kube_client(kubeconfig))
             merged.objects.extend(api.objects)
+            res.warnings += api.warnings  # e.g. lists the account may not read
         except live.LiveError as exc:
             res.errors.append(str(exc))
     if from_dir or kubeconfig:
@@ -95,7 +96,9 @@ def audit_command(
     from_dir: Annotated[
         str | None, typer.Option("--from", help="Directory of kubectl dumps, manifests, kubelet/apiserver/docker configs.")
     ] = None,
-    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", help="Read RBAC objects, pods and nodes live (read-only).")] = None,
+    kubeconfig: Annotated[
+        str | None, typer.Option("--kubeconfig", help="Read RBAC, pods, nodes, pod controllers and ServiceAccounts live (read-only).")
+    ] = None,
     docker_host: Annotated[str | None, typer.Option("--docker-host", help="Docker Engine API URL to test (unix:// or tcp://).")] = None,
     probe: Annotated[
         list[str] | None,
