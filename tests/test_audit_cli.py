@@ -44,6 +44,18 @@ def test_sarif_output(tmp_path: Path) -> None:
     assert {x["level"] for x in run["results"]} == {"error", "note"}  # high → error, info → note
 
 
+def test_sarif_root_makes_uris_repository_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another CI's checkout: --sarif-root names the repository root code scanning resolves URIs against."""
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    repo = Path(__file__).parents[1]
+    out = tmp_path / "r.sarif"
+    args = ["audit", "--from", str(DATA / "workloads"), "-o", "sarif", "--out", str(out), "--sarif-root", str(repo)]
+    assert runner.invoke(app, args).exit_code == 0
+    res = next(x for x in json.loads(out.read_text())["runs"][0]["results"] if x["ruleId"] == "EG-WL-002")
+    loc = res["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert loc == {"uri": "tests/data/audit/workloads/workloads.yaml", "uriBaseId": "%SRCROOT%"}
+
+
 def test_table_has_matrix_and_mitigation_groups() -> None:
     r = runner.invoke(app, ["audit", "--from", str(DATA / "rbac")], env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output

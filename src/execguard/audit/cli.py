@@ -110,6 +110,13 @@ def audit_command(
         str | None, typer.Option("--fail-on", help="Exit 1 when a finding at or above this level exists.", callback=severity_option)
     ] = None,
     hide_info: Annotated[bool, typer.Option("--hide-info", help="Table: leave out info findings.")] = False,
+    sarif_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--sarif-root",
+            help="SARIF: repository root that file URIs are relative to (default $GITHUB_WORKSPACE when it holds --from, else --from).",
+        ),
+    ] = None,
     tls: Annotated[bool, typer.Option("--tls", help="--docker-host: use TLS (implied by --tlsverify; env DOCKER_TLS).")] = False,
     tlsverify: Annotated[
         bool | None,
@@ -149,7 +156,7 @@ def audit_command(
         if out:
             console.file.close()
     else:
-        data = to_json(res.findings) if output is AuditOutput.json else to_sarif(res.findings, base)
+        data = to_json(res.findings) if output is AuditOutput.json else to_sarif(res.findings, base, root=sarif_root)
         if out:
             out.write_bytes(data)
         else:
