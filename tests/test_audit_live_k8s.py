@@ -103,14 +103,22 @@ def broad_lists() -> dict[str, dict[str, Any]]:
 class Cluster:
     """A loopback API server: GET of a list path, paged by limit/continue like the real one."""
 
-    def __init__(self, lists: dict[str, dict[str, Any]], errors: dict[str, tuple[int, dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self, lists: dict[str, dict[str, Any]], errors: dict[str, tuple[int, dict[str, Any]]] | None = None, version: str = "v1.34.2"
+    ) -> None:
         self.lists, self.errors = lists, errors or {}
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
+        self.version = version  # GET /version: decides whether get alone on pods/exec can exec
 
     def answer(self, method: str, target: str) -> tuple[int, dict[str, Any]]:
         url = urlsplit(target)
         query = parse_qs(url.query)
         self.requests.append((method, url.path, query))
+        if method == "GET" and url.path in ("/version", "/version/"):
+            major, minor = self.version.lstrip("v").split(".")[:2]
+            return 200, {"major": major, "minor": minor, "gitVersion": self.version, "gitCommit": "0" * 40,
+                         "gitTreeState": "clean", "buildDate": "2026-10-01T00:00:00Z", "goVersion": "go1.25.1",
+                         "compiler": "gc", "platform": "linux/amd64"}
         if method != "GET" or url.path not in PATHS:
             return NOT_FOUND
         if url.path in self.errors:
@@ -176,7 +184,7 @@ def test_kubeconfig_lists_rbac_pods_nodes(serve: Callable[[Cluster], str], tmp_p
     cluster = Cluster(broad_lists())
     kc = kubeconfig(tmp_path, serve(cluster))
     inputs = live.kube_inputs(live.kube_client(kc))
-    assert {o.kind for o in inputs.objects} == {"ClusterRole", "ClusterRoleBinding", "RoleBinding", "Pod", "Node"}
+    assert {o.kind for o in inputs.objects} == {"ClusterRole", "ClusterRoleBinding", "RoleBinding", "Pod", "Node", "ServerVersion"}
     res = run_audit(kubeconfig=kc)
     assert not res.errors
     got = {(f.id, f.target) for f in res.findings}
@@ -185,7 +193,7 @@ def test_kubeconfig_lists_rbac_pods_nodes(serve: Callable[[Cluster], str], tmp_p
     assert ("EG-RBAC-020", "Pod team-d/worker") in got
     assert all(f.file is None or f.file.startswith("kube-api:") for f in res.findings)
     assert {m for m, _, _ in cluster.requests} == {"GET"}  # read-only
-    assert {p for _, p, _ in cluster.requests} == set(PATHS)
+    assert {p for _, p, _ in cluster.requests} == set(PATHS) | {"/version/"}
 
 
 def test_live_controllers_and_service_accounts_match_offline(
@@ -261,3 +269,23 @@ def test_other_api_errors_still_abort(serve: Callable[[Cluster], str], tmp_path:
     kc = kubeconfig(tmp_path, serve(Cluster(cluster_lists(), {"/api/v1/pods": (401, status)})))
     res = run_audit(kubeconfig=kc)
     assert res.errors and "401 Unauthorized" in res.errors[0]
+
+
+@pytest.mark.parametrize(("version", "frank"), [("v1.34.2", "EG-RBAC-010"), ("v1.35.0", "EG-RBAC-015")])
+def test_server_version_decides_get_only_exec(serve: Callable[[Cluster], str], tmp_path: Path, version: str, frank: str) -> None:
+    """frank has get (not create) on pods/exec: exec over websocket up to 1.34; 1.35 also checks create."""
+    lists = broad_lists()
+    for doc in yaml.safe_load_all((DATA / "rbac/roles.yaml").read_text()):
+        if doc.get("kind") == "ClusterRole" and doc["metadata"]["name"] == "exec-get":
+            lists[f"/apis/{RBAC}/clusterroles"]["items"].append({k: v for k, v in doc.items() if k not in ("kind", "apiVersion")})
+    group = "rbac.authorization.k8s.io"
+    binding = {
+        "metadata": {"name": "frank-exec-get"},
+        "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": "exec-get"},
+        "subjects": [{"apiGroup": group, "kind": "User", "name": "frank"}],
+    }
+    lists[f"/apis/{RBAC}/clusterrolebindings"]["items"].append(binding)
+    res = run_audit(kubeconfig=kubeconfig(tmp_path, serve(Cluster(lists, version=version))))
+    mine = [f for f in res.findings if f.target == "User frank @ cluster"]
+    assert [f.id for f in mine] == [frank]
+    assert version.lstrip("v")[:4] in mine[0].evidence

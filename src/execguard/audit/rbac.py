@@ -19,6 +19,7 @@ from typing import Any
 from .engine import Item
 from .inputs import Inputs, Obj
 from .owners import items_without_template_copies
+from .version import exec_needs_create
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
@@ -252,10 +253,26 @@ def grants(inputs: Inputs) -> list[Grant]:
     return sorted(found.values(), key=lambda g: (g.subject, g.capability, g.scope))
 
 
-def grant_items(gs: Iterable[Grant]) -> list[Item]:
+GET_ONLY_CAPS = ("pods/exec", "pods/attach")  # the API server's websocket create check covers these, not nodes/proxy
+
+
+def get_only(g: Grant) -> bool:
+    """pods/exec or pods/attach granted with verb get but not create: exec depends on the server version."""
+    return g.capability in GET_ONLY_CAPS and not ({"create", "*"} & set(g.verbs))
+
+
+def grant_items(gs: Iterable[Grant], needs_create: bool | None = None, why: str = "") -> list[Item]:
     items = []
     for g in gs:
+        if get_only(g) and needs_create:
+            facts: dict[str, Any] = {
+                "subject": g.subject, "capability": g.capability, "scope": g.scope, "verbs": sorted(g.verbs), "via": g.via, "why": why,
+            }
+            items.append(Item("rbac_get_only", f"{g.subject} @ {g.scope}", facts, g.file, g.line))
+            continue
+        note = f"; with get only: {why}" if get_only(g) else ""
         facts = {
+            "get_note": note,
             "subject": g.subject,
             "subject_kind": g.subject_kind,
             "subject_name": g.subject_name,
@@ -330,5 +347,9 @@ def matrix(gs: list[Grant]) -> dict[str, dict[str, list[str]]]:
 
 
 def collect(inputs: Inputs) -> tuple[list[Item], list[Grant]]:
+    """Items of every grant; a get-only exec/attach grant on a server that also checks create is its own
+    (info) item and leaves the matrix and the workload checks: it cannot run a command there."""
     gs = grants(inputs)
-    return grant_items(gs) + workload_items(inputs, gs), gs
+    needs_create, why = exec_needs_create(inputs)
+    effective = [g for g in gs if not (needs_create and get_only(g))]
+    return grant_items(gs, needs_create, why) + workload_items(inputs, effective), effective
