@@ -102,7 +102,10 @@ def audit_command(
     docker_host: Annotated[str | None, typer.Option("--docker-host", help="Docker Engine API URL to test (unix:// or tcp://).")] = None,
     probe: Annotated[
         list[str] | None,
-        typer.Option("--probe", help="Address to probe on 2375/2376/10250/10255, or ADDR:PORT; 'loopback' = 127.0.0.1. Repeatable."),
+        typer.Option("--probe", help=(
+                "Address to probe on 2375/2376/10250/10255, or ADDR:PORT[/SERVICE] (SERVICE: docker, docker-tls, kubelet,"
+                " kubelet-readonly); 'loopback' = 127.0.0.1. Repeatable."
+            ),),
     ] = None,
     output: Annotated[AuditOutput, typer.Option("--output", "-o", help="table, json or sarif.")] = AuditOutput.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report here instead of stdout.")] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import ssl
 from typing import Any
@@ -13,11 +14,14 @@ from .engine import Item
 from .live import LiveError
 
 PROBE_PORTS = {2375: "docker", 2376: "docker-tls", 10250: "kubelet", 10255: "kubelet-readonly"}
+POD_LIST_LIMIT = 4 << 20  # enough of a kubelet's /pods to count a node's pods
+SERVICES = frozenset(PROBE_PORTS.values())  # ADDR:PORT/SERVICE names what listens on a non-standard port
 LOOPBACK = ("127.0.0.1",)
 TIMEOUT = 2.0
 
 
 def _split_addr(spec: str) -> tuple[str, list[int]]:
+    spec = spec.rsplit("/", 1)[0] if spec.rsplit("/", 1)[-1] in SERVICES else spec
     if spec in ("loopback", "localhost"):
         return "127.0.0.1", list(PROBE_PORTS)
     if spec.startswith("[") and "]" in spec:
@@ -42,7 +46,7 @@ def _tls_context(max_tls12: bool = False) -> ssl.SSLContext:
     return ctx
 
 
-def _http(host: str, port: int, path: str, tls: bool, ctx: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+def _http(host: str, port: int, path: str, tls: bool, ctx: ssl.SSLContext | None = None, limit: int = 4096) -> tuple[int, bytes]:
     if tls:
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT, context=ctx or _tls_context())
     else:
@@ -50,7 +54,7 @@ def _http(host: str, port: int, path: str, tls: bool, ctx: ssl.SSLContext | None
     try:
         conn.request("GET", path, headers={"User-Agent": "execguard-audit"})
         resp = conn.getresponse()
-        return resp.status, resp.read(4096)
+        return resp.status, resp.read(limit)
     finally:
         conn.close()
 
@@ -147,7 +151,8 @@ def probe(spec: str) -> list[Item]:
     host, ports = _split_addr(spec)
     items = []
     for port in ports:
-        service = PROBE_PORTS.get(port, "unknown")
+        hint = spec.rsplit("/", 1)[-1]
+        service = hint if hint in SERVICES else PROBE_PORTS.get(port, "unknown")
         facts: dict[str, Any] = {
             "address": host,
             "port": port,
@@ -176,13 +181,42 @@ def probe(spec: str) -> list[Item]:
             continue
         tls = service == "kubelet"
         try:
-            code, _ = _http(host, port, "/pods", tls)
-            facts["answer"] = f"{'https' if tls else 'http'} /pods → {code}"
-            if tls:
-                facts["kubelet_anonymous"] = {200: "authorized", 403: "authenticated-but-denied", 401: "rejected"}.get(code, str(code))
-            else:
-                facts["kubelet_readonly"] = code == 200
+            code, body = _http(host, port, "/pods", tls, limit=POD_LIST_LIMIT)
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             facts["answer"] = f"{type(exc).__name__}"
+            items.append(Item("tcp_probe", f"{host}:{port}", facts))
+            continue
+        facts["answer"] = f"{'https' if tls else 'http'} /pods → {code}: {_kubelet_answer(code, body)}"
+        pods = code == 200 and _pod_count(body) is not None  # a 200 that is not a PodList is not a kubelet
+        if tls:
+            # the kubelet answers 401 "Unauthorized" when anonymous auth is off, and 403 "Forbidden (user=system:anonymous,
+            # ...)" when anonymous requests are authenticated but the authorizer (Webhook) refuses them
+            decision = {401: "rejected", 403: "authenticated-but-denied"}.get(code, "authorized" if pods else f"other ({code})")
+            facts["kubelet_anonymous"] = decision
+        else:
+            facts["kubelet_readonly"] = pods
         items.append(Item("tcp_probe", f"{host}:{port}", facts))
     return items
+
+
+_POD_LIST = re.compile(rb'^\s*\{\s*"kind"\s*:\s*"PodList"')
+
+
+def _pod_count(body: bytes) -> int | None:
+    """Pods in a kubelet /pods answer; -1 for a PodList too long to count; None if it is no PodList."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return -1 if _POD_LIST.match(body) else None  # cut at POD_LIST_LIMIT
+    if not isinstance(data, dict) or data.get("kind") != "PodList" or not isinstance(data.get("items"), list):
+        return None
+    return len(data["items"])
+
+
+def _kubelet_answer(code: int, body: bytes) -> str:
+    count = _pod_count(body) if code == 200 else None
+    if count is not None:
+        size = f"{count} pods" if count >= 0 else f"more than {POD_LIST_LIMIT >> 20} MB of pods"
+        return f"PodList of {size}, readable without credentials"
+    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
+    return text[:160] or "(empty body)"
