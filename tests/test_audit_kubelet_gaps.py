@@ -1,15 +1,17 @@
-"""Kubelet settings execguard reads wrong today (found while comparing with Kubescape and kube-bench).
+"""Kubelet settings execguard used to read wrong (found while comparing with Kubescape and kube-bench).
 
-Marked xfail(strict=True): each test states the right answer and fails until kube.py is fixed, then XPASS
-turns the suite red so the marker gets removed. Facts, from kubernetes/kubernetes:
+These were strict-xfail tests until kube.py was fixed; they now pin the fixes. Facts, from kubernetes/kubernetes:
 - cmd/kubelet/app/server.go (NewKubeletCommand) parses flags with cliflag.WordSepNormalizeFunc, which turns
   ``_`` into ``-`` in flag names: ``--anonymous_auth=true`` is ``--anonymous-auth=true``.
 - ``--config-dir`` (KEP-3983: alpha 1.28, beta 1.30, GA 1.35) merges every ``*.conf`` KubeletConfiguration in
   the directory, in name order, over the ``--config`` file; flags still win over both.
+- a flag pflag cannot parse, or a file the config decoder cannot decode (a string for an int32), stops the
+  kubelet: reported as EG-KUBELET-008, never a crash of the audit.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,6 @@ def _ids(d: Path) -> set[str]:
     return {f.id for f in run_audit(from_dir=str(d)).findings}
 
 
-@pytest.mark.xfail(strict=True, reason="kube.parse_flags does not normalise _ to - as the kubelet's flag set does")
 def test_underscore_flags_override_the_config_file(tmp_path: Path) -> None:
     (tmp_path / "etc/kubernetes").mkdir(parents=True)
     (tmp_path / "etc/kubernetes/kubelet.yaml").write_text(HARDENED)
@@ -43,7 +44,6 @@ def test_underscore_flags_override_the_config_file(tmp_path: Path) -> None:
     assert {"EG-KUBELET-001", "EG-KUBELET-003"} <= _ids(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="--config-dir ignored: drop-ins are not merged over --config; each judged alone as a whole config")
 def test_config_dir_drop_in_overrides_the_config_file(tmp_path: Path) -> None:
     (tmp_path / "etc/kubernetes/kubelet.conf.d").mkdir(parents=True)
     (tmp_path / "etc/kubernetes/kubelet.yaml").write_text(HARDENED)
@@ -54,8 +54,8 @@ def test_config_dir_drop_in_overrides_the_config_file(tmp_path: Path) -> None:
         "/usr/bin/kubelet --config=/etc/kubernetes/kubelet.yaml --config-dir=/etc/kubernetes/kubelet.conf.d\n"
     )
     findings = run_audit(from_dir=str(tmp_path)).findings
-    # today the drop-in is judged alone, as if it were a whole config: AlwaysAllow lands on the file, not on the
-    # kubelet, and the merged config's client CA is missed (a false EG-KUBELET-004)
+    # before the fix the drop-in was judged alone, as if it were a whole config: AlwaysAllow landed on the file, not the
+    # kubelet, and the merged config's client CA was missed (a false EG-KUBELET-004)
     assert any(f.id == "EG-KUBELET-002" and f.target.startswith("kubelet (") for f in findings)
     assert not any(f.id == "EG-KUBELET-004" for f in findings)
 
@@ -69,7 +69,6 @@ def test_hardened_baseline_has_no_findings(tmp_path: Path) -> None:
     assert _ids(tmp_path) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="kubelet_facts int()s the flag / engine compares a str with gte: the audit crashes")
 @pytest.mark.parametrize(
     ("name", "text"),
     [
@@ -84,3 +83,8 @@ def test_malformed_read_only_port_does_not_crash_the_audit(tmp_path: Path, name:
     r = CliRunner().invoke(app, ["audit", "--from", str(tmp_path), "-o", "json"])
     assert not isinstance(r.exception, ValueError | TypeError), r.exception
     assert r.exit_code in (0, 2)
+    # reported instead: the file and the value the kubelet refuses; the port itself is not guessed
+    findings = json.loads(r.output)
+    evidence = [f["evidence"] for f in findings if f["id"] == "EG-KUBELET-008"]
+    assert len(evidence) == 1 and name in evidence[0] and ("=abc" in evidence[0] or "'10255'" in evidence[0])
+    assert not any(f["id"] == "EG-KUBELET-003" for f in findings)

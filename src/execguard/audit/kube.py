@@ -3,37 +3,95 @@ the coverage of a live API listing (lists it could not read)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import yaml
+
 from .engine import Item
-from .inputs import CommandLine, Inputs, Obj
+from .inputs import MAX_FILE, CommandLine, Inputs, Obj
 from .live import coverage_items
 
 TRUE = ("true", "1", "t", "yes", "y")
+# strconv.ParseBool, which pflag uses for bool flags: anything else makes the component refuse the flag.
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+# strconv.ParseInt(s, 0, 32) syntax (pflag int32 flags): sign, 0x/0b/0o or a leading 0 (octal), _ between digits.
+_GO_INT = re.compile(r"[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[bB](?:_?[01])+|0[oO](?:_?[0-7])+|0(?:_?[0-7])*|[1-9](?:_?[0-9])*)")
 
 
-def parse_flags(argv: list[str], bool_flags: frozenset[str] = frozenset()) -> dict[str, str]:
-    """``--name=value`` / ``--name value`` / bare boolean ``--name``; the last occurrence wins (as pflag)."""
-    out: dict[str, str] = {}
+class Flags(dict[str, str]):
+    """Flag values by normalised name (``_`` → ``-``); ``spelled`` keeps each name as it was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spelled: dict[str, str] = {}
+
+    def text(self, name: str) -> str:
+        """``--name=value`` as written on the command line."""
+        return f"--{self.spelled.get(name, name)}={self[name]}"
+
+
+def normalize_flag(name: str) -> str:
+    # cliflag.WordSepNormalizeFunc: the kubelet's flag set and every cli.Run command (kube-apiserver) use it.
+    return name.replace("_", "-")
+
+
+def parse_flags(argv: list[str], bool_flags: frozenset[str] = frozenset()) -> Flags:
+    """``--name=value`` / ``--name value`` / bare boolean ``--name``; names normalised as pflag's
+    WordSepNormalizeFunc does; the last occurrence wins (as pflag). A bare flag followed by another flag is
+    read as a boolean even when it is not in ``bool_flags`` (no real value starts with ``--``)."""
+    out = Flags()
     i = 1
     while i < len(argv):
         a = argv[i]
         i += 1
+        if a == "--":
+            break  # pflag: the rest are arguments, not flags
         if not a.startswith("--"):
             continue
-        name, eq, value = a[2:].partition("=")
+        written, eq, value = a[2:].partition("=")
+        name = normalize_flag(written)
         if eq:
             out[name] = value
-        elif name in bool_flags:
+        elif name in bool_flags or i >= len(argv) or argv[i].startswith("--"):
             out[name] = "true"
-        elif i < len(argv):
+        else:
             out[name] = argv[i]
             i += 1
+        out.spelled[name] = written
     return out
 
 
 def _bool(v: str) -> bool:
     return v.strip().lower() in TRUE
+
+
+def go_bool(s: str) -> bool:
+    """A bool flag value as pflag parses it; ValueError where the component would refuse it."""
+    if s in GO_TRUE:
+        return True
+    if s in GO_FALSE:
+        return False
+    raise ValueError("not a boolean strconv.ParseBool accepts (true/false/1/0/t/f)")
+
+
+def go_int32(s: str) -> int:
+    """An int32 flag value as pflag parses it (strconv.ParseInt(s, 0, 32)); ValueError where it refuses it."""
+    if not _GO_INT.fullmatch(s):
+        raise ValueError("not an integer")
+    sign = -1 if s[0] == "-" else 1
+    digits = s.lstrip("+-").replace("_", "")
+    base, body = 10, digits
+    if len(digits) > 1 and digits[0] == "0":
+        base, body = {"x": (16, digits[2:]), "b": (2, digits[2:]), "o": (8, digits[2:])}.get(digits[1].lower(), (8, digits[1:]))
+    v = sign * int(body, base)
+    if not -(2**31) <= v < 2**31:
+        raise ValueError("out of the int32 range")
+    return v
 
 
 def _show_default(v: Any) -> str:
@@ -48,51 +106,288 @@ def _dig(d: Any, *path: str) -> Any:
     return d
 
 
+def _list(v: Any) -> list[Any]:
+    """A list field of a hand-written file; anything else (a scalar, a mapping) counts as absent, not a crash."""
+    return v if isinstance(v, list) else []
+
+
 # ---------------------------------------------------------------- kubelet
 
-KUBELET_BOOL = frozenset({"anonymous-auth", "authentication-token-webhook"})
+# Bool flags of the kubelet (cmd/kubelet/app/options/options.go, plus --help, --version and the klog flags):
+# pflag never takes the next argument as their value.
+KUBELET_BOOL = frozenset(
+    {
+        "anonymous-auth", "authentication-token-webhook", "cgroups-per-qos", "contention-profiling", "cpu-cfs-quota",
+        "enable-controller-attach-detach", "enable-debugging-handlers", "enable-server", "exit-on-lock-contention",
+        "experimental-allocatable-ignore-eviction", "fail-swap-on", "keep-terminated-pod-volumes",
+        "kernel-memcg-notification", "local-storage-capacity-isolation", "make-iptables-util-chains",
+        "protect-kernel-defaults", "register-node", "register-schedulable", "rotate-certificates",
+        "rotate-server-certificates", "runonce", "seccomp-default", "serialize-image-pulls", "windows-service",
+        "help", "version", "add-dir-header", "alsologtostderr", "logtostderr", "one-output", "skip-headers",
+        "skip-log-headers", "log-json-split-stream", "log-text-split-stream",
+    }
+)  # fmt: skip
+KUBELET_GV = "kubelet.config.k8s.io/v1beta1"
+
+
+def _cfg_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise ValueError("the kubelet's decoder wants a boolean")
+
+
+def _cfg_str(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    raise ValueError("the kubelet's decoder wants a string")
+
+
+def _cfg_int32(v: Any) -> int:
+    # YAML becomes JSON before it is decoded, so 10255.0 arrives as 10255; a string or a fraction does not decode.
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        if -(2**31) <= v < 2**31:
+            return v
+        raise ValueError("out of the int32 range")
+    raise ValueError("the kubelet's decoder wants an int32")
+
+
+def _check_port(v: int) -> None:
+    if not 0 <= v <= 65535:
+        raise ValueError("must be between 0 and 65535 (kubelet configuration validation)")
+
+
+def _check_mode(v: str) -> None:
+    if v not in ("AlwaysAllow", "Webhook"):
+        raise ValueError("the kubelet accepts only AlwaysAllow or Webhook (cmd/kubelet/app/auth.go BuildAuthz)")
+
+
+@dataclass(frozen=True, slots=True)
+class KubeletSetting:
+    fact: str
+    flag: str
+    path: tuple[str, ...]  # in kubelet.config.k8s.io/v1beta1
+    config_default: Any  # v1beta1 defaulting (SetDefaults_KubeletConfiguration)
+    flag_default: Any  # with no --config (options.applyLegacyDefaults)
+    from_flag: Callable[[str], Any]  # pflag parsing; ValueError = the kubelet refuses the flag
+    from_config: Callable[[Any], Any]  # the decoder's type check; ValueError = the kubelet refuses the file
+    check: Callable[[Any], None] | None = None  # validation of the effective value
+
+
+KUBELET_SETTINGS = (
+    KubeletSetting("anonymous_auth", "anonymous-auth", ("authentication", "anonymous", "enabled"), False, True, go_bool, _cfg_bool),
+    KubeletSetting(
+        "authorization_mode", "authorization-mode", ("authorization", "mode"), "Webhook", "AlwaysAllow", str, _cfg_str, _check_mode
+    ),
+    KubeletSetting("read_only_port", "read-only-port", ("readOnlyPort",), 0, 10255, go_int32, _cfg_int32, _check_port),
+    KubeletSetting("client_ca_file", "client-ca-file", ("authentication", "x509", "clientCAFile"), "", "", str, _cfg_str),
+)
+
+
+@dataclass(slots=True)
+class DropIn:
+    """One ``*.conf`` file of ``--config-dir``."""
+
+    path: str  # host path, as the kubelet names it
+    file: str  # input file
+    data: dict[str, Any] | None  # None: not merged (see error)
+    error: str | None = None  # the kubelet refuses the file (it does not start)
+    unreadable: bool = False  # we could not read it: its settings are unknown
+
+
+def _real(file: str) -> str:
+    return str(Path(file).resolve())
+
+
+def _input_dir(inputs: Inputs, path: str) -> Path | None:
+    """A directory a component names by host path: DIR/<path>, else the first directory of that name under DIR
+    (the way ``Inputs.resolve`` finds a file)."""
+    if inputs.root is None:
+        return None
+    exact = inputs.root / path.lstrip("/")
+    if exact.is_dir():
+        return exact
+    name = PurePosixPath(path).name
+    return next((p for p in sorted(inputs.root.rglob("*")) if p.name == name and p.is_dir()), None) if name else None
+
+
+def _read_drop_in(p: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A drop-in inputs.py did not turn into an object (e.g. it starts with a comment): its first YAML document."""
+    text = p.read_bytes().decode("utf-8", errors="replace")
+    if not text.strip():
+        return None, "empty file"
+    try:
+        doc = next(yaml.safe_load_all(text), None)
+    except yaml.YAMLError:
+        return None, "not valid YAML"
+    return (doc, None) if isinstance(doc, dict) else (None, "no apiVersion/kind")
+
+
+def find_drop_ins(inputs: Inputs, config_dir: str) -> list[DropIn] | None:
+    """The ``*.conf`` files the kubelet merges from ``--config-dir``, in its order; None if the directory is not in
+    the input. Order as ``filepath.WalkDir``: lexical by name within each directory, subdirectories included."""
+    d = _input_dir(inputs, config_dir)
+    if d is None:
+        return None
+    by_file: dict[str, list[Obj]] = {}
+    for o in inputs.objects:
+        by_file.setdefault(_real(o.file), []).append(o)
+    files = sorted((p for p in d.rglob("*") if p.name.endswith(".conf") and p.is_file()), key=lambda p: p.relative_to(d).parts)
+    out: list[DropIn] = []
+    for p in files:
+        host = "/".join((config_dir.rstrip("/"), *p.relative_to(d).parts))
+        objs = by_file.get(_real(str(p)), [])
+        kc = next((o for o in objs if o.kind == "KubeletConfiguration"), None)
+        data: dict[str, Any] | None = kc.data if kc else None
+        error = f"kind {objs[0].kind}, not KubeletConfiguration" if objs and not kc else None
+        if not objs:
+            try:
+                data, error = _read_drop_in(p) if p.stat().st_size <= MAX_FILE else (None, None)
+            except OSError:
+                data, error = None, None
+            if data is None and error is None:
+                out.append(DropIn(host, str(p), None, unreadable=True))
+                continue
+        if data is not None:
+            api, kind = data.get("apiVersion"), data.get("kind")
+            if not api or not kind:
+                error = "no apiVersion/kind"
+            elif (api, kind) != (KUBELET_GV, "KubeletConfiguration"):
+                error = f"unknown apiVersion/kind {api}/{kind}"
+        out.append(DropIn(host, kc.file if kc else str(p), None if error else data, error))
+    return out
+
+
+def _walk(data: dict[str, Any], path: tuple[str, ...]) -> tuple[bool, Any, str | None]:
+    """(does this file set ``path``, the value it leaves there, a structure error). A merge patch that sets an
+    ancestor to null deletes everything below it; an ancestor that is not a mapping does not decode."""
+    d: Any = data
+    for i, key in enumerate(path):
+        if key not in d:
+            return False, None, None
+        d = d[key]
+        if i < len(path) - 1:
+            if d is None:
+                return True, None, None
+            if not isinstance(d, dict):
+                return True, None, f"{'.'.join(path[: i + 1])}: {d!r} is not a mapping"
+    return True, d, None
+
+
+_REFUSED = object()
+
+
+def _flag_text(flags: dict[str, str], name: str) -> str:
+    return flags.text(name) if isinstance(flags, Flags) else f"--{name}={flags[name]}"
 
 
 def kubelet_facts(
-    flags: dict[str, str], config: Obj | None, config_named: str | None, unresolved: list[str] | None = None
+    flags: dict[str, str],
+    config: Obj | None,
+    config_named: str | None,
+    unresolved: list[str] | None = None,
+    *,
+    flags_file: str | None = None,
+    config_dir: str | None = None,
+    drop_ins: list[DropIn] | None = None,
+    fragment: bool = False,
 ) -> dict[str, Any]:
-    """Effective kubelet settings. Flags override the --config file; each source has its own defaults.
+    """Effective kubelet settings: flags over the ``--config-dir`` drop-ins over the ``--config`` file.
 
-    Flag defaults: --anonymous-auth=true, --authorization-mode=AlwaysAllow, --read-only-port=10255.
-    kubelet.config.k8s.io/v1beta1 defaults: anonymous.enabled=false, authorization.mode=Webhook, readOnlyPort=0.
-    When --config names a file we were not given, or the command line holds variables we could not expand
-    (systemd Environment=/EnvironmentFile=), settings not set by a visible flag are unknown (None).
+    Flag defaults: --anonymous-auth=true, --authorization-mode=AlwaysAllow, --read-only-port=10255 (also the base
+    the drop-ins are merged over when there is no --config). kubelet.config.k8s.io/v1beta1 defaults:
+    anonymous.enabled=false, authorization.mode=Webhook, readOnlyPort=0. Drop-ins are JSON merge patches
+    (RFC 7386, as the kubelet applies them): a mapping merges field by field, a list or scalar replaces, null
+    deletes (the v1beta1 default then applies). When --config names a file we were not given, --config-dir a
+    directory we were not given (or a drop-in we could not read), or the command line holds variables we could not
+    expand (systemd Environment=/EnvironmentFile=), settings not set by a visible flag are unknown (None).
+    ``fragment``: ``config`` is a drop-in no command line merges: only what it sets is known.
+    A value the kubelet refuses (a flag pflag cannot parse, a file its decoder cannot decode, a value its
+    validation rejects) is listed in ``invalid`` and that setting is unknown.
     """
     cfg = config.data if config else None
     missing = config_named is not None and cfg is None
+    where = config_named or (config.file if config else "")
+    layers: list[tuple[str, str, dict[str, Any]]] = []  # (evidence label, file named in messages, data)
+    if cfg is not None:
+        layers.append((f"drop-in {where}:" if fragment else "config", where, cfg))
+    invalid: list[str] = []
+    dir_unknown: str | None = None
+    if config_dir is not None and drop_ins is None:
+        dir_unknown = f"--config-dir {config_dir} not in the input"
+    for d in drop_ins or []:
+        if d.unreadable:
+            dir_unknown = dir_unknown or f"drop-in {d.path} could not be read"
+        elif d.data is None:
+            invalid.append(f"drop-in {d.path}: {d.error}")
+        else:
+            layers.append((f"drop-in {d.path}:", d.path, d.data))
     facts: dict[str, Any] = {
         "config_file": config_named or (config.file if config else None),
         "config_missing": missing,
+        "config_dir": config_dir,
+        "config_dir_missing": config_dir is not None and drop_ins is None,
+        "drop_ins": [d.path for d in drop_ins or []],
         "unresolved": list(unresolved or []),
     }
 
-    def pick(flag: str, conv: Any, cfg_path: tuple[str, ...], cfg_default: Any, flag_default: Any) -> tuple[Any, str]:
-        if flag in flags:
-            return conv(flags[flag]), f"flag --{flag}={flags[flag]}"
+    def effective(s: KubeletSetting) -> tuple[Any, str]:
+        dotted = ".".join(s.path)
+        last: tuple[str, str, Any] | None = None
+        for label, name, data in layers:
+            touched, v, err = _walk(data, s.path)
+            if err:
+                invalid.append(f"{name}: {err}")
+                v = _REFUSED
+            elif v is not None:
+                try:
+                    v = s.from_config(v)
+                except ValueError as exc:
+                    # a file that does not decode stops the kubelet even where a later file or a flag overrides it
+                    invalid.append(f"{name}: {dotted}: {v!r} ({exc})")
+                    v = _REFUSED
+            if touched:
+                last = (label, name, v)
+        if s.flag in flags:
+            text = _flag_text(flags, s.flag)
+            try:
+                v = s.from_flag(flags[s.flag])
+                if s.check:
+                    s.check(v)
+            except ValueError as exc:
+                invalid.append(f"{text}" + (f" in {flags_file}" if flags_file else "") + f": {exc}")
+                return None, f"unknown: the kubelet refuses {text}"
+            return v, f"flag {text}"
         if unresolved:
             return None, f"unknown: command line has unexpanded {', '.join(unresolved)}"
-        if cfg is not None:
-            v = _dig(cfg, *cfg_path)
-            if v is not None:
-                return v, f"config {'.'.join(cfg_path)}: {_show_default(v)}"
-            return cfg_default, f"config default ({'.'.join(cfg_path)} unset → {_show_default(cfg_default)})"
-        if missing:
-            return None, f"unknown: --config {config_named} not in the input"
-        return flag_default, f"flag default (--{flag} unset → {_show_default(flag_default)})"
+        if dir_unknown:
+            return None, f"unknown: {dir_unknown}"
+        if last is None:
+            if fragment:
+                return None, f"unknown: {dotted} not set in this drop-in (the rest comes from --config and the other drop-ins)"
+            if cfg is not None:
+                return s.config_default, f"config default ({dotted} unset → {_show_default(s.config_default)})"
+            if missing:
+                return None, f"unknown: --config {config_named} not in the input"
+            return s.flag_default, f"flag default (--{s.flag} unset → {_show_default(s.flag_default)})"
+        label, name, v = last
+        if v is _REFUSED:
+            return None, f"unknown: the kubelet refuses {dotted} in {name}"
+        if v is None or v == "":  # null deletes the field, empty is unset: v1beta1 defaulting fills it in
+            how = "null" if v is None else "empty"
+            return s.config_default, f"config default ({dotted} {how} in {name} → {_show_default(s.config_default)})"
+        if s.check:
+            try:
+                s.check(v)
+            except ValueError as exc:
+                invalid.append(f"{name}: {dotted}: {v!r} ({exc})")
+                return None, f"unknown: the kubelet refuses {dotted}: {v!r} in {name}"
+        return v, f"{label} {dotted}: {_show_default(v)}"
 
-    facts["anonymous_auth"], facts["anonymous_auth_from"] = pick(
-        "anonymous-auth", _bool, ("authentication", "anonymous", "enabled"), False, True
-    )
-    facts["authorization_mode"], facts["authorization_mode_from"] = pick(
-        "authorization-mode", str, ("authorization", "mode"), "Webhook", "AlwaysAllow"
-    )
-    facts["read_only_port"], facts["read_only_port_from"] = pick("read-only-port", int, ("readOnlyPort",), 0, 10255)
-    facts["client_ca_file"], facts["client_ca_file_from"] = pick("client-ca-file", str, ("authentication", "x509", "clientCAFile"), "", "")
+    for s in KUBELET_SETTINGS:
+        facts[s.fact], facts[f"{s.fact}_from"] = effective(s)
+    facts["invalid"] = list(dict.fromkeys(invalid))  # a broken ancestor is reported once, not per setting
     return facts
 
 
@@ -102,14 +397,21 @@ def kubelet_items(inputs: Inputs) -> list[Item]:
     for cl in (c for c in inputs.commands if c.program == "kubelet"):
         argv, unresolved = inputs.expand(cl)
         flags = parse_flags(argv, KUBELET_BOOL)
-        named = flags.get("config")
+        named = flags.get("config") or None  # the kubelet ignores an empty --config / --config-dir
         config = inputs.resolve(named, "KubeletConfiguration") if named else None
+        config_dir = flags.get("config-dir") or None
+        drop_ins = find_drop_ins(inputs, config_dir) if config_dir else None
+        used.update(_real(d.file) for d in drop_ins or [])
         if config:
-            used.add(config.file)
-        facts = kubelet_facts(flags, config, named, unresolved)
+            used.add(_real(config.file))
+        facts = kubelet_facts(flags, config, named, unresolved, flags_file=cl.file, config_dir=config_dir, drop_ins=drop_ins)
         items.append(Item("kubelet", f"kubelet ({cl.file})", facts, cl.file, cl.line))
     for o in inputs.of_kind("KubeletConfiguration"):
-        if o.file not in used:
+        if _real(o.file) in used:
+            continue
+        if o.file.endswith(".conf"):  # a drop-in (only *.conf are): unset fields come from elsewhere, not defaults
+            items.append(Item("kubelet", f"kubelet drop-in {o.file}", kubelet_facts({}, o, None, fragment=True), o.file, o.line))
+        else:
             items.append(Item("kubelet", f"kubelet config {o.file}", kubelet_facts({}, o, None), o.file, o.line))
     return items
 
@@ -117,14 +419,16 @@ def kubelet_items(inputs: Inputs) -> list[Item]:
 # ---------------------------------------------------------------- kube-apiserver
 
 
-def _container_argv(c: dict[str, Any]) -> list[str]:
-    return [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+def _container_argv(c: Any) -> list[str]:
+    if not isinstance(c, dict):
+        return []
+    return [str(x) for x in _list(c.get("command")) + _list(c.get("args"))]
 
 
 def apiserver_commands(inputs: Inputs) -> list[CommandLine]:
     out = [c for c in inputs.commands if c.program == "kube-apiserver"]
     for pod in inputs.of_kind("Pod"):
-        for c in (pod.data.get("spec") or {}).get("containers") or []:
+        for c in _list(_dig(pod.data, "spec", "containers")):
             argv = _container_argv(c)
             if argv and argv[0].rsplit("/", 1)[-1] == "kube-apiserver":
                 out.append(CommandLine(argv, pod.file, pod.line))
@@ -166,7 +470,7 @@ def anonymous_facts(flags: dict[str, str], authn_file: str | None, authn: Obj | 
         where = str(authn_file)
         section = section if isinstance(section, dict) else {}
         enabled = section.get("enabled") is True
-        conditions = [c for c in section.get("conditions") or [] if isinstance(c, dict)]
+        conditions = [c for c in _list(section.get("conditions")) if isinstance(c, dict)]
         paths = [str(c.get("path") or "") for c in conditions]
         conflicts = []
         if flag is not None:
@@ -217,8 +521,13 @@ def apiserver_items(inputs: Inputs) -> tuple[list[Item], set[str]]:
         modes: list[str] | None
         if authz_config:
             obj = inputs.resolve(authz_config, "AuthorizationConfiguration")
-            modes = [str(a.get("type")) for a in obj.data.get("authorizers") or []] if obj else None
-            facts["authorization_from"] = f"--authorization-config {authz_config}" + ("" if obj else " (not in the input)")
+            authorizers = obj.data.get("authorizers") if obj else None
+            if obj is None or not isinstance(authorizers, list | None):
+                modes = None  # not in the input, or authorizers that do not decode (the API server does not start)
+            else:
+                modes = [str(a.get("type")) for a in _list(authorizers) if isinstance(a, dict)]
+            note = " (not in the input)" if obj is None else "" if modes is not None else " (authorizers is not a list)"
+            facts["authorization_from"] = f"--authorization-config {authz_config}{note}"
         elif "authorization-mode" in flags:
             modes = [m for m in flags["authorization-mode"].split(",") if m]
             facts["authorization_from"] = f"--authorization-mode={flags['authorization-mode']}"
@@ -266,7 +575,7 @@ def audit_resource_match(rule: dict[str, Any], group: str, resource: str, subres
     """
     combined = f"{resource}/{subresource}" if subresource else resource
     best = "none"
-    for gr in rule.get("resources") or []:
+    for gr in _list(rule.get("resources")):
         if not isinstance(gr, dict) or str(gr.get("group") or "") != group:
             continue
         res_list = _strs(gr.get("resources"))
@@ -317,7 +626,7 @@ def rule_applies(rule: dict[str, Any], verb: str, group: str, resource: str, sub
 
 
 def policy_coverage(policy: dict[str, Any]) -> list[dict[str, Any]]:
-    rules = [r for r in policy.get("rules") or [] if isinstance(r, dict)]
+    rules = [r for r in _list(policy.get("rules")) if isinstance(r, dict)]
     policy_omit = set(_strs(policy.get("omitStages")))
     out = []
     for resource, sub, namespaced, verbs in AUDITED:
