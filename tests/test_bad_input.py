@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from execguard.sources import find
 from execguard.sources import reader as reader_mod
 from execguard.sources.reader import Reader
 
@@ -55,6 +56,7 @@ def test_50mb_ndjson_bounded_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             n += 1000
     size = p.stat().st_size
     r = Reader(literals=[b"/exec"], max_line=max_line)
+    find._numpy()  # imported before tracing: the module's own allocations are not the reader's
     tracemalloc.start()
     try:
         events = sum(1 for _ in r.read([str(p)]))
@@ -64,8 +66,9 @@ def test_50mb_ndjson_bounded_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert events == n // 1000
     assert r.stats.lines == n and r.stats.bytes == size
     assert r.stats.peak_buffer <= 2 * block + max_line
-    # everything the reader allocated at once, not just the buffers it reports
-    assert peak < 3 * block + max_line + (1 << 20), peak
+    # everything the reader allocated at once, not just the buffers it reports (with numpy, its compare
+    # output for one block is one more block)
+    assert peak < 4 * block + max_line + (1 << 20), peak
     assert peak < size / 10
 
 

@@ -94,3 +94,29 @@ def test_range_of_a_larger_buffer(
     start, end = len(before), len(before) + len(chunk)
     want = [(offset + start, lineno) for offset, lineno in reference(chunk, literals)]
     assert list(line_starts(buf, literals, start, end)) == want
+
+
+@pytest.mark.parametrize("numpy", [True, False])
+def test_count_newlines_large_ranges(numpy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy (the fast extra) and bytes.count agree on ranges of every size, bytes or a reused bytearray."""
+    if numpy and find._numpy() is None:
+        pytest.skip("numpy not installed")
+    if not numpy:
+        monkeypatch.setattr(find, "_np", None)
+    import random
+
+    rng = random.Random(5)
+    data = bytes(rng.choice(b"ab\n") for _ in range(300_000))
+    for buf in (data, bytearray(data)):
+        for start, end in [(0, len(data)), (1, 9), (17, 100_017), (250_000, 300_000), (5, 5), (123, 8_315)]:
+            assert find.count_newlines(buf, start, end) == data.count(b"\n", start, end)
+
+
+def test_large_chunk_same_lines_with_and_without_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = b'{"verb":"get","requestURI":"/api/v1/namespaces/default/pods/web-1"}\n'
+    hit = b'{"verb":"create","requestURI":"/api/v1/namespaces/default/pods/web-1/exec?command=sh"}\n'
+    chunk = bytearray(b"".join(hit if i % 1999 == 0 else line for i in range(50_000)))
+    want = reference(bytes(chunk), [b"/exec"])
+    assert list(line_starts(chunk, [b"/exec"])) == want
+    monkeypatch.setattr(find, "_np", None)
+    assert list(line_starts(chunk, [b"/exec"])) == want

@@ -33,7 +33,7 @@ import orjson
 from ..model import Event, SourceRef
 from . import JSON_SOURCES, TEXT_SOURCES, json_source
 from .base import SourceError, TextParser
-from .find import line_starts
+from .find import count_newlines, line_starts
 
 # Module globals, read at call time, so tests can patch them small.
 BLOCK = 16 << 20  # bytes per read of line-delimited input
@@ -466,7 +466,7 @@ class Reader:
                     line = bytes(block[offset : block.index(b"\n", offset)])
                     if line.strip():
                         yield base + lineno, line
-                n = last[1] - 1 + block.count(b"\n", last[0], cut)
+                n = last[1] - 1 + count_newlines(block, last[0], cut)
                 base += n
                 stats.lines += n
             tail = len(block) - max(cut, start)
