@@ -82,3 +82,14 @@ def test_command_line_and_live_version_sources() -> None:
     live = Inputs(objects=[Obj({"kind": "ServerVersion", "gitVersion": "v1.35.2-eks-1a2b3c"}, "kube-api:x")])
     assert exec_needs_create(live)[0] is True
     assert exec_needs_create(Inputs())[0] is None
+
+
+def test_malformed_apiserver_manifest_does_not_stop_the_audit(tmp_path: Path) -> None:
+    root = cluster(tmp_path, None)
+    (root / "kube-apiserver.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\n"
+        "spec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.35.0\n"
+        "    command: kube-apiserver --feature-gates=AuthorizePodWebsocketUpgradeCreatePermission=false\n"
+    )
+    # the string command is ignored (no gate read from it); the image tag still gives the version
+    assert [c for c, _ in frank(root)] == ["EG-RBAC-015"]

@@ -37,10 +37,13 @@ def _apiserver_args(inputs: Inputs) -> list[tuple[list[str], str, str | None]]:
     """(argv, where, image) of every kube-apiserver found: static pod manifests and command lines."""
     out: list[tuple[list[str], str, str | None]] = []
     for o in inputs.of_kind("Pod"):
-        for c in (o.data.get("spec") or {}).get("containers") or []:
+        spec = o.data.get("spec")
+        containers = spec.get("containers") if isinstance(spec, dict) else None
+        for c in containers if isinstance(containers, list) else []:
             if not isinstance(c, dict):
                 continue
-            argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+            # a manifest the API server would reject (command as a string) must not stop the audit
+            argv = [str(a) for key in ("command", "args") if isinstance(c.get(key), list) for a in c[key]]
             image = str(c.get("image") or "")
             if "kube-apiserver" in image or any(a.endswith("kube-apiserver") for a in argv[:1]):
                 out.append((argv, o.file, image))
