@@ -120,7 +120,7 @@ class ParallelHunt:
     def _results(self) -> Iterator[tuple[Unit, _Done]]:
         """Finished units in input order, waiting for each in turn."""
         done: dict[int, _Done] = {}
-        live = {conn: proc for proc, conn in self._workers}
+        live = {conn for _, conn in self._workers}
         for index, unit in enumerate(self.units):
             while index not in done:
                 if not live:
@@ -132,7 +132,7 @@ class ParallelHunt:
                     try:
                         i, result = conn.recv()
                     except (EOFError, OSError):
-                        del live[conn]
+                        live.discard(conn)
                         continue
                     done[i] = result
             yield unit, done.pop(index)
@@ -207,15 +207,14 @@ def _worker(units: list[Unit], counter: Any, send: Connection) -> None:
             counter.value += 1
         if index >= len(units):
             break
-        send.send((index, _work((index, units[index]))))
+        send.send((index, _work(index, units[index])))
     send.close()
 
 
-def _work(item: tuple[int, Unit]) -> _Done:
+def _work(index: int, unit: Unit) -> _Done:
     """In a worker: read one unit, keep the events that hit a rule and the warnings, in order."""
     assert _JOB is not None
     parent, engine, spool_dir = _JOB
-    index, unit = item
     spool = os.path.join(spool_dir, f"{index}.pickle")
     with open(spool, "wb", buffering=1 << 20) as f:
         def dump(record: tuple[Any, ...]) -> None:
