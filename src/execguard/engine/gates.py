@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionOR
-from sigma.types import SigmaCasedString, SigmaExpansion, SigmaRegularExpression, SigmaRegularExpressionFlag, SigmaString
+from sigma.types import SigmaExpansion, SigmaRegularExpression, SigmaRegularExpressionFlag, SigmaString
 
 from .literals import MIN_LEN, fold, required
 
@@ -58,12 +58,8 @@ def _value_literals(value: Any) -> frozenset[str] | None:
         found = required(pattern, flags)
         # folded text is lower-cased: a case-sensitive literal present in the raw text is present lowered
         return frozenset(fold(s) for s in found) if found else None
-    if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
+    if isinstance(value, SigmaString):  # cased too: a piece present as written is present folded
         # the longest wildcard-free piece of the value must appear in the field
-        pieces = [str(p) for p in value.s if isinstance(p, str)]
-        best = max(pieces, key=len, default="")
-        return frozenset({fold(best)}) if best else None
-    if isinstance(value, SigmaCasedString):
         pieces = [str(p) for p in value.s if isinstance(p, str)]
         best = max(pieces, key=len, default="")
         return frozenset({fold(best)}) if best else None
