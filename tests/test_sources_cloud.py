@@ -428,3 +428,46 @@ def test_damaged_real_records_raise_only_source_error(data: st.DataObject) -> No
     node[path[-1]] = data.draw(JSONISH)
     with contextlib.suppress(SourceError):
         list(mod.events(record, SourceRef(mod.FORMAT, "fuzz", 1)))
+
+
+def _gke_proxy(resource: str, method: str = "io.k8s.core.v1.nodes.proxy.get", code: int = 0, decision: str = "allow",
+               email: str = "system:serviceaccount:monitoring:prom") -> dict[str, Any]:  # fmt: skip
+    """A GKE nodes/proxy entry in the shape of a real export (resourceName carries the kubelet path after
+    `proxy/`, status.code is a gRPC code, operation.id the audit ID). Shape checked against a GKE record kept as
+    parser test data by panther-labs/panther (gcplogs auditlog_test.go); values here are our own."""
+    return {
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "authenticationInfo": {"principalEmail": email},
+            "authorizationInfo": [{"granted": decision == "allow", "permission": method, "resource": resource}],
+            "methodName": method,
+            "requestMetadata": {"callerIp": "10.1.2.3", "callerSuppliedUserAgent": "Prometheus/2.51"},
+            "resourceName": resource,
+            "serviceName": "k8s.io",
+            "status": {"code": code},
+        },
+        "insertId": "abc",
+        "resource": {"type": "k8s_cluster", "labels": {"project_id": "p", "cluster_name": "c1", "location": "us-central1-f"}},
+        "timestamp": "2026-04-24T06:29:54.304506Z",
+        "labels": {"authorization.k8s.io/decision": decision, "authorization.k8s.io/reason": ""},
+        "logName": "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
+        "operation": {"id": "op-1", "producer": "k8s.io", "first": True},
+    }
+
+
+def test_gke_nodes_proxy_real_shape() -> None:
+    from execguard.model import SourceRef
+    from execguard.sources import gke
+
+    def one(rec: dict[str, Any]) -> Any:
+        assert gke.match(rec)
+        [ev] = list(gke.events(rec, SourceRef()))
+        return ev
+
+    scrape = one(_gke_proxy("core/v1/nodes/gke-n1/proxy/metrics/cadvisor"))
+    assert (scrape.action, scrape.target.node, scrape.outcome, scrape.event_id, scrape.target.cluster) == (
+        "kubelet_other", "gke-n1", "allowed", "op-1", "c1")  # fmt: skip
+    run = one(_gke_proxy("core/v1/nodes/gke-n1/proxy/run/shop/web/app", method="io.k8s.core.v1.nodes.proxy.create"))
+    assert (run.action, run.target.namespace, run.target.pod, run.target.container) == ("kubelet_run", "shop", "web", "app")
+    denied = one(_gke_proxy("core/v1/nodes/gke-n1/proxy/pods", code=7, decision="forbid", email="system:anonymous"))
+    assert (denied.outcome, denied.code, denied.actor.kind) == ("denied", 403, "anonymous")
