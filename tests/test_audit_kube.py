@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -442,3 +443,26 @@ def test_anonymous_facts_without_the_file() -> None:
     assert anonymous_facts({"anonymous-auth": "false"}, "/x.yaml", None)["anonymous_auth"] is False
     assert anonymous_facts({}, "/x.yaml", None)["anonymous_auth"] is None
     assert anonymous_facts({}, None, None)["anonymous_auth"] is True
+
+
+@pytest.mark.parametrize(
+    ("image", "gate", "want", "needs"),
+    [
+        ("v1.31.6", True, "EG-API-010", None),  # the fixture as shipped: alpha gate turned on
+        ("v1.31.6", False, "EG-API-011", "AnonymousAuthConfigurableEndpoints=true on 1.31"),
+        ("v1.30.5", True, "EG-API-011", "Kubernetes 1.31 or later"),
+        ("v1.32.0", False, "EG-API-010", None),  # beta, on by default
+    ],
+)
+def test_authn_config_anonymous_section_needs_its_release(tmp_path: Path, image: str, gate: bool, want: str, needs: str | None) -> None:
+    root = tmp_path / "dump"
+    shutil.copytree(DATA / "apiserver" / "authn-extra-paths", root)
+    manifest = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    text = manifest.read_text().replace("kube-apiserver:v1.31.6", f"kube-apiserver:{image}")
+    if not gate:
+        text = text.replace("    - --feature-gates=AnonymousAuthConfigurableEndpoints=true\n", "")
+    manifest.write_text(text)
+    got = {f.id: f.evidence for f in run_audit(from_dir=str(root)).findings if f.id.startswith("EG-API") and f.id != "EG-API-004"}
+    assert set(got) == {want}
+    if needs:
+        assert needs in got[want]

@@ -14,6 +14,7 @@ import yaml
 from .engine import Item
 from .inputs import MAX_FILE, CommandLine, Inputs, Obj
 from .live import coverage_items
+from .version import apiserver_version
 
 TRUE = ("true", "1", "t", "yes", "y")
 # strconv.ParseBool, which pflag uses for bool flags: anything else makes the component refuse the flag.
@@ -448,7 +449,9 @@ def _feature_gates(value: str) -> dict[str, bool]:
     return out
 
 
-def anonymous_facts(flags: dict[str, str], authn_file: str | None, authn: Obj | None) -> dict[str, Any]:
+def anonymous_facts(
+    flags: dict[str, str], authn_file: str | None, authn: Obj | None, version: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """Anonymous authentication of kube-apiserver from --anonymous-auth and the --authentication-config file.
 
     ``anonymous_auth`` is true only when anonymous requests are authenticated on every path; a file's
@@ -477,8 +480,13 @@ def anonymous_facts(flags: dict[str, str], authn_file: str | None, authn: Obj | 
             conflicts.append(f"--anonymous-auth={flag} is set and {where} has an anonymous section")
         if conditions and not enabled:
             conflicts.append(f"{where}: anonymous.conditions are set but anonymous.enabled is not true")
-        if _feature_gates(flags.get("feature-gates", "")).get(ANONYMOUS_GATE) is False:
+        gate = _feature_gates(flags.get("feature-gates", "")).get(ANONYMOUS_GATE)
+        if gate is False:
             conflicts.append(f"--feature-gates {ANONYMOUS_GATE}=false and {where} has an anonymous section")
+        elif version is not None and (version < (1, 31) or (version < (1, 32) and gate is not True)):
+            # the section came in 1.31 behind an alpha gate (off by default), on by default from 1.32
+            need = "Kubernetes 1.31 or later" if version < (1, 31) else f"{ANONYMOUS_GATE}=true on 1.31 (alpha, off by default)"
+            conflicts.append(f"Kubernetes {version[0]}.{version[1]} and {where} has an anonymous section, which needs {need}")
         facts["anonymous_conflicts"] = conflicts
         if conflicts:
             facts["anonymous_auth"] = None
@@ -516,7 +524,7 @@ def apiserver_items(inputs: Inputs) -> tuple[list[Item], set[str]]:
         flags = parse_flags(cl.argv, frozenset({"anonymous-auth"}))
         authn_file = flags.get("authentication-config")
         authn = inputs.resolve(authn_file, "AuthenticationConfiguration") if authn_file else None
-        facts: dict[str, Any] = anonymous_facts(flags, authn_file, authn)
+        facts: dict[str, Any] = anonymous_facts(flags, authn_file, authn, apiserver_version(inputs)[0])
         authz_config = flags.get("authorization-config")
         modes: list[str] | None
         if authz_config:

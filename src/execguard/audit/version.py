@@ -24,7 +24,7 @@ def exec_needs_create(inputs: Inputs) -> tuple[bool | None, str]:
     gate, gate_where = _gate(inputs)
     if gate is not None:
         return gate, f"{GATE}={'true' if gate else 'false'} in --feature-gates ({gate_where})"
-    version, where = _version(inputs)
+    version, where = apiserver_version(inputs)
     if version is None:
         return None, f"API server version unknown: get alone is enough before Kubernetes 1.35 or with {GATE}=false"
     text = f"{version[0]}.{version[1]}"
@@ -68,7 +68,8 @@ def _gate(inputs: Inputs) -> tuple[bool | None, str]:
     return None, ""
 
 
-def _version(inputs: Inputs) -> tuple[tuple[int, int] | None, str]:
+def apiserver_version(inputs: Inputs) -> tuple[tuple[int, int] | None, str]:
+    """(major, minor) of the API server from live /version or a kube-apiserver image tag, and where it was read."""
     for o in inputs.of_kind("ServerVersion"):  # live: GET /version
         m = _GIT.match(str(o.data.get("gitVersion") or ""))
         if m:
