@@ -50,6 +50,7 @@ def frank(root: Path) -> list[tuple[str, str]]:
         ("v1.35.0", "", "EG-RBAC-015"),
         ("v1.36.1", "", "EG-RBAC-015"),
         ("v1.35.0", ", --feature-gates=AuthorizePodWebsocketUpgradeCreatePermission=false", "EG-RBAC-010"),
+        ("v1.35.0", ", --feature_gates=AuthorizePodWebsocketUpgradeCreatePermission=false", "EG-RBAC-010"),  # _ is - to pflag
         ("v1.35.0", ", --feature-gates=SomethingElse=true,AuthorizePodWebsocketUpgradeCreatePermission=true", "EG-RBAC-015"),
         (None, "", "EG-RBAC-010"),
     ],

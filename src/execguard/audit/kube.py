@@ -14,7 +14,6 @@ import yaml
 from .engine import Item
 from .inputs import MAX_FILE, CommandLine, Inputs, Obj
 from .live import coverage_items
-from .version import apiserver_version
 
 TRUE = ("true", "1", "t", "yes", "y")
 # strconv.ParseBool, which pflag uses for bool flags: anything else makes the component refuse the flag.
@@ -436,11 +435,30 @@ def apiserver_commands(inputs: Inputs) -> list[CommandLine]:
     return out
 
 
+_IMAGE_TAG = re.compile(r"kube-apiserver[^:@/]*:v?(\d+)\.(\d+)")
+_GIT_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def apiserver_version(inputs: Inputs) -> tuple[tuple[int, int] | None, str]:
+    """(major, minor) of the API server from live /version or a kube-apiserver image tag, and where it was read."""
+    for o in inputs.of_kind("ServerVersion"):  # live: GET /version
+        m = _GIT_VERSION.match(str(o.data.get("gitVersion") or ""))
+        if m:
+            return (int(m.group(1)), int(m.group(2))), f"/version {o.data.get('gitVersion')}"
+    for pod in inputs.of_kind("Pod"):
+        for c in _list(_dig(pod.data, "spec", "containers")):
+            image = str(c.get("image") or "") if isinstance(c, dict) else ""
+            m = _IMAGE_TAG.search(image)
+            if m:
+                return (int(m.group(1)), int(m.group(2))), f"image {image} in {pod.file}"
+    return None, ""
+
+
 HEALTH_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 ANONYMOUS_GATE = "AnonymousAuthConfigurableEndpoints"
 
 
-def _feature_gates(value: str) -> dict[str, bool]:
+def feature_gates(value: str) -> dict[str, bool]:
     out = {}
     for part in value.split(","):
         name, eq, v = part.strip().partition("=")
@@ -480,7 +498,7 @@ def anonymous_facts(
             conflicts.append(f"--anonymous-auth={flag} is set and {where} has an anonymous section")
         if conditions and not enabled:
             conflicts.append(f"{where}: anonymous.conditions are set but anonymous.enabled is not true")
-        gate = _feature_gates(flags.get("feature-gates", "")).get(ANONYMOUS_GATE)
+        gate = feature_gates(flags.get("feature-gates", "")).get(ANONYMOUS_GATE)
         if gate is False:
             conflicts.append(f"--feature-gates {ANONYMOUS_GATE}=false and {where} has an anonymous section")
         elif version is not None and (version < (1, 31) or (version < (1, 32) and gate is not True)):

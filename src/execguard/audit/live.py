@@ -7,7 +7,6 @@ from typing import Any
 
 from .engine import Item
 from .inputs import Inputs, Obj, flatten
-from .version import server_version_object
 
 
 class LiveError(Exception):
@@ -150,3 +149,8 @@ def coverage_items(inputs: Inputs) -> list[Item]:
             facts = {"api": o.name, **gap}
             items.append(Item("kube_api_coverage", f"{o.name} list {gap['list']}", facts, o.file, None))
     return items
+
+
+def server_version_object(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A /version answer as an input object (kind ServerVersion, read by kube.apiserver_version)."""
+    return {"kind": "ServerVersion", "gitVersion": data.get("gitVersion") or data.get("git_version"), "source": source}
