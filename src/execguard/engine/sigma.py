@@ -288,8 +288,8 @@ def _gated(name: str, search: Callable[[str], Any], gate: tuple[str, ...], icase
     """A regex that runs only on values holding one of the literals it cannot match without."""
 
     def gated(f: Fields) -> bool:
-        texts = _folded(f, name) if icase else _texts(f, name)
-        for text, raw in zip(texts, _texts(f, name), strict=True):
+        raws = _texts(f, name)
+        for text, raw in zip(_folded(f, name) if icase else raws, raws, strict=True):
             for lit in gate:
                 if lit in text:
                     if search(raw) is not None:
