@@ -81,8 +81,8 @@ def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | Non
     return units
 
 
-def worth_it(units: list[Unit] | None, jobs: int) -> bool:
-    return bool(units) and jobs > 1 and len(units or []) > 1 and sum(u.size for u in units or []) >= MIN_TOTAL and can_fork()
+def worth_it(units: list[Unit], jobs: int) -> bool:
+    return jobs > 1 and len(units) > 1 and sum(u.size for u in units) >= MIN_TOTAL and can_fork()
 
 
 class ParallelHunt:

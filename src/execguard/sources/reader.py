@@ -280,8 +280,9 @@ class Reader:
         file for reading in parallel; None when the file cannot be split (stdin, gzip, a text
         or document format, smaller than two units, or no newline near a cut)."""
         try:
-            size = os.stat(path).st_size
-            if size < 2 * unit or not stat.S_ISREG(os.stat(path).st_mode):
+            info = os.stat(path)
+            size = info.st_size
+            if size < 2 * unit or not stat.S_ISREG(info.st_mode):
                 return None
             with open(path, "rb") as f:
                 head = f.read(HEAD)
