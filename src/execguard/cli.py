@@ -14,6 +14,7 @@ from typing import IO, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from . import __version__, parallel
@@ -120,7 +121,7 @@ def hunt(
     try:
         loaded = load_rules(rules or [], builtin=not no_builtin)
     except RuleError as exc:
-        err.print(f"[red]error[/red]: {exc}")
+        err.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)  # one line, as written
         raise typer.Exit(2) from None
     if not loaded:
         err.print("[red]error[/red]: no rules to run")
@@ -235,7 +236,7 @@ def rules_cmd(
     try:
         loaded = load_rules(rules or [])
     except RuleError as exc:
-        err.print(f"[red]error[/red]: {exc}")
+        err.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)  # one line, as written
         raise typer.Exit(2) from None
     if output == "json":
         import orjson

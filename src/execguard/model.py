@@ -155,6 +155,10 @@ class Event:
         }
 
 
+# Every name a rule may match on: the keys of Event.fields(), listed in docs/fields.md (a test keeps them equal).
+FIELDS: tuple[str, ...] = tuple(Event().fields())
+
+
 @dataclass(slots=True)
 class RuleMatch:
     rule_id: str

@@ -24,9 +24,12 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaError
 
-from ..model import Alert, Event, RuleMatch
+from ..model import FIELDS, Alert, Event, RuleMatch
+from .checks import nearest
 from .sigma import LEVELS, Fields, Rule, RuleError, _render, procedure_tags
 
+# placeholders a correlation's reason may use besides the event's fields (set in Correlator._count)
+PLACEHOLDERS = ("count", "timespan", "first_time", "values")
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
 
 
@@ -80,11 +83,10 @@ def compile_correlation(text: str, where: str) -> Rule:
         raise RuleError(where, "correlation threshold must be at least 1")
     if parsed.timespan is None:
         raise RuleError(where, "correlation needs a timespan")
-    known = set(Event().fields())
     group_by = list(parsed.group_by or [])
-    unknown = [g for g in [*group_by, *([field_name] if field_name else [])] if g not in known]
+    unknown = [g for g in [*group_by, *([field_name] if field_name else [])] if g not in FIELDS]
     if unknown:
-        raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)} (see docs/fields.md)")
+        raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)}{nearest(unknown[0], FIELDS)} (see docs/fields.md)")
     corr = Correlation(
         rules=[str(r.reference) for r in parsed.rules or []],
         group_by=group_by,

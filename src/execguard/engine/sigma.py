@@ -21,7 +21,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaConditionError, SigmaError, SigmaRegularExpressionError
 from sigma.rule import SigmaRule
 from sigma.types import (
     SigmaBool,
@@ -38,11 +38,22 @@ from sigma.types import (
     SpecialChars,
 )
 
+from ..model import FIELDS
+from .checks import PLACEHOLDER, field_line, line_of, reason_problem, unknown_field
 from .gates import Gate, rule_gate
 from .literals import fold, required
 
 if TYPE_CHECKING:
     from .correlate import Correlation
+
+try:  # pySigma >= 2 checks |re values with RE2, whose C++ logging writes its own lines to stderr. The matchers
+    # here run Python's re, so check with that: the same dialect, and nothing on stderr but our one error line.
+    from sigma.policy import SigmaPolicy
+    from sigma.policy.regex_engine import PythonRegexEngine
+
+    _POLICY: SigmaPolicy | None = SigmaPolicy(regex_engine=PythonRegexEngine())
+except ImportError:  # pragma: no cover - older pySigma
+    _POLICY = None
 
 Fields = dict[str, Any]
 Matcher = Callable[[Fields], bool]
@@ -128,7 +139,7 @@ def _render(template: str, fields: Fields) -> str:
         text = str(value).replace("\n", " || decoded: ")
         return text if len(text) <= 300 else text[:300] + "…"
 
-    return re.sub(r"\{([a-z_.]+)(?:\|([^{}]*))?\}", sub, template)
+    return PLACEHOLDER.sub(sub, template)
 
 
 # ---- values -------------------------------------------------------------------------------
@@ -260,7 +271,10 @@ def _field_matcher(name: str, value: Any, where: str) -> Matcher:
 
         return in_net
     if isinstance(value, SigmaRegularExpression):
-        rx = _regex(value)
+        try:
+            rx = _regex(value)
+        except re.error as exc:
+            raise RuleError(where, f"field {name}: invalid regular expression: {exc}") from None
         search = rx.search
         gate = required(rx.pattern, rx.flags)
         if gate is not None:
@@ -498,6 +512,53 @@ def _rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
 
 
+def _parse(text: str) -> SigmaRule:
+    if _POLICY is None:  # pragma: no cover - pySigma before policies checked |re with Python's re already
+        return SigmaRule.from_yaml(text)
+    return SigmaRule.from_yaml(text, policy=_POLICY)
+
+
+def _at(where: str, line: int | None) -> str:
+    return f"{where}:{line}" if line else where
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _sigma_error(where: str, text: str, exc: SigmaError) -> RuleError:
+    """pySigma's error as one line, at the line it names or, for a bad regex, the line holding it."""
+    msg = str(exc.args[0]) if exc.args else type(exc).__name__
+    line = exc.source.line if exc.source is not None else None
+    if line is None and isinstance(exc, SigmaRegularExpressionError):
+        m = re.search(r"Regular expression '(.*)' is invalid", msg, re.DOTALL)
+        line = (line_of(text, re.escape(m.group(1))) if m else None) or line_of(text, r"\|re\b")
+    elif line is None and isinstance(exc, SigmaConditionError):
+        line = line_of(text, r"^[ \t]+condition[ \t]*:")
+    return RuleError(_at(where, line), f"invalid Sigma rule: {_one_line(msg)}")
+
+
+def _read_error(where: str, exc: Exception) -> RuleError:
+    mark = getattr(exc, "problem_mark", None)  # YAML errors know their line
+    if mark is not None:
+        problem = getattr(exc, "problem", None) or str(exc)
+        return RuleError(_at(where, mark.line + 1), f"cannot read rule: {_one_line(str(problem))}")
+    return RuleError(where, f"cannot read rule: {_one_line(str(exc))}")
+
+
+def check_rule(rule: Rule, text: str) -> None:
+    """Refuse a rule that names a field no event has or whose reason cannot be rendered."""
+    from .correlate import PLACEHOLDERS
+
+    bad = unknown_field(rule.fields_used)
+    if bad is not None:
+        raise RuleError(_at(rule.path, field_line(text, bad[0])), bad[1])
+    names = {*FIELDS, *_DERIVED, *(PLACEHOLDERS if rule.correlation is not None else ())}
+    problem = reason_problem(rule.reason, names)
+    if problem is not None:
+        raise RuleError(_at(rule.path, line_of(text, r"^reason[ \t]*:")), problem)
+
+
 def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rule]:
     texts: list[tuple[str, str]] = []
     if builtin:
@@ -520,12 +581,15 @@ def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rul
     seen: dict[str, str] = {}
     for where, text in texts:
         try:
-            parsed = None if is_correlation(text) else SigmaRule.from_yaml(text)
-        except SigmaError as exc:
-            raise RuleError(where, f"invalid Sigma rule: {exc}") from None
+            parsed = None if is_correlation(text) else _parse(text)
+            rule = compile_rule(parsed, where) if parsed is not None else compile_correlation(text, where)
+        except RuleError:
+            raise
+        except SigmaError as exc:  # also raised while compiling: conditions are parsed lazily
+            raise _sigma_error(where, text, exc) from None
         except Exception as exc:  # yaml errors and the like
-            raise RuleError(where, f"cannot read rule: {exc}") from None
-        rule = compile_rule(parsed, where) if parsed is not None else compile_correlation(text, where)
+            raise _read_error(where, exc) from None
+        check_rule(rule, text)
         if rule.rule_id in seen:
             raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
         seen[rule.rule_id] = where

@@ -1,0 +1,68 @@
+"""Load-time checks that a rule can fire: the fields it names and the placeholders of its reason.
+
+A misspelt field never matches and a broken reason template shows raw braces on every alert, both
+silently; refusing the rule at load, with the nearest valid name and the line, is kinder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterable
+
+from ..model import FIELDS
+
+# {field} or {field|text shown when the field is empty}; the renderer in sigma.py uses the same pattern
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_.]*)(?:\|([^{}]*))?\}")
+_BRACES = re.compile(r"\{([^{}]*)\}|[{}]")
+_FORM = "write {field} or {field|text when empty}"
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest known name, or ''."""
+    pool = list(known)
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not close:  # case slips (Command.Line) are far apart for difflib
+        close = [k for k in pool if k.lower() == name.lower()][:1]
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_field(used: Iterable[str]) -> tuple[str, str] | None:
+    """The first field name that is not an Event field, with its message; None when all are known."""
+    known = set(FIELDS)
+    for name in sorted(used):
+        if name not in known:
+            return name, f"unknown field {name}{nearest(name, FIELDS)}; the fields are listed in docs/fields.md"
+    return None
+
+
+def reason_problem(template: str, names: Collection[str]) -> str | None:
+    """What is wrong with a reason template, or None. ``names`` are the placeholders it may use."""
+    for m in _BRACES.finditer(template):
+        text = m.group(0)
+        if text in ("{", "}"):
+            return f"reason has an unbalanced '{text}' at column {m.start() + 1}; {_FORM}"
+        ph = PLACEHOLDER.fullmatch(text)
+        if ph is None:
+            head = (m.group(1) or "").split("|", 1)[0]
+            if ":" in head or "!" in head:
+                return f"reason placeholder {text}: format specs and conversions are not supported; {_FORM}"
+            return f"reason placeholder {text} is badly formed; {_FORM}"
+        if ph.group(1) not in names:
+            name = ph.group(1)
+            return f"reason names unknown field {name}{nearest(name, names)}; the fields are listed in docs/fields.md"
+    return None
+
+
+def line_of(text: str, pattern: str) -> int | None:
+    """1-based number of the first line matching the regex ``pattern``."""
+    rx = re.compile(pattern)
+    for n, line in enumerate(text.splitlines(), 1):
+        if rx.search(line):
+            return n
+    return None
+
+
+def field_line(text: str, name: str) -> int | None:
+    """Line where a detection item names the field (``name:``, ``name|mod:``, quoted or in a list)."""
+    return line_of(text, rf"^[ \t-]*['\"]?{re.escape(name)}(\|[^:]*)?['\"]?[ \t]*:")
