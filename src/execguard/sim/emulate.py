@@ -4,8 +4,9 @@ Everything runs in busybox containers (image ``local/bb:1``, imported from /usr/
 ``network_mode="none"``: the downloads fail, nothing leaves the host. Only a local daemon is accepted (unix socket or
 TCP on a loopback address) unless ``--allow-remote``. Every container made is removed at the end, even on error.
 
-The labels file has one line per API action, keyed by time, container, exec ID and step, so the alerts of
-``execguard hunt`` over the daemon's events or debug log can be joined to it by ``event_id``/container and time.
+The labels file has one line per API action, keyed by time, container, exec ID and step, so ``execguard score``
+joins the alerts of ``execguard hunt`` over the daemon's events (``--events`` writes them) or debug log to it by
+``event_id`` (the exec ID), container ID or name, or time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,17 +154,27 @@ class Emulator:
             ctr.wait(timeout=30)
 
 
-def emulate(client: Any, scenario: str, out: IO[str]) -> int:
+def emulate(client: Any, scenario: str, out: IO[str], events: IO[str] | None = None) -> int:
     emu = Emulator(client, out)
     emu.ensure_image()
     chosen = SCENARIOS if scenario == "all" else (scenario,)
     procs: dict[str, Callable[[], None]] = {"teamtnt": emu.teamtnt, "kinsing": emu.kinsing}
+    since = int(time.time()) - 1
     try:
         for name in chosen:
             procs[name]()
     finally:
         emu.cleanup()
+        if events is not None:
+            write_events(client, since, events)
     return emu.actions
+
+
+def write_events(client: Any, since: int, out: IO[str]) -> None:
+    """The daemon's events since then, as `docker events --format '{{json .}}'` prints them (the docker-events source)."""
+    until = int(time.time()) + 1  # the daemon ends the stream once this second has passed
+    for ev in client.api.events(since=since, until=until, decode=True):
+        out.write(json.dumps(ev, separators=(",", ":")) + "\n")
 
 
 def emulate_command(
@@ -171,6 +183,9 @@ def emulate_command(
     host: Annotated[str | None, typer.Option("--host", help="Docker daemon URL (default: $DOCKER_HOST or the local socket).")] = None,
     scenario: Annotated[str, typer.Option("--scenario", help="teamtnt, kinsing or all.")] = "all",
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Accept a daemon that is not on this host.")] = False,
+    events: Annotated[
+        Path | None, typer.Option("--events", help="Also write the daemon's events of the run here, for `execguard hunt` (JSON lines).")
+    ] = None,
 ) -> None:
     """Run the Docker-side attack procedures for real against a daemon (busybox, no network) and label them."""
     if target != "docker":
@@ -189,10 +204,11 @@ def emulate_command(
     except docker.errors.DockerException as exc:
         typer.echo(f"error: cannot reach the Docker daemon at {url}: {exc}", err=True)
         raise typer.Exit(2) from None
-    with open(labels, "w", encoding="utf-8") as out:
+    with open(labels, "w", encoding="utf-8") as out, open(events or os.devnull, "w", encoding="utf-8") as ev_out:
         try:
-            n = emulate(client, scenario, out)
+            n = emulate(client, scenario, out, ev_out if events else None)
         except docker.errors.DockerException as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-    typer.echo(f"{n} actions against {url}; labels in {labels}; containers removed", err=True)
+    also = f"; daemon events in {events}" if events else ""
+    typer.echo(f"{n} actions against {url}; labels in {labels}{also}; containers removed", err=True)
