@@ -204,6 +204,9 @@ def emulate_command(
     except docker.errors.DockerException as exc:
         typer.echo(f"error: cannot reach the Docker daemon at {url}: {exc}", err=True)
         raise typer.Exit(2) from None
+    for p in (labels, events):
+        if p is not None:
+            p.parent.mkdir(parents=True, exist_ok=True)
     with open(labels, "w", encoding="utf-8") as out, open(events or os.devnull, "w", encoding="utf-8") as ev_out:
         try:
             n = emulate(client, scenario, out, ev_out if events else None)

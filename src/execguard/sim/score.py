@@ -28,6 +28,12 @@ from ..model import SEVERITIES, severity_rank
 from ..options import severity_option
 
 
+class LabelError(ValueError):
+    def __init__(self, number: int, message: str) -> None:
+        super().__init__(f"label {number}: {message}")
+        self.number, self.message = number, message
+
+
 @dataclass
 class Tally:
     alerts: int = 0  # alerts joined to a label
@@ -157,7 +163,7 @@ def score(labels: Iterable[dict[str, Any]], alerts: Iterable[dict[str, Any]], mi
         elif lab.get("exec_id") or lab.get("container"):
             daemon_labels.append(lab)
         else:
-            raise ValueError(f"label {n}: neither file and line (simulate) nor exec_id or container (emulate)")
+            raise LabelError(n, "neither file and line (simulate) nor exec_id or container (emulate)")
     every = list(alerts)
     floor = severity_rank(min_severity)
     kept = [a for a in every if severity_rank(str(a.get("severity", "info"))) >= floor]
@@ -352,6 +358,9 @@ def score_command(
             raise typer.Exit(2)
     try:
         res = score(_read_jsonl(labels), _read_jsonl(alerts), level, all_files=all_files)
+    except LabelError as exc:  # blank lines are skipped, so this is the n-th label, which is line n of a labels file we wrote
+        typer.echo(f"error: {labels}: label {exc.number}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
     except (ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
