@@ -212,3 +212,10 @@ def test_docs_fields_md_lists_exactly_the_model_fields() -> None:
     assert len(documented) == len(set(documented)), "a field is documented twice"
     assert set(documented) == set(FIELDS)
     assert set(FIELDS) == set(Event().fields())
+
+
+def test_unreadable_rule_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yml"
+    path.write_bytes(rule_text(SEL, "caf\xe9 {where}").encode("latin-1"))
+    with pytest.raises(RuleError, match=rf"^{re.escape(str(path))}: not UTF-8 text \(byte \d+\)$"):
+        load_rules([str(tmp_path)], builtin=False)

@@ -559,22 +559,31 @@ def check_rule(rule: Rule, text: str) -> None:
         raise RuleError(_at(rule.path, line_of(text, r"^reason[ \t]*:")), problem)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot read: {exc.strerror or exc}") from None
+
+
 def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rule]:
     texts: list[tuple[str, str]] = []
     if builtin:
         root = resources.files("execguard") / "rules"
         with resources.as_file(root) as base:
             for p in _rule_files(Path(base)):
-                texts.append((f"builtin:{p.relative_to(base)}", p.read_text(encoding="utf-8")))
+                texts.append((f"builtin:{p.relative_to(base)}", _read(p)))
     for d in extra_dirs:
         base = Path(d)
         if base.is_file():
-            texts.append((str(base), base.read_text(encoding="utf-8")))
+            texts.append((str(base), _read(base)))
             continue
         if not base.is_dir():
             raise RuleError(d, "no such rules directory or file")
         for p in _rule_files(base):
-            texts.append((str(p), p.read_text(encoding="utf-8")))
+            texts.append((str(p), _read(p)))
     from .correlate import compile_correlation, is_correlation, resolve
 
     rules = []
