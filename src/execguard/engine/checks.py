@@ -10,6 +10,8 @@ import difflib
 import re
 from collections.abc import Collection, Iterable
 
+from sigma.exceptions import SigmaConditionError, SigmaError, SigmaRegularExpressionError
+
 from ..model import FIELDS
 
 # {field} or {field|text shown when the field is empty}; the renderer in sigma.py uses the same pattern
@@ -66,3 +68,27 @@ def line_of(text: str, pattern: str) -> int | None:
 def field_line(text: str, name: str) -> int | None:
     """Line where a detection item names the field (``name:``, ``name|mod:``, quoted or in a list)."""
     return line_of(text, rf"^[ \t-]*['\"]?{re.escape(name)}(\|[^:]*)?['\"]?[ \t]*:")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def sigma_problem(text: str, exc: SigmaError) -> tuple[int | None, str]:
+    """pySigma's error as one line, at the line it names or, for a bad regex or condition, the line holding it."""
+    msg = str(exc.args[0]) if exc.args else type(exc).__name__
+    line = exc.source.line if exc.source is not None else None
+    if line is None and isinstance(exc, SigmaRegularExpressionError):
+        m = re.search(r"Regular expression '(.*)' is invalid", msg, re.DOTALL)
+        line = (line_of(text, re.escape(m.group(1))) if m else None) or line_of(text, r"\|re\b")
+    elif line is None and isinstance(exc, SigmaConditionError):
+        line = line_of(text, r"^[ \t]+condition[ \t]*:")
+    return line, f"invalid Sigma rule: {_one_line(msg)}"
+
+
+def read_problem(exc: Exception) -> tuple[int | None, str]:
+    """A YAML (or other) reading error as one line, with the line YAML errors know."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return mark.line + 1, f"cannot read rule: {_one_line(str(getattr(exc, 'problem', None) or exc))}"
+    return None, f"cannot read rule: {_one_line(str(exc))}"

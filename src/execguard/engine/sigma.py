@@ -21,7 +21,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.exceptions import SigmaConditionError, SigmaError, SigmaRegularExpressionError
+from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.types import (
     SigmaBool,
@@ -39,7 +39,7 @@ from sigma.types import (
 )
 
 from ..model import FIELDS
-from .checks import PLACEHOLDER, field_line, line_of, reason_problem, unknown_field
+from .checks import PLACEHOLDER, field_line, line_of, read_problem, reason_problem, sigma_problem, unknown_field
 from .gates import Gate, rule_gate
 from .literals import fold, required
 
@@ -522,30 +522,6 @@ def _at(where: str, line: int | None) -> str:
     return f"{where}:{line}" if line else where
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _sigma_error(where: str, text: str, exc: SigmaError) -> RuleError:
-    """pySigma's error as one line, at the line it names or, for a bad regex, the line holding it."""
-    msg = str(exc.args[0]) if exc.args else type(exc).__name__
-    line = exc.source.line if exc.source is not None else None
-    if line is None and isinstance(exc, SigmaRegularExpressionError):
-        m = re.search(r"Regular expression '(.*)' is invalid", msg, re.DOTALL)
-        line = (line_of(text, re.escape(m.group(1))) if m else None) or line_of(text, r"\|re\b")
-    elif line is None and isinstance(exc, SigmaConditionError):
-        line = line_of(text, r"^[ \t]+condition[ \t]*:")
-    return RuleError(_at(where, line), f"invalid Sigma rule: {_one_line(msg)}")
-
-
-def _read_error(where: str, exc: Exception) -> RuleError:
-    mark = getattr(exc, "problem_mark", None)  # YAML errors know their line
-    if mark is not None:
-        problem = getattr(exc, "problem", None) or str(exc)
-        return RuleError(_at(where, mark.line + 1), f"cannot read rule: {_one_line(str(problem))}")
-    return RuleError(where, f"cannot read rule: {_one_line(str(exc))}")
-
-
 def check_rule(rule: Rule, text: str) -> None:
     """Refuse a rule that names a field no event has or whose reason cannot be rendered."""
     from .correlate import PLACEHOLDERS
@@ -595,9 +571,11 @@ def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rul
         except RuleError:
             raise
         except SigmaError as exc:  # also raised while compiling: conditions are parsed lazily
-            raise _sigma_error(where, text, exc) from None
+            line, message = sigma_problem(text, exc)
+            raise RuleError(_at(where, line), message) from None
         except Exception as exc:  # yaml errors and the like
-            raise _read_error(where, exc) from None
+            line, message = read_problem(exc)
+            raise RuleError(_at(where, line), message) from None
         check_rule(rule, text)
         if rule.rule_id in seen:
             raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
