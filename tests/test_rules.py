@@ -29,6 +29,13 @@ from rules_builder import (
     rule_ids,
     workload_event,
 )
+from rules_cases_sharper import (
+    CREDENTIAL_NEGATIVE,
+    CREDENTIAL_POSITIVE,
+    DOWNLOAD_NEGATIVE,
+    DOWNLOAD_POSITIVE,
+    SHARPER_CASES,
+)
 
 SA = "system:serviceaccount:ci:runner"
 SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated")
@@ -200,6 +207,14 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [sh("tmux ls"), sh("curl http://svc:8080/")],
     ),
 }
+
+
+# issue 9: new rules, and the widened credential and download-and-execute rules
+CASES.update(SHARPER_CASES)
+CASES["cmd-credential-access"][0].extend(CREDENTIAL_POSITIVE)
+CASES["cmd-credential-access"][1].extend(CREDENTIAL_NEGATIVE)
+CASES["cmd-download-pipe-shell"][0].extend(DOWNLOAD_POSITIVE)
+CASES["cmd-download-pipe-shell"][1].extend(DOWNLOAD_NEGATIVE)
 
 
 def _builtin_k8s_generic() -> list[Any]:
