@@ -157,3 +157,11 @@ def test_malformed_body_values_are_ignored(tmp_path: Path) -> None:
     ev["requestObject"] = options(command={"not": "a list"}, container=["x"], stdin=None, tty=[])
     got = read_one(tmp_path, ev)
     assert (got.command, got.target.container, got.stdin, got.tty) == ([], None, None, None)
+
+
+def test_uri_with_options_but_no_command_takes_the_body_argv(tmp_path: Path) -> None:
+    ev = exec_event("shop", "web-7d9c", [], container="app", tty=True, stdin=True)
+    ev["requestObject"] = options(command=["id"], container="other", tty=False, stdin=False)
+    got = read_one(tmp_path, ev)
+    # argv only the body has; container and flags the URI has
+    assert (got.command, got.command_body, got.target.container, got.tty, got.stdin) == (["id"], [], "app", True, True)

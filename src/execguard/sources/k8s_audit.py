@@ -320,23 +320,25 @@ def _option_flag(value: Any) -> bool | None:
 
 
 def apply_exec_options(ev: Event, options: dict[str, Any], uri_has_options: bool) -> None:
-    """Take argv, container, stdin and tty from an exec/attach request body when the URI has no options.
+    """Take argv, container, stdin and tty from an exec/attach request body where the URI has none.
 
-    The API server runs what the URI's query says (an absent flag there means false), so when the URI has
-    options they stand; a body argv that differs is kept aside (``command_body``) for a rule to report.
+    The API server runs what the URI's query says, so its argv and container stand, and when it has any
+    options its flags do too (an absent flag there means false). A body argv that differs from the URI's
+    is kept aside (``command_body``) for a rule to report.
     """
     raw = options.get("command")
     # some exports flatten a one-element list to its string
     body_argv = redact.argv([raw] if isinstance(raw, str) and raw else as_str_list(raw))
-    if uri_has_options:
-        if body_argv and body_argv != ev.command:
-            ev.command_body = body_argv
-        return
-    ev.command = body_argv
+    if not ev.command:
+        ev.command = body_argv
+    elif body_argv and body_argv != ev.command:
+        ev.command_body = body_argv
     container = options.get("container")
-    ev.target.container = container if isinstance(container, str) and container else None
-    for name in ("tty", "stdin"):
-        setattr(ev, name, _option_flag(options.get(name)))
+    if not ev.target.container and isinstance(container, str) and container:
+        ev.target.container = container
+    if not uri_has_options:
+        for name in ("tty", "stdin"):
+            setattr(ev, name, _option_flag(options.get(name)))
 
 
 def _ephemeral(obj: dict[str, Any], base: Event) -> Iterator[Event]:
