@@ -70,6 +70,18 @@ SHARPER_CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [sh("nsenter --help"), sh("mount | grep overlay"), sh("ls /host"), run("ctr"), sh("echo docker.sock"),
          sh("mount -t tmpfs tmpfs /tmp/x"), run("chroot", "/build/root", "make")],
     ),
+    "k8s-exec-control-plane-signal": (
+        [exec_event("kube-system", "coredns-5d78c9869d-abcde", ["ls"], credential_pod="runner-5f7b9",
+                    user="system:serviceaccount:ci:runner", groups=("system:serviceaccounts",)),
+         exec_event("kube-system", "kube-proxy-x1", ["ls"], user="system:node:ip-10-0-1-12", groups=("system:nodes",)),
+         exec_event("kube-system", "coredns-1", ["ls"], user_agent="python-requests/2.31.0"),
+         exec_event("infra", "etcd-master-1", ["etcdctl", "get", "/", "--prefix", "--keys-only"]),
+         exec_event("kube-system", "kube-proxy-x1", ["cat", "/var/lib/kube-proxy/kubeconfig.conf"]),
+         exec_event("kube-system", "aws-node-x1", ["sh", "-c", "curl -s http://10.0.0.1:8080/"])],
+        [exec_event("kube-system", "coredns-1", ["ls"]), exec_event("kube-system", "coredns-1", ["cat", "/etc/coredns/Corefile"]),
+         exec_event("shop", "web", ["curl", "-s", "http://svc/"], user_agent="python-requests/2.31.0"),
+         deny(exec_event("kube-system", "coredns-1", ["ls"], user_agent="curl/8.5.0"))],
+    ),
     "cmd-persistence": (
         [sh("echo 'ssh-ed25519 AAAAC3Nza attacker' >> /root/.ssh/authorized_keys"),
          sh("cat /tmp/k.pub | tee -a ~/.ssh/authorized_keys"), sh("cp /tmp/k /host/root/.ssh/authorized_keys"),
