@@ -37,6 +37,22 @@ def eks(ev: dict[str, Any]) -> dict[str, Any]:
             "@logStream": "kube-apiserver-audit-0c1f7e1a", "@log": "111122223333:/aws/eks/prod-east/cluster"}
 
 
+def eks_filter_log_events(ev: dict[str, Any]) -> dict[str, Any]:
+    return {"logStreamName": "kube-apiserver-audit-0c1f7e1a", "timestamp": 1772359200000, "message": json.dumps(ev),
+            "ingestionTime": 1772359201000, "eventId": "3812"}
+
+
+def aks_row(ev: dict[str, Any]) -> dict[str, Any]:
+    """A Log Analytics AKSAudit row; dynamic columns exported as their JSON text."""
+    return {"Type": "AKSAudit", "AuditId": ev["auditID"], "Verb": ev["verb"], "RequestUri": ev["requestURI"],
+            "User": json.dumps(ev["user"]), "SourceIps": json.dumps(ev["sourceIPs"]), "UserAgent": ev["userAgent"],
+            "ObjectRef": json.dumps(ev["objectRef"]), "ResponseStatus": json.dumps(ev["responseStatus"]),
+            "RequestObject": json.dumps(ev["requestObject"]) if "requestObject" in ev else None,
+            "Annotations": json.dumps(ev["annotations"]), "Stage": ev["stage"], "Level": ev["level"],
+            "StageReceivedTime": ev["stageTimestamp"],
+            "_ResourceId": "/subscriptions/0/resourcegroups/rg/providers/microsoft.containerservice/managedclusters/aks-shop"}
+
+
 def aks_string(ev: dict[str, Any]) -> dict[str, Any]:
     return {"operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read", "category": "kube-audit",
             "resourceId": "/SUBSCRIPTIONS/0/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/AKS-SHOP",
@@ -71,7 +87,20 @@ def gke(ev: dict[str, Any]) -> dict[str, Any]:
             "resource": {"type": "k8s_cluster", "labels": {"cluster_name": "shop-gke-1"}}}
 
 
-SHAPES = {"k8s-audit": native, "eks": eks, "aks": aks_string, "aks-object": aks_object, "gke": gke}
+# shape -> (source format it must be read as, wrapper)
+SHAPES = {
+    "native": ("k8s-audit", native),
+    "eks-insights": ("eks", eks),
+    "eks-filter-log-events": ("eks", eks_filter_log_events),
+    "aks-log-string": ("aks", aks_string),
+    "aks-log-object": ("aks", aks_object),
+    "aks-table-row": ("aks", aks_row),
+    "gke": ("gke", gke),
+}
+
+
+def wrap(shape: str, ev: dict[str, Any]) -> dict[str, Any]:
+    return SHAPES[shape][1](ev)
 
 
 def read_one(tmp_path: Path, record: dict[str, Any]) -> Event:
@@ -88,8 +117,8 @@ def read_one(tmp_path: Path, record: dict[str, Any]) -> Event:
 def test_argv_container_and_flags_from_the_body(shape: str, tmp_path: Path) -> None:
     ev = bare_exec()
     ev["requestObject"] = options(command=CURL_SH, container="app", stdin=True, stdout=True, stderr=True, tty=True)
-    got = read_one(tmp_path, SHAPES[shape](ev))
-    assert got.source.format == shape.split("-object")[0]
+    got = read_one(tmp_path, wrap(shape, ev))
+    assert got.source.format == SHAPES[shape][0]
     assert (got.action, got.command, got.target.container, got.stdin, got.tty) == ("exec", CURL_SH, "app", True, True)
     assert got.command_body == []
     [alert] = hunt([tmp_path / "audit.jsonl"])
@@ -100,7 +129,7 @@ def test_argv_container_and_flags_from_the_body(shape: str, tmp_path: Path) -> N
 def test_command_as_a_single_string(shape: str, tmp_path: Path) -> None:
     ev = bare_exec()
     ev["requestObject"] = options(command="cat /var/run/secrets/kubernetes.io/serviceaccount/token", container="app")
-    got = read_one(tmp_path, SHAPES[shape](ev))
+    got = read_one(tmp_path, wrap(shape, ev))
     assert got.command == ["cat /var/run/secrets/kubernetes.io/serviceaccount/token"]
     [alert] = hunt([tmp_path / "audit.jsonl"])
     assert "cmd-credential-access" in rule_ids(alert) and alert.severity == "high"
@@ -110,7 +139,7 @@ def test_command_as_a_single_string(shape: str, tmp_path: Path) -> None:
 def test_attach_options(shape: str, tmp_path: Path) -> None:
     ev = bare_exec("attach")
     ev["requestObject"] = options("PodAttachOptions", container="app", stdin="true", tty=False)
-    got = read_one(tmp_path, SHAPES[shape](ev))
+    got = read_one(tmp_path, wrap(shape, ev))
     assert (got.action, got.command, got.target.container, got.stdin, got.tty) == ("attach", [], "app", True, False)
 
 
@@ -119,7 +148,7 @@ def test_uri_wins_and_the_alert_says_so(shape: str, tmp_path: Path) -> None:
     ev = exec_event("shop", "web-7d9c", ["ls", "-la"], container="app", stdin=False)
     ev["level"] = "Request"
     ev["requestObject"] = options(command=CURL_SH, container="other", stdin=True, tty=True)
-    got = read_one(tmp_path, SHAPES[shape](ev))
+    got = read_one(tmp_path, wrap(shape, ev))
     assert got.command == ["ls", "-la"] and got.command_body == CURL_SH
     # the URI's options stand whole: its container, and stdin absent there means no stdin
     assert got.target.container == "app" and got.stdin is None and got.tty is None
