@@ -44,6 +44,10 @@ CREDENTIAL_POSITIVE = [
     sh("cat ~/.config/gcloud/application_default_credentials.json"),
     sh("base64 < ~/.aws/credentials"),
     sh("cat ~/.azure/accessTokens.json"),
+    sh("while read -r l; do echo $l; done < /var/run/secrets/tokens/vault-token"),
+    sh("curl -s $AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    sh("curl -s -H 'Metadata-Flavor: Google' http://169.254.169.252:988/computeMetadata/v1/instance/service-accounts/"),
+    run("ls", "/var/run/secrets/workload-spiffe-credentials"),
 ]
 CREDENTIAL_NEGATIVE = [sh("ls /run/secrets/app"), sh("cat /var/run/app.pid"), run("ls", "/var/lib/app/"), sh("echo tokens")]
 
