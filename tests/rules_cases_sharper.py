@@ -125,3 +125,12 @@ DOWNLOAD_NEGATIVE = [
     sh("curl -s http://svc/healthz | grep ok"),
     run("powershell", "-c", "Invoke-WebRequest http://svc/healthz -UseBasicParsing"),
 ]
+
+
+def add_sharper_cases(cases: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]) -> None:
+    """Add the new rules' cases and widen the credential and download-and-execute ones."""
+    cases.update(SHARPER_CASES)
+    for rule_id, positive, negative in (("cmd-credential-access", CREDENTIAL_POSITIVE, CREDENTIAL_NEGATIVE),
+                                        ("cmd-download-pipe-shell", DOWNLOAD_POSITIVE, DOWNLOAD_NEGATIVE)):
+        cases[rule_id][0].extend(positive)
+        cases[rule_id][1].extend(negative)

@@ -29,13 +29,7 @@ from rules_builder import (
     rule_ids,
     workload_event,
 )
-from rules_cases_sharper import (
-    CREDENTIAL_NEGATIVE,
-    CREDENTIAL_POSITIVE,
-    DOWNLOAD_NEGATIVE,
-    DOWNLOAD_POSITIVE,
-    SHARPER_CASES,
-)
+from rules_cases_sharper import add_sharper_cases
 
 SA = "system:serviceaccount:ci:runner"
 SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated")
@@ -210,11 +204,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
 
 
 # issue 9: new rules, and the widened credential and download-and-execute rules
-CASES.update(SHARPER_CASES)
-CASES["cmd-credential-access"][0].extend(CREDENTIAL_POSITIVE)
-CASES["cmd-credential-access"][1].extend(CREDENTIAL_NEGATIVE)
-CASES["cmd-download-pipe-shell"][0].extend(DOWNLOAD_POSITIVE)
-CASES["cmd-download-pipe-shell"][1].extend(DOWNLOAD_NEGATIVE)
+add_sharper_cases(CASES)
 
 
 def _builtin_k8s_generic() -> list[Any]:
