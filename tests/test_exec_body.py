@@ -172,6 +172,13 @@ def test_body_secrets_are_redacted(tmp_path: Path) -> None:
     ev["requestObject"] = options(command=["mysql", "-uroot", "--password=hunter2", "-e", "show databases"])
     got = read_one(tmp_path, ev)
     assert "hunter2" not in " ".join(got.command)
+    # a conflicting body argv is redacted as well, in the event and in the alert's reasons
+    ev = exec_event("shop", "web-7d9c", ["ls"])
+    ev["requestObject"] = options(command=["mysql", "-uroot", "--password=hunter2"])
+    got = read_one(tmp_path, ev)
+    assert got.command_body and "hunter2" not in " ".join(got.command_body)
+    [alert] = hunt([tmp_path / "audit.jsonl"])
+    assert "k8s-exec-argv-mismatch" in rule_ids(alert) and "hunter2" not in json.dumps(alert.to_dict())
 
 
 def test_bodies_of_other_kinds_are_not_options(tmp_path: Path) -> None:
