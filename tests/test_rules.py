@@ -29,6 +29,7 @@ from rules_builder import (
     rule_ids,
     workload_event,
 )
+from rules_cases_sharper import add_sharper_cases
 
 SA = "system:serviceaccount:ci:runner"
 SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated")
@@ -200,6 +201,10 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [sh("tmux ls"), sh("curl http://svc:8080/")],
     ),
 }
+
+
+# issue 9: new rules, and the widened credential and download-and-execute rules
+add_sharper_cases(CASES)
 
 
 def _builtin_k8s_generic() -> list[Any]:

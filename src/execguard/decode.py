@@ -16,8 +16,10 @@ _MAX_DEPTH = 2
 
 
 def _printable(data: bytes) -> str | None:
+    # PowerShell -EncodedCommand is base64 of UTF-16LE: ASCII text with a NUL after every byte
+    utf16 = len(data) >= 4 and len(data) % 2 == 0 and not any(data[1::2])
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-16-le" if utf16 else "utf-8")
     except UnicodeDecodeError:
         return None
     if not text:

@@ -95,6 +95,8 @@ class Event:
     command: list[str] = field(default_factory=list)
     # where a create-time command runs: container (entrypoint), lifecycle.postStart, livenessProbe, healthcheck ...
     command_origin: str | None = None
+    # argv a request body (PodExecOptions) names when it disagrees with the URI's, which ``command`` keeps
+    command_body: list[str] = field(default_factory=list)
     tty: bool | None = None
     stdin: bool | None = None
     privileged: bool | None = None
@@ -144,6 +146,7 @@ class Event:
             "command.text": command_text(line, decoded),
             "command.shell": argv0 in SHELLS if argv0 else False,
             "command.origin": self.command_origin,
+            "command.body_conflict": self.command_body,
             "tty": self.tty,
             "stdin": self.stdin,
             "privileged": self.privileged,
@@ -209,6 +212,7 @@ class Alert:
             "verb": ev.verb,
             "command": ev.command,
             "command_origin": ev.command_origin,
+            "command_body_conflict": ev.command_body,
             "tty": ev.tty,
             "stdin": ev.stdin,
             "privileged": ev.privileged,

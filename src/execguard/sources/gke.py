@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from .. import redact
 from ..model import Event, SourceRef
 from . import k8s_audit
 from .base import SourceError, as_dict, as_int, as_str, as_str_list
@@ -127,8 +126,6 @@ def _entry(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
     for ev in k8s_audit.from_audit_event(native, ref, cluster=cluster):
         ev.code = http
         ev.outcome = _outcome(payload, rpc, http, as_str(entry_labels.get("authorization.k8s.io/decision")), has_status)
-        if ev.action in ("exec", "attach") and not ev.command and isinstance(request, dict):
-            _exec_options(ev, request)
         yield ev
 
 
@@ -195,12 +192,3 @@ def _outcome(payload: dict[str, Any], rpc: int | None, http: int | None, decisio
         return "allowed"
     return "unknown"
 
-
-def _exec_options(ev: Event, request: dict[str, Any]) -> None:
-    """A PodExecOptions/PodAttachOptions body, when GKE logged one, names the command and container."""
-    ev.command = redact.argv(as_str_list(request.get("command")))
-    ev.target.container = ev.target.container or as_str(request.get("container"))
-    for flag in ("tty", "stdin"):
-        value = request.get(flag)
-        if isinstance(value, bool) and getattr(ev, flag) is None:
-            setattr(ev, flag, value)

@@ -249,6 +249,9 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         if base.action == "ephemeral_container":
             yield from _ephemeral(obj, base)
             return
+        options = exec_options(obj.get("requestObject"))
+        if options is not None:
+            apply_exec_options(base, options, uri_has_options=any(k in EXEC_OPTION_KEYS for k, _ in params))
         yield base
         return
 
@@ -295,6 +298,49 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
     yield base
 
 
+EXEC_OPTION_KINDS = {None, "PodExecOptions", "PodAttachOptions"}
+EXEC_OPTION_KEYS = ("command", "container", "stdin", "stdout", "stderr", "tty")
+
+
+def exec_options(body: Any) -> dict[str, Any] | None:
+    """A request body in the shape of PodExecOptions/PodAttachOptions, else None."""
+    if not isinstance(body, dict) or body.get("kind") not in EXEC_OPTION_KINDS:
+        return None
+    if not any(key in body for key in EXEC_OPTION_KEYS):
+        return None
+    return body
+
+
+def _option_flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value.strip().lower() in TRUE
+    return None
+
+
+def apply_exec_options(ev: Event, options: dict[str, Any], uri_has_options: bool) -> None:
+    """Take argv, container, stdin and tty from an exec/attach request body where the URI has none.
+
+    The API server runs what the URI's query says, so its argv and container stand, and when it has any
+    options its flags do too (an absent flag there means false). A body argv that differs from the URI's
+    is kept aside (``command_body``) for a rule to report.
+    """
+    raw = options.get("command")
+    # some exports flatten a one-element list to its string
+    body_argv = redact.argv([raw] if isinstance(raw, str) and raw else as_str_list(raw))
+    if not ev.command:
+        ev.command = body_argv
+    elif body_argv and body_argv != ev.command:
+        ev.command_body = body_argv
+    container = options.get("container")
+    if not ev.target.container and isinstance(container, str) and container:
+        ev.target.container = container
+    if not uri_has_options:
+        for name in ("tty", "stdin"):
+            setattr(ev, name, _option_flag(options.get(name)))
+
+
 def _ephemeral(obj: dict[str, Any], base: Event) -> Iterator[Event]:
     body = obj.get("requestObject")
     spec = _dig(body, ("spec",)) if isinstance(body, dict) else None
@@ -320,4 +366,4 @@ def _ephemeral(obj: dict[str, Any], base: Event) -> Iterator[Event]:
 
 
 def _copy(ev: Event) -> Event:
-    return replace(ev, target=replace(ev.target), command=list(ev.command))
+    return replace(ev, target=replace(ev.target), command=list(ev.command), command_body=list(ev.command_body))
