@@ -221,7 +221,7 @@ class _Reader:
         keys = self.mapping(node, f"{where} match", tuple(SCOPE_KEYS))
         if not isinstance(node, MappingNode):
             return None
-        if not keys:
+        if not node.value:
             self.error(node, f"{where} match is empty; give at least one of {', '.join(SCOPE_KEYS)}")
             return None
         checks: dict[str, Callable[[str], object]] = {
