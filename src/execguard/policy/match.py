@@ -144,44 +144,53 @@ class Verdict:
     rerated: bool = False  # a severity entry changed some hit's level
 
 
+Candidate = tuple[int, Entry, ScopeMatcher]  # position in the policy, the entry, its compiled scope
+
+
 class PolicyMatcher:
     """A loaded policy ready to apply; entries expired at ``now`` are left out."""
 
     def __init__(self, policy: Policy, now: datetime | None = None) -> None:
         self.policy = policy
         self.now = now or datetime.now(UTC)
-        active = [e for e in policy.entries if not e.expired(self.now)]
-        self.severity = [(e, ScopeMatcher(e.scope)) for e in active if e.action == "severity"]
-        self.hiding = [(e, ScopeMatcher(e.scope)) for e in active if e.action in HIDING]
+        active = [(i, e, ScopeMatcher(e.scope)) for i, e in enumerate(policy.entries) if not e.expired(self.now)]
+        self.severity = [c for c in active if c[1].action == "severity"]
+        self.hiding = [c for c in active if c[1].action in HIDING]
+        # rule id -> the entries whose `rules` admit it; rule ids are few, so the cache stays small
+        self._by_rule: dict[str, tuple[list[Candidate], list[Candidate]]] = {}
+
+    def _candidates(self, rule_id: str) -> tuple[list[Candidate], list[Candidate]]:
+        found = self._by_rule.get(rule_id)
+        if found is None:
+            found = ([c for c in self.severity if c[2].rule(rule_id)], [c for c in self.hiding if c[2].rule(rule_id)])
+            self._by_rule[rule_id] = found
+        return found
 
     def apply(self, alert: Alert) -> Verdict:
         if not self.severity and not self.hiding:
             return Verdict(alert)
         ev = alert.event
-        in_scope: dict[int, bool] = {}  # entry position -> scope matched this event, tested at most once
+        in_scope: dict[int, bool] = {}  # entry position -> its scope matched this event; tested at most once
 
-        def hit(i: int, matcher: ScopeMatcher, rule_id: str) -> bool:
-            if not matcher.rule(rule_id):
-                return False
-            if i not in in_scope:
-                in_scope[i] = matcher.event(ev)
-            return in_scope[i]
+        def scoped(c: Candidate) -> bool:
+            known = in_scope.get(c[0])
+            if known is None:
+                known = in_scope[c[0]] = c[2].event(ev)
+            return known
 
         matches: list[RuleMatch] = []
         hidden: list[tuple[RuleMatch, Entry]] = []
         kept: list[RuleMatch] = []
         rerated = False
         for m in alert.matches:
-            for i, (entry, matcher) in enumerate(self.severity):
-                if hit(i, matcher, m.rule_id):
-                    if entry.severity != m.severity:
-                        why = f"{m.reason} [policy {entry.name}: {m.severity} -> {entry.severity}]"
-                        m = replace(m, severity=entry.severity or m.severity, reason=why)
-                        rerated = True
-                    break
+            severity, hiding = self._candidates(m.rule_id)
+            entry = next((c[1] for c in severity if scoped(c)), None)
+            if entry is not None and entry.severity and entry.severity != m.severity:
+                why = f"{m.reason} [policy {entry.name}: {m.severity} -> {entry.severity}]"
+                m = replace(m, severity=entry.severity, reason=why)
+                rerated = True
             matches.append(m)
-            base = len(self.severity)
-            by = next((e for j, (e, mt) in enumerate(self.hiding) if hit(base + j, mt, m.rule_id)), None)
+            by = next((c[1] for c in hiding if scoped(c)), None)
             if by is None:
                 kept.append(m)
             else:
@@ -193,4 +202,3 @@ class PolicyMatcher:
         whole = Alert(ev, matches)
         lead = whole.lead
         return Verdict(whole, next(e for m, e in hidden if m is lead), hidden, rerated)
-
