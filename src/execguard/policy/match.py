@@ -80,6 +80,18 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+def _all_inside(ips: list[str], nets: list[Network]) -> bool:
+    """Every source IP inside the networks: the audit log lists X-Forwarded-For first, and a client
+    writes that header itself, so one forged allowed address must not be enough to match."""
+    if not ips:
+        return False
+    for text in ips:
+        ip = _address(text)
+        if ip is None or not any(ip in n for n in nets):
+            return False
+    return True
+
+
 def _service_account(user: str | None) -> str | None:
     if not user or not user.startswith(SA_PREFIX):
         return None
@@ -126,7 +138,7 @@ class ScopeMatcher:
             tests.append(lambda ev: any(r.search(" ".join(ev.command)) for r in regexes))
         if scope.source_ips:
             nets = [compile_cidr(c) for c in scope.source_ips]
-            tests.append(lambda ev: any(ip is not None and any(ip in n for n in nets) for ip in map(_address, ev.actor.source_ip)))
+            tests.append(lambda ev: _all_inside(ev.actor.source_ip, nets))
         self.tests = tests
 
     def event(self, ev: Event) -> bool:

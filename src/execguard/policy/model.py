@@ -45,7 +45,7 @@ class Scope:
     images: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()  # globs over the argv joined with spaces
     command_regex: tuple[str, ...] = ()  # regular expressions searched in the joined argv
-    source_ips: tuple[str, ...] = ()  # addresses or CIDRs; any of the actor's source IPs
+    source_ips: tuple[str, ...] = ()  # addresses or CIDRs; every one of the actor's source IPs (X-Forwarded-For is forgeable)
 
     def given(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
