@@ -160,6 +160,19 @@ def test_unknown_rule_glob_warns(tmp_path: Path) -> None:
     assert "policy.yml:4: entry #1: rules 'k8s-exec-apii' matches none of the loaded rules" in " ".join(err.split())
 
 
+def test_markup_in_the_file_is_printed_as_written(tmp_path: Path) -> None:
+    odd = HEAD + '  - {name: "[/x]", action: suppress, reason: r, expires: 2020-01-01, match: {rules: "[/y]"}}\n'
+    code, _, err = hunt(tmp_path, odd)
+    assert code == 0 and "Traceback" not in err
+    flat = " ".join(err.split())
+    assert "entry [/x] expired 2020-01-01" in flat and "rules '[/y]' matches none" in flat
+    shown = odd.replace("expires: 2020-01-01", "match: {pods: ['*']}}\n  - {name: '[/w]', action: suppress, reason: r")
+    code, _, err = hunt(tmp_path, shown, inputs=INPUTS[1:2])
+    assert code == 0 and "1 alerts suppressed (1 by [/x])" in " ".join(err.split())  # first match wins
+    code, _, err = hunt(tmp_path, odd.replace("rules:", "pods:").replace("[/y]", "web-[/z"))
+    assert code == 2 and "glob 'web-[/z' has an unclosed '['" in err
+
+
 def test_workers_give_the_serial_result(tmp_path: Path) -> None:
     simulate(tmp_path / "sim", fmt="k8s-audit", events=1500, seed=5)
     paths = [str(tmp_path / "sim")]

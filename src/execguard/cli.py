@@ -14,6 +14,7 @@ from typing import IO, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from . import __version__, parallel
@@ -209,7 +210,7 @@ def hunt(
             highlight=False,
         )
         if policy is not None:
-            err.print(policy.summary(), highlight=False, soft_wrap=True)
+            err.print(escape(policy.summary()), highlight=False, soft_wrap=True)
     if unreadable or st.unreadable or (st.files == 0 and st.bad):
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
@@ -223,15 +224,17 @@ def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> Poli
         return PolicyFilter(load_policy(path), min_severity, show_suppressed)
     except PolicyError as exc:
         for line in exc.lines():
-            err.print(f"[red]error[/red]: {line}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error[/red]: {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
 def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) -> None:
+    # Warner prints rich markup: names and globs from the file are escaped ("[/x]" would raise)
+    file = escape(policy.policy.file)
     for entry in policy.expired():
-        warn(policy.policy.file, entry.line, f"entry {entry.name} expired {entry.expires}; it no longer applies")
+        warn(file, entry.line, escape(f"entry {entry.name} expired {entry.expires}; it no longer applies"))
     for entry, glob in unknown_rules(policy.policy, rule_ids):
-        warn(policy.policy.file, entry.line, f"entry {entry.name}: rules {glob!r} matches none of the loaded rules")
+        warn(file, entry.line, escape(f"entry {entry.name}: rules {glob!r} matches none of the loaded rules"))
 
 
 def _silence_stdout() -> None:
