@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from execguard.policy import PolicyError, load_policy, parse_policy
 from execguard.policy.model import Scope
@@ -170,3 +172,24 @@ def test_unreadable_and_binary_files(tmp_path: Path) -> None:
     bad.write_bytes(HEAD.encode() + b"  - name: \xff\n")
     with pytest.raises(PolicyError, match=r"bad.yml:4: not valid UTF-8"):
         load_policy(bad)
+
+
+FRAGMENTS = [
+    "apiVersion: execguard/v1\n", "kind: Policy\n", "entries:\n", "  - ", "name: a\n", "action: suppress\n",
+    "action: severity\n", "severity: high\n", "reason: r\n", "expires: 2026-01-01\n", "expires: [1]\n", "match:\n",
+    "    pods: [x]\n", "    sourceIPs: 1.2.3.4/40\n", "      - '[a'\n", "&a [*a]\n", "*a\n", "{", "}", "[", "]", ": ", "- ",
+    "!!binary aGk=\n", "!!python/object:os.system x\n", "\t", "\xff", "~\n", "    commandRegex: '('\n", "    users: 12\n",
+    "  ", "    ",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=25))
+def test_any_text_loads_or_says_where(parts: list[str]) -> None:
+    text = "".join(parts)
+    try:
+        policy = parse_policy(text, "p.yml")
+    except PolicyError as exc:
+        assert exc.problems and all(line.startswith("p.yml") for line in exc.lines())
+        return
+    assert all(e.reason and e.scope.given() for e in policy.entries)
