@@ -22,6 +22,7 @@ from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, Alert, severity_rank
 from .options import severity_option
+from .policy import PolicyError, PolicyFilter, load_policy, unknown_rules
 from .sources import FORMATS, literals_for
 from .sources.reader import InputError, Reader
 
@@ -109,6 +110,12 @@ def hunt(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=0, help="Worker processes for large inputs; 0 = one per usable CPU, 1 = no workers.")
     ] = 0,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="Allow, suppress or re-rate alerts by rule and scope (docs/policy.md).")
+    ] = None,
+    show_suppressed: Annotated[
+        bool, typer.Option("--show-suppressed", help="Also report alerts the policy suppresses, marked with the entry and reason.")
+    ] = False,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
     inputs = list(paths or [])
@@ -131,8 +138,12 @@ def hunt(
             err.print(f"[red]error[/red]: {p}: no such file or directory")
             raise typer.Exit(2)
 
-    engine = Engine(loaded, min_severity=min_severity or "info")
+    policy = _policy(policy_file, min_severity or "info", show_suppressed)
+    # a policy re-rates before the severity floor, so the engine must not apply the floor first
+    engine = Engine(loaded, min_severity="info" if policy else min_severity or "info")
     warner = Warner(quiet)
+    if policy is not None:
+        _policy_warnings(policy, [r.rule_id for r in loaded], warner)
     literals = None if no_prefilter else literals_for(engine.actions())
     reader = Reader(fmt=fmt, literals=literals, warn=warner)
     jobs = jobs or parallel.available_jobs()
@@ -157,9 +168,12 @@ def hunt(
             if workers is not None:
                 workers.on_progress = reader.on_progress
         alerts = workers.alerts() if workers is not None else engine.run(reader.read(files))
+        if policy is not None:
+            alerts = policy.filter(alerts)  # in this process, after correlation: -j gives the same result
         for alert in alerts:
-            counts[alert.severity] += 1
-            worst = max(worst, severity_rank(alert.severity))
+            if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
+                counts[alert.severity] += 1
+                worst = max(worst, severity_rank(alert.severity))
             sink.write(alert)
     except InputError as exc:
         err.print(f"[red]error[/red]: {exc}")
@@ -195,10 +209,32 @@ def hunt(
             + f"; alerts: {by_sev}",
             highlight=False,
         )
+        if policy is not None:
+            err.print(escape(policy.summary()), highlight=False, soft_wrap=True)
     if unreadable or st.unreadable or (st.files == 0 and st.bad):
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
         raise typer.Exit(1)
+
+
+def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> PolicyFilter | None:
+    if path is None:
+        return None
+    try:
+        return PolicyFilter(load_policy(path), min_severity, show_suppressed)
+    except PolicyError as exc:
+        for line in exc.lines():
+            err.print(f"[red]error[/red]: {escape(line)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) -> None:
+    # Warner prints rich markup: names and globs from the file are escaped ("[/x]" would raise)
+    file = escape(policy.policy.file)
+    for entry in policy.expired():
+        warn(file, entry.line, escape(f"entry {entry.name} expired {entry.expires}; it no longer applies"))
+    for entry, glob in unknown_rules(policy.policy, rule_ids):
+        warn(file, entry.line, escape(f"entry {entry.name}: rules {glob!r} matches none of the loaded rules"))
 
 
 def _silence_stdout() -> None:

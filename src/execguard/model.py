@@ -177,6 +177,7 @@ class Alert:
 
     event: Event
     matches: list[RuleMatch]
+    suppressed: str | None = None  # "entry: reason" of the policy entry that hid it (hunt --show-suppressed)
 
     @property
     def lead(self) -> RuleMatch:
@@ -190,6 +191,7 @@ class Alert:
         lead = self.lead
         ev = self.event
         tags = sorted({t for m in self.matches for t in m.tags})
+        marked = {"suppressed": self.suppressed} if self.suppressed is not None else {}
         return {
             "rule_id": lead.rule_id,
             "title": lead.title,
@@ -226,4 +228,5 @@ class Alert:
                 {"rule_id": m.rule_id, "title": m.title, "severity": m.severity}
                 for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))
             ],
+            **marked,
         }

@@ -46,7 +46,8 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
         "type_uid": 200401,
         "severity_id": SEVERITY_ID.get(alert.severity, 0),
         "severity": alert.severity.capitalize(),
-        "status_id": 1,
+        "status_id": 3 if alert.suppressed is not None else 1,  # OCSF finding status: 1 New, 3 Suppressed
+        "status_detail": alert.suppressed,
         "time": _epoch_ms(ev.time),
         "message": d["reasons"][0] if d["reasons"] else d["title"],
         "metadata": {

@@ -67,7 +67,8 @@ def _reasons(alert: Alert) -> list[str]:
         # "what" already shows the argv; repeating a long one in every reason buries the reasons
         return reason.replace(cmd, "(the command above)") if len(cmd) > 40 else reason
 
-    return [clean(f"{short(m.reason)} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else short(m.reason)) for m in ordered]
+    out = [clean(f"{short(m.reason)} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else short(m.reason)) for m in ordered]
+    return [clean(f"SUPPRESSED by policy {alert.suppressed}"), *out] if alert.suppressed is not None else out
 
 
 def _source(alert: Alert) -> str:
