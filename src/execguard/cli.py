@@ -125,10 +125,7 @@ def hunt(
     if not loaded:
         err.print("[red]error[/red]: no rules to run")
         raise typer.Exit(2)
-    for p in inputs:
-        if p != "-" and not Path(p).exists():
-            err.print(f"[red]error[/red]: {p}: no such file or directory")
-            raise typer.Exit(2)
+    # a missing path is warned about by the reader, the others are hunted, and the exit status is 2
 
     engine = Engine(loaded, min_severity=min_severity or "info")
     warner = Warner(quiet)
@@ -191,6 +188,8 @@ def hunt(
             f"{st.unknown} of unknown format"
             + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
             + (f", {st.unreadable} inputs unreadable" if st.unreadable else "")
+            + _unknown_files(st.unknown_files)
+            + (f", {st.skipped} special files skipped" if st.skipped else "")
             + f"; alerts: {by_sev}",
             highlight=False,
         )
@@ -198,6 +197,15 @@ def hunt(
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
         raise typer.Exit(1)
+
+
+def _unknown_files(found: dict[str, str], shown: int = 5) -> str:
+    """', N files not read (unknown format): a (binary data ...), b (...)' for the summary line."""
+    if not found:
+        return ""
+    names = [f"{name} ({what.split(':')[0].split(' (')[0]})" for name, what in list(found.items())[:shown]]
+    more = f", {len(found) - shown} more" if len(found) > shown else ""
+    return f", {len(found)} files not read (unknown format): {', '.join(names)}{more}"
 
 
 def _silence_stdout() -> None:

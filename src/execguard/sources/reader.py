@@ -31,9 +31,11 @@ from typing import IO, Any
 import orjson
 
 from ..model import Event, SourceRef
-from . import JSON_SOURCES, TEXT_SOURCES, json_source
+from . import JSON_SOURCES, TEXT_SOURCES, json_source, sniff
 from .base import SourceError, TextParser
 from .find import count_newlines, line_starts
+from .salvage import NEXT_COMPACT as _NEXT_COMPACT
+from .salvage import Salvaged, salvage
 
 # Module globals, read at call time, so tests can patch them small.
 BLOCK = 16 << 20  # bytes per read of line-delimited input
@@ -61,7 +63,9 @@ class Stats:
     unreadable: int = 0  # inputs that could not be opened or listed
     repaired: int = 0  # lines with invalid UTF-8, read with U+FFFD in place of the bad bytes
     peak_buffer: int = 0  # most bytes (line mode) or characters (document mode) held at once
+    skipped: int = 0  # special files (FIFOs, sockets, devices) found in a directory and not read
     by_format: Counter[str] = field(default_factory=Counter)
+    unknown_files: dict[str, str] = field(default_factory=dict)  # file -> what it is instead (never read)
 
 
 class InputError(OSError):
@@ -78,6 +82,8 @@ class _Input:
     def __init__(self, raw: IO[bytes], owned: bool, plain: bool = False, limit: int | None = None) -> None:
         self.raw = raw
         self.owned = owned
+        # a pipe, FIFO or terminal: hand out what has arrived instead of waiting for a full block
+        self.stream = _is_stream(raw)
         self.consumed = 0  # raw bytes read from the underlying file
         self.limit = limit  # read no more than this many raw bytes (a range of a file)
         self._head = b"" if plain else self._raw_read(2)
@@ -99,7 +105,8 @@ class _Input:
             n = min(n, self.limit - self.consumed)
             if n <= 0:
                 return b""
-        data = self.raw.read(n)
+        read1 = getattr(self.raw, "read1", None) if self.stream else None
+        data = read1(n) if read1 is not None else self.raw.read(n)
         if data is None:  # non-blocking streams
             return b""
         self.consumed += len(data)
@@ -137,6 +144,8 @@ class _Input:
                         break
                     out += more
                     rest -= len(more)
+                    if self.stream:
+                        break
                 return out
             out = b""
             while len(out) < n:
@@ -144,9 +153,11 @@ class _Input:
                 if not more:
                     break
                 out = more if not out else out + more
+                if self.stream:
+                    break
             return out
         buf = bytearray()
-        while len(buf) < n:
+        while len(buf) < n and not (self.stream and buf):
             if self._error is not None:
                 if buf:
                     break
@@ -245,7 +256,10 @@ class Reader:
                     continue
                 if stat.S_ISREG(mode):
                     yield path
-                # sockets, pipes and devices found in a directory are not logs: skip them quietly
+                else:
+                    # reading a FIFO nobody writes to would wait forever; a device or socket is no log
+                    self.stats.skipped += 1
+                    self.warn(path, None, f"skipped: {_special(mode)}, not a regular file (name it on the command line to read it)")
 
     def _unreadable(self, name: str, message: str) -> None:
         self.stats.unreadable += 1
@@ -329,10 +343,23 @@ class Reader:
         state = {"line": 0}
         blocks = self._blocks(name, stream, state)
         head = bytes(next(blocks, b""))  # the HEAD read: bytes, never the reused buffer
-        mode, text_fmt = self._sniff(head, at_eof=len(head) < HEAD)
-        state["reuse"] = mode != "document"
+        at_eof = len(head) < HEAD
+        if stream.stream:
+            head, at_eof = _whole_lines(head, blocks)
+        codec = sniff.utf16(head) if self.fmt == "auto" or self.fmt not in self.text_sources else None
+        if codec is not None:
+            # re-encoded as UTF-8 block by block: line numbers and framing stay those of the file
+            blocks = _transcode(codec, _chain(head, blocks))
+            head = bytes(next(blocks, b""))
+        mode, text_fmt = self._sniff(head, at_eof=at_eof)
+        if mode == "lines" and self.fmt == "auto" and _klog_json(head, at_eof):
+            mode, text_fmt = "unknown", sniff.KLOG_JSON
+        state["reuse"] = mode == "lines" and codec is None
         source = _chain(head, blocks)
-        if mode == "text" and text_fmt:
+        if mode == "unknown":
+            self.stats.unknown_files[name] = text_fmt or sniff.TEXT
+            self.warn(name, None, f"{text_fmt}; not read")
+        elif mode == "text" and text_fmt:
             parser: TextParser = self.text_sources[text_fmt].Parser(name)
             for lineno, line in self._lines(name, source, state, self._text_literals(text_fmt)):
                 self.stats.parsed += 1
@@ -360,7 +387,7 @@ class Reader:
             before = stream.consumed
             try:
                 block: bytes | bytearray
-                if state.get("reuse") and size == BLOCK and not stream.gzip:
+                if state.get("reuse") and size == BLOCK and not stream.gzip and not stream.stream:
                     if buf is None:
                         buf = bytearray(BLOCK)
                     got = stream.readinto(buf)
@@ -391,11 +418,15 @@ class Reader:
         body = body.lstrip(b" \t\r\n")
         if body[:1] == b"[":
             return "document", None
-        if body[:1] != b"{":
-            return "lines", None
         pieces = body.split(b"\n")
         complete = pieces if at_eof else pieces[:-1]
         candidates = [p for p in complete[:SNIFF_LINES] if p.strip()]
+        if body[:1] != b"{":
+            if not body or any(_parses(p) for p in candidates):
+                return "lines", None  # a few lines of text before JSON lines: the text lines are bad records
+            if self.fmt == "auto" or not candidates:
+                return "unknown", sniff.unknown_kind(head)
+            return "lines", None  # a format was named: every line is checked against it
         if not candidates:
             return "lines", None  # a first line longer than the head: line-delimited
         if _parses(candidates[0]):
@@ -598,16 +629,36 @@ class Reader:
             try:
                 obj, end = w.decode()
             except (ValueError, RecursionError) as exc:
+                kept = salvage(w) if ch == "{" else None
+                if kept is not None:
+                    yield from self._salvaged(name, start_line, kept, w, indent)
+                    continue
                 self.stats.parsed += 1
                 self.stats.bad += 1
                 self.warn(name, start_line, f"not JSON ({_decode_error(exc, w)})")
-                if not w.resync(indent):
+                if not w.resync(indent, compact=in_array and indent is None):
                     break
                 continue
             self.stats.parsed += 1
             yield from self._record(name, start_line, obj)
             w.advance(end)
         self.stats.lines += w.physical_lines()
+
+
+    def _salvaged(self, name: str, line: int, kept: Salvaged, w: _Window, indent: str | None) -> Iterator[Event]:
+        """The complete records of an object that did not decode whole; then move past it."""
+        obj, end, notes = kept
+        self.stats.parsed += 1
+        for at, note in notes:
+            self.stats.bad += 1
+            self.warn(name, at, note)
+        yield from self._record(name, line, obj)
+        if end is not None:
+            w.advance(end)
+        elif w.exhausted:
+            w.advance(len(w.text))
+        else:
+            w.resync(indent)
 
 
 class _Window:
@@ -679,18 +730,20 @@ class _Window:
                     continue
                 raise
 
-    def resync(self, indent: str | None) -> bool:
-        """Move to the next line opening an object at ``indent`` past the broken value; False at the end."""
-        pattern = re.compile("\n" + re.escape(indent) + r"[{\[]" if indent is not None else r"\n[ \t]*\{")
+    def resync(self, indent: str | None, compact: bool = False) -> bool:
+        """Move to the next line opening an object at ``indent`` past the broken value (with ``compact``,
+        to the next element of a one-line array); False at the end."""
+        at_indent = "\n()" + re.escape(indent) + r"[{\[]" if indent is not None else r"\n()[ \t]*\{"
+        pattern = re.compile(_NEXT_COMPACT.pattern + "|" + at_indent if compact else at_indent)
         start = self.pos + 1
         while True:
             m = pattern.search(self.text, start)
             if m:
-                self.advance(m.start() + 1)
+                self.advance(m.start(m.lastindex or 0))
                 return True
-            # keep only from the last newline on (a match may straddle two blocks)
-            nl = self.text.rfind("\n", self.pos)
-            self.advance(nl if nl != -1 else len(self.text))
+            # keep only the end (a match may straddle two blocks)
+            nl = max(self.text.rfind("\n", self.pos), len(self.text) - 64 if compact else -1)
+            self.advance(nl if nl >= self.pos else len(self.text))
             if not self.more(BLOCK):
                 self.advance(len(self.text))
                 return False
@@ -773,6 +826,58 @@ def _next_line(f: IO[bytes], at: int, max_line: int) -> int | None:
             return at + seen + nl + 1
         seen += len(window)
     return None
+
+
+def _klog_json(head: bytes, at_eof: bool) -> bool:
+    """The head's JSON lines are structured klog and none is a record of a known format."""
+    pieces = head.removeprefix(BOM).split(b"\n")
+    objs = []
+    for piece in (pieces if at_eof else pieces[:-1])[:SNIFF_LINES]:
+        try:
+            obj = orjson.loads(piece)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            objs.append(obj)
+    return any(sniff.klog_json(o) for o in objs) and not any(_matches(s, o) for o in objs for s in JSON_SOURCES)
+
+
+def _is_stream(raw: IO[bytes]) -> bool:
+    try:
+        return not stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except (OSError, ValueError):  # an in-memory stream
+        return False
+
+
+def _whole_lines(head: bytes, blocks: Iterator[bytes | bytearray]) -> tuple[bytes, bool]:
+    """A stream's head grown to hold a complete line (what it has sniffed from); and whether the stream ended."""
+    while b"\n" not in head and len(head) < HEAD:
+        more = next(blocks, None)
+        if more is None:
+            return head, True
+        head += more
+    return head, False
+
+
+def _transcode(codec: str, blocks: Iterable[bytes | bytearray]) -> Iterator[bytes]:
+    dec = codecs.getincrementaldecoder(codec)(errors="replace")
+    for block in blocks:
+        out = dec.decode(block)
+        if out:
+            yield out.encode("utf-8")
+    out = dec.decode(b"", final=True)
+    if out:
+        yield out.encode("utf-8")
+
+
+def _special(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _chain(head: bytes | bytearray, rest: Iterator[bytes | bytearray]) -> Iterator[bytes | bytearray]:
