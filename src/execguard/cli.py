@@ -22,7 +22,7 @@ from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, Alert, severity_rank
 from .options import severity_option
 from .sources import FORMATS, literals_for
-from .sources.reader import InputError, Reader
+from .sources.reader import InputError, Reader, is_stream
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, audit and block T1609 container administration commands.")
 err = Console(stderr=True)
@@ -72,7 +72,7 @@ class Warner:
                 err.print(f"[yellow]warning[/yellow]: {file}: {n - WARN_LIMIT_PER_FILE} more warnings not shown")
 
 
-def _sink(output: Output, out: IO[bytes], console: Console) -> Sink:
+def _sink(output: Output, out: IO[bytes], console: Console, live: bool = False) -> Sink:
     if output is Output.jsonl:
         from .report.jsonl import JsonlSink
 
@@ -81,9 +81,9 @@ def _sink(output: Output, out: IO[bytes], console: Console) -> Sink:
         from .report.ocsf import OcsfSink
 
         return OcsfSink(out)
-    from .report.table import TableSink
+    from .report.table import LiveSink, TableSink
 
-    return TableSink(console)
+    return LiveSink(console) if live else TableSink(console)
 
 
 @app.command()
@@ -140,7 +140,7 @@ def hunt(
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
     console = Console(file=text_out or sys.stdout)
-    sink = _sink(output, stream, console)
+    sink = _sink(output, stream, console, live=any(is_stream(p) for p in inputs))  # alerts as records arrive
     counts: Counter[str] = Counter()
     worst = -1
     unreadable = False
@@ -200,12 +200,12 @@ def hunt(
 
 
 def _unknown_files(found: dict[str, str], shown: int = 5) -> str:
-    """', N files not read (unknown format): a (binary data ...), b (...)' for the summary line."""
+    """', N inputs of no known format: a (binary data ...), b (...)' for the summary line."""
     if not found:
         return ""
     names = [f"{name} ({what.split(':')[0].split(' (')[0]})" for name, what in list(found.items())[:shown]]
     more = f", {len(found) - shown} more" if len(found) > shown else ""
-    return f", {len(found)} files not read (unknown format): {', '.join(names)}{more}"
+    return f", {len(found)} inputs of no known format: {', '.join(names)}{more}"
 
 
 def _silence_stdout() -> None:

@@ -65,7 +65,7 @@ class Stats:
     peak_buffer: int = 0  # most bytes (line mode) or characters (document mode) held at once
     skipped: int = 0  # special files (FIFOs, sockets, devices) found in a directory and not read
     by_format: Counter[str] = field(default_factory=Counter)
-    unknown_files: dict[str, str] = field(default_factory=dict)  # file -> what it is instead (never read)
+    unknown_files: dict[str, str] = field(default_factory=dict)  # file -> what it is instead (not read unless a pipe)
 
 
 class InputError(OSError):
@@ -358,15 +358,20 @@ class Reader:
         source = _chain(head, blocks)
         if mode == "unknown":
             self.stats.unknown_files[name] = text_fmt or sniff.TEXT
-            self.warn(name, None, f"{text_fmt}; not read")
-        elif mode == "text" and text_fmt:
+            if not stream.stream:
+                self.warn(name, None, f"{text_fmt}; not read")
+                return
+            # a pipe is named from its first line only: JSON records may still follow
+            self.warn(name, None, f"{text_fmt}, at its start; read on as JSON lines")
+            mode = "lines"
+        if mode == "text" and text_fmt:
             parser: TextParser = self.text_sources[text_fmt].Parser(name)
             for lineno, line in self._lines(name, source, state, self._text_literals(text_fmt)):
                 self.stats.parsed += 1
                 yield from self._guard(name, lineno, functools.partial(parser.feed, lineno, line), text_fmt)
             yield from self._guard(name, None, parser.close, text_fmt)
         elif mode == "document":
-            yield from self._documents(name, source, state)
+            yield from self._documents(name, source, state, stream.stream)
         else:
             for lineno, line in self._lines(name, source, state, self.literals):
                 yield from self._json_line(name, lineno, line)
@@ -599,7 +604,7 @@ class Reader:
             self.stats.by_format[ev.source.format or fmt] += 1
         yield from out
 
-    def _documents(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int]) -> Iterator[Event]:
+    def _documents(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int], live: bool = False) -> Iterator[Event]:
         """Concatenated or pretty-printed JSON values (Falco trace files, EventList dumps, arrays).
 
         Each value's records carry the line its first character is on. The elements of a
@@ -607,6 +612,7 @@ class Reader:
         resumes at the next line that opens an object at the broken value's indentation.
         """
         w = _Window(iter(blocks), self)
+        w.live = live
         in_array = False
         while True:
             state["line"] = w.line - 1
@@ -674,6 +680,7 @@ class _Window:
         self.line = 1  # line number at `pos`
         self.exhausted = False
         self.last = ""  # last character read, to count a final line without a newline
+        self.live = False  # a pipe: decode with what has arrived rather than wait for a full block
 
     def more(self, at_least: int = 1) -> bool:
         """Drop the consumed text and append at least ``at_least`` characters; False at the end."""
@@ -692,6 +699,8 @@ class _Window:
                 self.reader._held(len(self.text))
             if block is None:
                 self.exhausted = True
+                break
+            if self.live and added:
                 break
         return added > 0
 
@@ -840,6 +849,15 @@ def _klog_json(head: bytes, at_eof: bool) -> bool:
         if isinstance(obj, dict):
             objs.append(obj)
     return any(sniff.klog_json(o) for o in objs) and not any(_matches(s, o) for o in objs for s in JSON_SOURCES)
+
+
+def is_stream(path: str) -> bool:
+    """The input is a pipe, FIFO or terminal (``-`` is stdin): its records arrive over time."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode if path == "-" else os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _is_stream(raw: IO[bytes]) -> bool:
