@@ -171,7 +171,8 @@ def test_subprocess_stdin_gzip_and_exit_codes(log: Path, tmp_path: Path) -> None
     assert p.returncode == 0
     assert b"<stdin>:2" in p.stderr and b"<stdin>:3" in p.stderr and b"2 bad records skipped" in p.stderr
     assert b"No alerts." in p.stdout
-    p = subprocess.run([str(EXE), "hunt", "--no-prefilter", "-"], input=first + b"garbage\n\x00\xff\nplain", capture_output=True, check=False)
+    data = first + b"garbage\n\x00\xff\nplain"
+    p = subprocess.run([str(EXE), "hunt", "--no-prefilter", "-"], input=data, capture_output=True, check=False)
     assert p.returncode == 0
     assert b"<stdin>:4" in p.stderr and b"3 bad records skipped" in p.stderr
 

@@ -35,7 +35,7 @@ from . import JSON_SOURCES, TEXT_SOURCES, json_source, sniff
 from .base import SourceError, TextParser
 from .find import count_newlines, line_starts
 from .salvage import NEXT_COMPACT as _NEXT_COMPACT
-from .salvage import Salvaged, salvage
+from .salvage import Salvaged, at_line, salvage
 
 # Module globals, read at call time, so tests can patch them small.
 BLOCK = 16 << 20  # bytes per read of line-delimited input
@@ -276,7 +276,8 @@ class Reader:
             raise
 
     def read(self, paths: Iterable[str]) -> Iterator[Event]:
-        for path in self.expand(paths):
+        # missing paths and skipped special files are named first, as a parallel hunt (which plans first) does
+        for path in list(self.expand(paths)):
             name = "<stdin>" if path == "-" else path
             try:
                 stream = self._open(path)
@@ -810,7 +811,7 @@ def _lenient(line: bytes) -> tuple[list[Any] | None, bool]:
 def _decode_error(exc: BaseException, w: _Window) -> str:
     if isinstance(exc, json.JSONDecodeError):
         line = w.line + w.text.count("\n", w.pos, exc.pos)
-        return f"{exc.msg} at line {line}"
+        return at_line(exc.msg, line)
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return _short(str(exc))

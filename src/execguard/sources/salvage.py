@@ -131,7 +131,7 @@ class _Walk:
         """Note the broken element at start and find the next one; _Cut when there is none."""
         line = self.line_at(start)
         if isinstance(exc, json.JSONDecodeError):
-            why = f"{exc.msg} at line {self.line_at(min(exc.pos, len(self.w.text)))}"
+            why = at_line(exc.msg, self.line_at(min(exc.pos, len(self.w.text))))
         else:
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         bol = self.w.text.rfind("\n", 0, start) + 1
@@ -152,6 +152,11 @@ class _Walk:
 
 
 Salvaged = tuple[dict[str, Any], int | None, list[tuple[int, str]]]
+
+
+def at_line(msg: str, line: int) -> str:
+    """json's message with a line number ("Unterminated string starting at" ends in "at" already)."""
+    return f"{msg} line {line}" if msg.endswith(" at") else f"{msg} at line {line}"
 
 
 def salvage(w: Window) -> Salvaged | None:
