@@ -50,12 +50,24 @@ def test_unknown_format_is_named_per_file(name: str, kind: str) -> None:
     run = Run()
     assert run.ids(DATA / name) == []
     assert run.reader.stats.unknown_files == {str(DATA / name): kind}
-    assert run.warnings == [(str(DATA / name), None, f"{kind}; not read")]
+    # binary data is not read; text is read for JSON lines further down, and named when it held none
+    assert run.warnings == [(str(DATA / name), None, f"{kind}; not read" if kind == sniff.BINARY else kind)]
     assert run.reader.stats.files == 1 and run.reader.stats.bad == 0
 
 
 def test_klog_message_says_where_audit_events_are() -> None:
     assert "klog text" in sniff.KLOG_TEXT and "--audit-log-path" in sniff.KLOG_TEXT
+
+
+def test_audit_events_after_many_klog_lines_are_read(tmp_path: Path) -> None:
+    """`kubectl logs kube-apiserver-x` with --audit-log-path=-: klog text first, audit events among it later."""
+    klog = (DATA / "kube-apiserver.klog").read_bytes().split(b"\n")[1:4]
+    audit = (DATA / "audit.log").read_bytes().split(b"\n")
+    mixed = b"\n".join(klog * 40 + [x for a in audit for x in (a, klog[1])]) + b"\n"
+    (tmp_path / "apiserver.log").write_bytes(mixed)
+    run = Run()
+    assert run.ids(tmp_path / "apiserver.log") == Run().ids(DATA / "audit.log")
+    assert run.warnings == [] and run.reader.stats.unknown_files == {}
 
 
 def test_known_formats_are_not_unknown(tmp_path: Path) -> None:

@@ -358,14 +358,8 @@ class Reader:
         state["reuse"] = mode == "lines" and codec is None
         source = _chain(head, blocks)
         if mode == "unknown":
-            self.stats.unknown_files[name] = text_fmt or sniff.TEXT
-            if not stream.stream:
-                self.warn(name, None, f"{text_fmt}; not read")
-                return
-            # a pipe is named from its first line only: JSON records may still follow
-            self.warn(name, None, f"{text_fmt}, at its start; read on as JSON lines")
-            mode = "lines"
-        if mode == "text" and text_fmt:
+            yield from self._unknown(name, source, state, text_fmt or sniff.TEXT, stream.stream)
+        elif mode == "text" and text_fmt:
             parser: TextParser = self.text_sources[text_fmt].Parser(name)
             for lineno, line in self._lines(name, source, state, self._text_literals(text_fmt)):
                 self.stats.parsed += 1
@@ -376,6 +370,27 @@ class Reader:
         else:
             for lineno, line in self._lines(name, source, state, self.literals):
                 yield from self._json_line(name, lineno, line)
+
+    def _unknown(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int], kind: str, live: bool) -> Iterator[Event]:
+        """A file that starts as no known format. Binary data is not read. Text is read on for JSON objects
+        on lines of their own further down (with --audit-log-path=- the API server's log holds audit events between klog lines),
+        and named at its end if it held no event; a pipe is named at once, from its first lines."""
+        if kind == sniff.BINARY and not live:
+            self.stats.unknown_files[name] = kind
+            self.warn(name, None, f"{kind}; not read")
+            return
+        if live:
+            self.stats.unknown_files[name] = kind
+            self.warn(name, None, f"{kind}, at its start; read on as JSON lines")
+        before = self.stats.events
+        for lineno, line in self._lines(name, blocks, state, self.literals):
+            # the text between JSON lines (klog, say) is no bad record, nor is klog's JSON, which opens with "ts"
+            lead = line.lstrip()
+            if lead[:1] == b"{" and not lead.startswith(b'{"ts":'):
+                yield from self._json_line(name, lineno, line)
+        if not live and self.stats.events == before:
+            self.stats.unknown_files[name] = kind
+            self.warn(name, None, kind)
 
     def _text_literals(self, fmt: str) -> list[bytes] | None:
         lits = getattr(self.text_sources[fmt], "LITERALS", None)

@@ -1,8 +1,7 @@
 """Name what a file is when it is none of the formats execguard reads, and find UTF-16 text.
 
 Used by the reader on a file's first bytes once no JSON record and no known text format was found
-there: the file is then named (binary data, klog text, other text) instead of being read as JSON
-lines of which the prefilter would silently keep none.
+there: the file is then named (binary data, klog text, other text) instead of reading as "No alerts".
 """
 
 from __future__ import annotations
