@@ -180,11 +180,18 @@ def test_array_with_a_bad_element_on_one_line() -> None:
 
 
 def test_broken_object_without_array_is_one_bad_record(tmp_path: Path) -> None:
-    """No array element to keep: the object costs one warning, as before."""
+    """No object in an array to keep: the object costs one warning, as before; a record is not kept in part."""
     (tmp_path / "b.json").write_text('{\n  "kind": "Event",\n  "verb" "x"\n}\n')
     run = Run()
     assert run.ids(tmp_path / "b.json") == []
     assert [m.startswith("not JSON") for _, _, m in run.warnings] == [True]
+    event = json.dumps(json.loads((DATA / "audit.log").read_text().splitlines()[0]), indent=2)
+    assert '"sourceIPs": [' in event
+    cut = event[: event.index("]", event.index('"sourceIPs"')) + 1] + ',\n  "objectRef": {"resource": "pods", '
+    (tmp_path / "c.json").write_text(cut + "\n" + event + "\n")
+    run = Run()
+    assert run.ids(tmp_path / "c.json") == [json.loads(event)["auditID"]]  # the whole one after the broken one
+    assert len(run.warnings) == 1 and run.warnings[0][1:] == (1, run.warnings[0][2]) and "not JSON" in run.warnings[0][2]
 
 
 def test_parallel_gives_the_same_on_bad_spots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ class _Walk:
     def __init__(self, w: Window) -> None:
         self.w = w
         self.notes: list[tuple[int, str]] = []  # (line, what was skipped)
-        self.kept = 0  # array elements decoded
+        self.kept = 0  # objects decoded as array elements
         self.cut_at = 0  # where the walk stopped when it could not finish
 
     # positions are absolute in w.text; w.more() drops the text before w.pos and sets pos to 0
@@ -117,7 +117,7 @@ class _Walk:
                 i = self.skip(start, exc)
                 continue
             items.append(value)
-            self.kept += 1
+            self.kept += isinstance(value, dict)  # records; a list of strings (sourceIPs) is no export
             i = self.ws(i)
             ch = self.w.text[i]
             if ch == "]":
@@ -161,7 +161,8 @@ def at_line(msg: str, line: int) -> str:
 
 def salvage(w: Window) -> Salvaged | None:
     """The object at ``w.pos`` with its complete array elements, the index past it (None when the
-    input ends inside it), and (line, note) per skipped spot; None when no array element was kept."""
+    input ends inside it), and (line, note) per skipped spot; None when no object was kept from an array
+    (a single broken record is not an export: it is not handed on in part)."""
     walk = _Walk(w)
     obj, end = walk.obj(w.pos)
     if not walk.kept:
