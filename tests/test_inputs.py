@@ -323,3 +323,16 @@ def test_regular_files_are_not_streams(tmp_path: Path) -> None:
     assert not reader_mod.is_stream(str(DATA / "audit.log")) and not reader_mod.is_stream(str(tmp_path))
     os.mkfifo(tmp_path / "f")
     assert reader_mod.is_stream(str(tmp_path / "f"))
+
+
+@pytest.mark.parametrize("head", [1 << 10, 64 << 10])
+def test_one_line_export_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: int) -> None:
+    """A compact export longer than the sniffed head is framed as a line: its complete records are kept too."""
+    monkeypatch.setattr(reader_mod, "HEAD", head)
+    full = json.loads((DATA / "export-full.json").read_text())
+    compact = json.dumps(full)
+    (tmp_path / "cut.json").write_text(compact[: compact.rfind('"message"') + 100])
+    all_ids = Run().ids(DATA / "export-full.json")
+    run = Run()
+    assert run.ids(tmp_path / "cut.json") == all_ids[:-1]
+    assert len(run.warnings) == 1 and "cut short" in run.warnings[0][2] and run.warnings[0][1] == 1

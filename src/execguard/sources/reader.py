@@ -566,6 +566,10 @@ class Reader:
         except orjson.JSONDecodeError as exc:
             values, repaired = _lenient(line)
             if values is None:
+                kept = self._salvage_line(lineno, line)
+                if kept is not None:  # a one-line export cut short, or with a broken element
+                    yield from self._salvaged(name, lineno, kept[0], kept[1], None)
+                    return
                 self.stats.bad += 1
                 self.warn(name, lineno, f"not JSON ({_short(str(exc))})")
                 return
@@ -653,6 +657,7 @@ class Reader:
             except (ValueError, RecursionError) as exc:
                 kept = salvage(w) if ch == "{" else None
                 if kept is not None:
+                    self.stats.parsed += 1
                     yield from self._salvaged(name, start_line, kept, w, indent)
                     continue
                 self.stats.parsed += 1
@@ -667,10 +672,19 @@ class Reader:
         self.stats.lines += w.physical_lines()
 
 
+    def _salvage_line(self, lineno: int, line: bytes) -> tuple[Salvaged, _Window] | None:
+        if line.lstrip()[:1] != b"{" or b"[" not in line:
+            return None
+        w = _Window(iter([line]), self)
+        w.line = lineno
+        if w.skip_ws() != "{":
+            return None
+        kept = salvage(w)
+        return (kept, w) if kept is not None else None
+
     def _salvaged(self, name: str, line: int, kept: Salvaged, w: _Window, indent: str | None) -> Iterator[Event]:
         """The complete records of an object that did not decode whole; then move past it."""
         obj, end, notes = kept
-        self.stats.parsed += 1
         for at, note in notes:
             self.stats.bad += 1
             self.warn(name, at, note)
