@@ -34,18 +34,17 @@ from ..model import Event, SourceRef
 from . import JSON_SOURCES, TEXT_SOURCES, json_source, sniff
 from .base import SourceError, TextParser
 from .find import count_newlines, line_starts
-from .salvage import NEXT_COMPACT as _NEXT_COMPACT
-from .salvage import Salvaged, at_line, salvage
+from .rawinput import GZ_MAGIC, Input
+from .salvage import Salvaged, salvage
+from .window import Window, decode_error
 
 # Module globals, read at call time, so tests can patch them small.
 BLOCK = 16 << 20  # bytes per read of line-delimited input
 HEAD = 64 << 10  # first read of a file, used to sniff its format
 MAX_LINE = 64 << 20
-GZ_CHUNK = 1 << 20  # compressed bytes fed to zlib at a time
 SNIFF_LINES = 64
 
 BOM = b"\xef\xbb\xbf"
-GZ_MAGIC = b"\x1f\x8b"
 _WS = re.compile(r"[ \t\r\n]*")
 
 Warn = Callable[[str, "int | None", str], None]
@@ -70,144 +69,6 @@ class Stats:
 
 class InputError(OSError):
     """An input that cannot be opened at all (missing file, permission)."""
-
-
-class _Input:
-    """A byte stream with ``read(n)`` that returns n bytes unless at the end, and a raw byte count.
-
-    gzip (found by its magic, also on stdin) is decoded here with zlib, member after member, so that
-    every byte decoded before a truncation or corruption is handed out before the error is raised.
-    """
-
-    def __init__(self, raw: IO[bytes], owned: bool, plain: bool = False, limit: int | None = None) -> None:
-        self.raw = raw
-        self.owned = owned
-        # a pipe, FIFO or terminal: hand out what has arrived instead of waiting for a full block
-        self.stream = _is_stream(raw)
-        self.consumed = 0  # raw bytes read from the underlying file
-        self.limit = limit  # read no more than this many raw bytes (a range of a file)
-        self._head = b"" if plain else self._raw_read(2)
-        while len(self._head) == 1:  # a pipe may hand out one byte at a time
-            more = self._raw_read(1)
-            if not more:
-                break
-            self._head += more
-        self.gzip = self._head == GZ_MAGIC
-        self._z: Any = None  # current member's decompressor (None between members)
-        self._zin = b""  # compressed input not yet given to zlib
-        self._eof = False
-        self._error: BaseException | None = None
-        if self.gzip:
-            self._zin, self._head = self._head, b""
-
-    def _raw_read(self, n: int) -> bytes:
-        if self.limit is not None:
-            n = min(n, self.limit - self.consumed)
-            if n <= 0:
-                return b""
-        read1 = getattr(self.raw, "read1", None) if self.stream else None
-        data = read1(n) if read1 is not None else self.raw.read(n)
-        if data is None:  # non-blocking streams
-            return b""
-        self.consumed += len(data)
-        return data
-
-    def readinto(self, buf: bytearray) -> int:
-        """Fill buf from a plain stream without a new allocation per block; bytes read (less only at the end)."""
-        if self.gzip or self._head:
-            data = self.read(len(buf))
-            buf[: len(data)] = data
-            return len(data)
-        got = 0
-        with memoryview(buf) as view:
-            while got < len(buf):
-                want = len(buf) - got
-                if self.limit is not None:
-                    want = min(want, self.limit - self.consumed)
-                    if want <= 0:
-                        break
-                n = self.raw.readinto(view[got : got + want])  # type: ignore[attr-defined]
-                if not n:
-                    break
-                got += n
-                self.consumed += n
-        return got
-
-    def read(self, n: int) -> bytes:
-        if not self.gzip:
-            if self._head:
-                out, self._head = self._head[:n], self._head[n:]
-                rest = n - len(out)
-                while rest > 0:
-                    more = self._raw_read(rest)
-                    if not more:
-                        break
-                    out += more
-                    rest -= len(more)
-                    if self.stream:
-                        break
-                return out
-            out = b""
-            while len(out) < n:
-                more = self._raw_read(n - len(out))
-                if not more:
-                    break
-                out = more if not out else out + more
-                if self.stream:
-                    break
-            return out
-        buf = bytearray()
-        while len(buf) < n and not (self.stream and buf):
-            if self._error is not None:
-                if buf:
-                    break
-                error, self._error = self._error, None
-                self._eof = True
-                raise error
-            if self._eof:
-                break
-            self._gunzip_step(n - len(buf), buf)
-        return bytes(buf)
-
-    def _gunzip_step(self, want: int, out: bytearray) -> None:
-        if not self._zin:
-            if self._z is not None:
-                # output zlib still holds for input it has already taken
-                pending = self._z.decompress(b"", want)
-                if pending:
-                    out += pending
-                    return
-            self._zin = self._raw_read(GZ_CHUNK)
-            if not self._zin:
-                if self._z is None:
-                    self._eof = True
-                else:
-                    self._error = EOFError("compressed data ends before its end-of-stream marker")
-                return
-        if self._z is None:
-            # between members: zero padding is allowed, anything else must be another member
-            self._zin = self._zin.lstrip(b"\0")
-            if not self._zin:
-                return
-            if len(self._zin) < 2:
-                self._zin += self._raw_read(1)
-            if self._zin[:2] != GZ_MAGIC:
-                self._error = gzip.BadGzipFile("trailing garbage after compressed data")
-                return
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out += self._z.decompress(self._zin, want)
-        except zlib.error as exc:
-            self._error = exc
-            return
-        if self._z.eof:
-            self._zin, self._z = self._z.unused_data, None
-        else:
-            self._zin = self._z.unconsumed_tail
-
-    def close(self) -> None:
-        if self.owned:
-            self.raw.close()
 
 
 class Reader:
@@ -265,12 +126,12 @@ class Reader:
         self.stats.unreadable += 1
         self.warn(name, None, message)
 
-    def _open(self, path: str) -> _Input:
+    def _open(self, path: str) -> Input:
         if path == "-":
-            return _Input(sys.stdin.buffer, owned=False)
-        raw = open(path, "rb")  # noqa: SIM115 - closed by _Input.close
+            return Input(sys.stdin.buffer, owned=False)
+        raw = open(path, "rb")  # noqa: SIM115 - closed by Input.close
         try:
-            return _Input(raw, owned=True)
+            return Input(raw, owned=True)
         except BaseException:
             raw.close()
             raise
@@ -323,11 +184,11 @@ class Reader:
         Line numbers count from the range's first line; the caller adds the lines before it.
         """
         try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by _Input.close
+            raw = open(path, "rb")  # noqa: SIM115 - closed by Input.close
         except OSError as exc:
             self._unreadable(path, f"cannot open: {exc.strerror or exc}")
             return
-        stream = _Input(raw, owned=True, plain=True, limit=end - start)
+        stream = Input(raw, owned=True, plain=True, limit=end - start)
         try:
             raw.seek(start)
             if start == 0:
@@ -340,7 +201,7 @@ class Reader:
             stream.close()
 
     # ---- framing ---------------------------------------------------------------------
-    def _read_stream(self, name: str, stream: _Input) -> Iterator[Event]:
+    def _read_stream(self, name: str, stream: Input) -> Iterator[Event]:
         state = {"line": 0}
         blocks = self._blocks(name, stream, state)
         head = bytes(next(blocks, b""))  # the HEAD read: bytes, never the reused buffer
@@ -396,7 +257,7 @@ class Reader:
         lits = getattr(self.text_sources[fmt], "LITERALS", None)
         return list(lits) if lits and self.literals is not None else None
 
-    def _blocks(self, name: str, stream: _Input, state: dict[str, int]) -> Iterator[bytes | bytearray]:
+    def _blocks(self, name: str, stream: Input, state: dict[str, int]) -> Iterator[bytes | bytearray]:
         """Blocks of the stream: HEAD bytes first, then BLOCK at a time.
 
         Once the caller sets ``state["reuse"]`` (line mode, which is done with a block before it asks
@@ -631,7 +492,7 @@ class Reader:
         top-level array are decoded one at a time. A broken value costs a warning; reading
         resumes at the next line that opens an object at the broken value's indentation.
         """
-        w = _Window(iter(blocks), self)
+        w = Window(iter(blocks), self._held, BLOCK)
         w.live = live
         in_array = False
         while True:
@@ -662,7 +523,7 @@ class Reader:
                     continue
                 self.stats.parsed += 1
                 self.stats.bad += 1
-                self.warn(name, start_line, f"not JSON ({_decode_error(exc, w)})")
+                self.warn(name, start_line, f"not JSON ({decode_error(exc, w)})")
                 if not w.resync(indent, compact=in_array and indent is None):
                     break
                 continue
@@ -672,17 +533,17 @@ class Reader:
         self.stats.lines += w.physical_lines()
 
 
-    def _salvage_line(self, lineno: int, line: bytes) -> tuple[Salvaged, _Window] | None:
+    def _salvage_line(self, lineno: int, line: bytes) -> tuple[Salvaged, Window] | None:
         if line.lstrip()[:1] != b"{" or b"[" not in line:
             return None
-        w = _Window(iter([line]), self)
+        w = Window(iter([line]), self._held, BLOCK)
         w.line = lineno
         if w.skip_ws() != "{":
             return None
         kept = salvage(w)
         return (kept, w) if kept is not None else None
 
-    def _salvaged(self, name: str, line: int, kept: Salvaged, w: _Window, indent: str | None) -> Iterator[Event]:
+    def _salvaged(self, name: str, line: int, kept: Salvaged, w: Window, indent: str | None) -> Iterator[Event]:
         """The complete records of an object that did not decode whole; then move past it."""
         obj, end, notes = kept
         for at, note in notes:
@@ -695,103 +556,6 @@ class Reader:
             w.advance(len(w.text))
         else:
             w.resync(indent)
-
-
-class _Window:
-    """Decoded text of a document-mode stream: the current value and what was read past it."""
-
-    def __init__(self, blocks: Iterator[bytes | bytearray], reader: Reader) -> None:
-        self.blocks = blocks
-        self.reader = reader
-        self.dec = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self.decoder = json.JSONDecoder()
-        self.text = ""
-        self.pos = 0
-        self.line = 1  # line number at `pos`
-        self.exhausted = False
-        self.last = ""  # last character read, to count a final line without a newline
-        self.live = False  # a pipe: decode with what has arrived rather than wait for a full block
-
-    def more(self, at_least: int = 1) -> bool:
-        """Drop the consumed text and append at least ``at_least`` characters; False at the end."""
-        if self.exhausted:
-            return False
-        self.text = self.text[self.pos :]
-        self.pos = 0
-        added = 0
-        while added < at_least:
-            block = next(self.blocks, None)
-            piece = self.dec.decode(b"", final=True) if block is None else self.dec.decode(block)
-            if piece:
-                self.text += piece
-                self.last = piece[-1]
-                added += len(piece)
-                self.reader._held(len(self.text))
-            if block is None:
-                self.exhausted = True
-                break
-            if self.live and added:
-                break
-        return added > 0
-
-    def advance(self, end: int) -> None:
-        self.line += self.text.count("\n", self.pos, end)
-        self.pos = end
-
-    def skip_ws(self) -> str | None:
-        """Skip JSON white space; the next character, or None at the end of input."""
-        while True:
-            m = _WS.match(self.text, self.pos)
-            self.advance(m.end() if m else self.pos)
-            if self.pos < len(self.text):
-                return self.text[self.pos]
-            if not self.more():
-                return None
-
-    def indent(self) -> str | None:
-        """White space before `pos` on its line, or None when something else precedes it there."""
-        bol = self.text.rfind("\n", 0, self.pos) + 1
-        if bol == 0 and self.line > 1:
-            return None  # the line started before the text we still hold
-        lead = self.text[bol : self.pos]
-        return lead if not lead.strip() else None
-
-    def decode(self) -> tuple[Any, int]:
-        while True:
-            try:
-                return self.decoder.raw_decode(self.text, self.pos)
-            except json.JSONDecodeError as exc:
-                incomplete = exc.pos >= len(self.text) - 8 or exc.msg.startswith("Unterminated string")
-                if incomplete and not self.exhausted:
-                    # read as much again as the value has so far: decoding work stays linear;
-                    # then decode again, also to report the error against the text now held
-                    self.more(max(len(self.text) - self.pos, BLOCK))
-                    continue
-                raise
-
-    def resync(self, indent: str | None, compact: bool = False) -> bool:
-        """Move to the next line opening an object at ``indent`` past the broken value (with ``compact``,
-        to the next element of a one-line array); False at the end."""
-        at_indent = "\n()" + re.escape(indent) + r"[{\[]" if indent is not None else r"\n()[ \t]*\{"
-        pattern = re.compile(_NEXT_COMPACT.pattern + "|" + at_indent if compact else at_indent)
-        start = self.pos + 1
-        while True:
-            m = pattern.search(self.text, start)
-            if m:
-                self.advance(m.start(m.lastindex or 0))
-                return True
-            # keep only the end (a match may straddle two blocks)
-            nl = max(self.text.rfind("\n", self.pos), len(self.text) - 64 if compact else -1)
-            self.advance(nl if nl >= self.pos else len(self.text))
-            if not self.more(BLOCK):
-                self.advance(len(self.text))
-                return False
-            start = self.pos
-
-    def physical_lines(self) -> int:
-        if not self.last:
-            return 0
-        return self.line - 1 + (0 if self.last == "\n" else 1)
 
 
 def _matches(src: Any, obj: dict[str, Any]) -> bool:
@@ -837,13 +601,6 @@ def _lenient(line: bytes) -> tuple[list[Any] | None, bool]:
     return (values or None), repaired
 
 
-def _decode_error(exc: BaseException, w: _Window) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        line = w.line + w.text.count("\n", w.pos, exc.pos)
-        return at_line(exc.msg, line)
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return _short(str(exc))
 
 
 def _json_type(obj: Any) -> str:
@@ -890,11 +647,6 @@ def is_stream(path: str) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def _is_stream(raw: IO[bytes]) -> bool:
-    try:
-        return not stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
-    except (OSError, ValueError):  # an in-memory stream
-        return False
 
 
 def _whole_lines(head: bytes, blocks: Iterator[bytes | bytearray]) -> tuple[bytes, bool]:
