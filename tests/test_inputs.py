@@ -336,3 +336,12 @@ def test_one_line_export_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     run = Run()
     assert run.ids(tmp_path / "cut.json") == all_ids[:-1]
     assert len(run.warnings) == 1 and "cut short" in run.warnings[0][2] and run.warnings[0][1] == 1
+
+
+def test_utf16_file_is_not_cut_in_ranges(tmp_path: Path) -> None:
+    data = (DATA / "audit.log").read_text() * 4
+    for codec in ("utf-16", "utf-16-le", "utf-16-be"):
+        (tmp_path / "a.log").write_text(data, encoding=codec)
+        assert Reader().ranges(str(tmp_path / "a.log"), 4096) is None
+    (tmp_path / "a.log").write_text(data)
+    assert Reader().ranges(str(tmp_path / "a.log"), 4096)  # the same in UTF-8 is cut

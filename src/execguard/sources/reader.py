@@ -162,7 +162,7 @@ class Reader:
                 return None
             with open(path, "rb") as f:
                 head = f.read(HEAD)
-                if head[:2] == GZ_MAGIC or self._sniff(head, at_eof=False)[0] != "lines":
+                if head[:2] == GZ_MAGIC or sniff.utf16(head) or self._sniff(head, at_eof=False)[0] != "lines":
                     return None
                 cuts = [0]
                 for at in range(unit, size - unit // 2, unit):
