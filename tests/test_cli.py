@@ -132,9 +132,12 @@ def test_fail_on_and_min_severity(runner: CliRunner, log: Path) -> None:
 
 def test_usage_and_missing_path(runner: CliRunner, log: Path) -> None:
     assert hunt(runner).exit_code == 2
-    res = hunt(runner, "-o", "jsonl", str(log), "/no/such/file")
-    assert res.exit_code == 2 and res.stdout == ""  # nothing ran
-    assert "/no/such/file" in res.stderr
+    # a missing path among others: the others are hunted, the missing one named, exit 2 at the end
+    for args in ([str(log), "/no/such/file"], ["/no/such/file", str(log)]):
+        res = hunt(runner, "-o", "jsonl", *args)
+        assert res.exit_code == 2
+        assert len(res.stdout.splitlines()) == len(SECRETS)
+        assert "/no/such/file: no such file or directory" in res.stderr and "1 inputs unreadable" in res.stderr
 
 
 def test_unopenable_input_among_others(runner: CliRunner, log: Path, tmp_path: Path) -> None:
@@ -162,13 +165,16 @@ def test_subprocess_stdin_gzip_and_exit_codes(log: Path, tmp_path: Path) -> None
     assert len(p.stdout.splitlines()) == len(SECRETS)
     assert b"Traceback" not in p.stderr
     # lines holding a prefilter literal are parsed and reported; --no-prefilter validates every line
-    p = subprocess.run([str(EXE), "hunt", "-"], input=b"garbage /exec\n\x00\xff/exec\nplain\n", capture_output=True, check=False)
+    # (a JSON line first: input with no JSON near its start is named as of unknown format, not read)
+    first = b'{"kind": "Event"}\n'
+    p = subprocess.run([str(EXE), "hunt", "-"], input=first + b"garbage /exec\n\x00\xff/exec\nplain\n", capture_output=True, check=False)
     assert p.returncode == 0
-    assert b"<stdin>:1" in p.stderr and b"<stdin>:2" in p.stderr and b"2 bad records skipped" in p.stderr
+    assert b"<stdin>:2" in p.stderr and b"<stdin>:3" in p.stderr and b"2 bad records skipped" in p.stderr
     assert b"No alerts." in p.stdout
-    p = subprocess.run([str(EXE), "hunt", "--no-prefilter", "-"], input=b"garbage\n\x00\xff\nplain", capture_output=True, check=False)
+    data = first + b"garbage\n\x00\xff\nplain"
+    p = subprocess.run([str(EXE), "hunt", "--no-prefilter", "-"], input=data, capture_output=True, check=False)
     assert p.returncode == 0
-    assert b"<stdin>:3" in p.stderr and b"3 bad records skipped" in p.stderr
+    assert b"<stdin>:4" in p.stderr and b"3 bad records skipped" in p.stderr
 
 
 def test_subprocess_table_is_readable_at_80_columns(log: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from execguard.sources import rawinput
 from execguard.sources import reader as reader_mod
 from execguard.sources.reader import Reader
 
@@ -65,7 +66,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of a few dozen bytes, so every test crosses many block boundaries."""
     monkeypatch.setattr(reader_mod, "BLOCK", 64)
     monkeypatch.setattr(reader_mod, "HEAD", 64)
-    monkeypatch.setattr(reader_mod, "GZ_CHUNK", 7)
+    monkeypatch.setattr(rawinput, "GZ_CHUNK", 7)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -268,7 +269,7 @@ def test_gzip_multi_member(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smal
     if small:
         monkeypatch.setattr(reader_mod, "BLOCK", 64)
         monkeypatch.setattr(reader_mod, "HEAD", 64)
-        monkeypatch.setattr(reader_mod, "GZ_CHUNK", 5)
+        monkeypatch.setattr(rawinput, "GZ_CHUNK", 5)
     data = gzip.compress(ndjson(20)) + gzip.compress(ndjson(20, 21)) + b"\0" * 10
     run = Run()
     got = run(write(tmp_path, "m.log.gz", data))

@@ -24,7 +24,7 @@ from .model import SEVERITIES, Alert, severity_rank
 from .options import severity_option
 from .policy import PolicyError, PolicyFilter, load_policy, unknown_rules
 from .sources import FORMATS, literals_for
-from .sources.reader import InputError, Reader
+from .sources.reader import InputError, Reader, is_stream
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, audit and block T1609 container administration commands.")
 err = Console(stderr=True)
@@ -74,7 +74,7 @@ class Warner:
                 err.print(f"[yellow]warning[/yellow]: {file}: {n - WARN_LIMIT_PER_FILE} more warnings not shown")
 
 
-def _sink(output: Output, out: IO[bytes], console: Console) -> Sink:
+def _sink(output: Output, out: IO[bytes], console: Console, live: bool = False) -> Sink:
     if output is Output.jsonl:
         from .report.jsonl import JsonlSink
 
@@ -83,9 +83,9 @@ def _sink(output: Output, out: IO[bytes], console: Console) -> Sink:
         from .report.ocsf import OcsfSink
 
         return OcsfSink(out)
-    from .report.table import TableSink
+    from .report.table import LiveSink, TableSink
 
-    return TableSink(console)
+    return LiveSink(console) if live else TableSink(console)
 
 
 @app.command()
@@ -133,10 +133,7 @@ def hunt(
     if not loaded:
         err.print("[red]error[/red]: no rules to run")
         raise typer.Exit(2)
-    for p in inputs:
-        if p != "-" and not Path(p).exists():
-            err.print(f"[red]error[/red]: {p}: no such file or directory")
-            raise typer.Exit(2)
+    # a missing path is warned about by the reader, the others are hunted, and the exit status is 2
 
     policy = _policy(policy_file, min_severity or "info", show_suppressed)
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
@@ -155,7 +152,7 @@ def hunt(
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
     console = Console(file=text_out or sys.stdout)
-    sink = _sink(output, stream, console)
+    sink = _sink(output, stream, console, live=any(is_stream(p) for p in inputs))  # alerts as records arrive
     counts: Counter[str] = Counter()
     worst = -1
     unreadable = False
@@ -206,6 +203,8 @@ def hunt(
             f"{st.unknown} of unknown format"
             + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
             + (f", {st.unreadable} inputs unreadable" if st.unreadable else "")
+            + _unknown_files(st.unknown_files)
+            + (f", {st.skipped} special files skipped" if st.skipped else "")
             + f"; alerts: {by_sev}",
             highlight=False,
         )
@@ -235,6 +234,15 @@ def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) ->
         warn(file, entry.line, escape(f"entry {entry.name} expired {entry.expires}; it no longer applies"))
     for entry, glob in unknown_rules(policy.policy, rule_ids):
         warn(file, entry.line, escape(f"entry {entry.name}: rules {glob!r} matches none of the loaded rules"))
+
+
+def _unknown_files(found: dict[str, str], shown: int = 5) -> str:
+    """', N inputs of no known format: a (binary data ...), b (...)' for the summary line."""
+    if not found:
+        return ""
+    names = [f"{name} ({what.split(':')[0].split(' (')[0]})" for name, what in list(found.items())[:shown]]
+    more = f", {len(found) - shown} more" if len(found) > shown else ""
+    return f", {len(found)} inputs of no known format: {', '.join(names)}{more}"
 
 
 def _silence_stdout() -> None:

@@ -255,5 +255,7 @@ def _merge(total: Stats, part: Stats) -> None:
             total.peak_buffer = max(total.peak_buffer, value)
         elif name == "by_format":
             total.by_format.update(value)
+        elif name == "unknown_files":
+            total.unknown_files.update(value)
         else:
             setattr(total, name, getattr(total, name) + value)

@@ -146,3 +146,22 @@ class TableSink:
                 Text(_source(a)),
             )
         return table
+
+
+class LiveSink:
+    """One block per alert, printed as it is found: for input from a pipe (``tail -F log | execguard hunt -``),
+    where a table, which needs every row for its widths, would wait for the end of the input."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.count = 0
+
+    def write(self, alert: Alert) -> None:
+        if not self.count:
+            self.console.print(Text("T1609 container administration commands", style="bold"), "")
+        self.count += 1
+        self.console.print(block(alert))  # rich flushes the file after each print
+
+    def close(self) -> None:
+        if not self.count:
+            self.console.print("[green]No alerts.[/green]")

@@ -31,19 +31,20 @@ from typing import IO, Any
 import orjson
 
 from ..model import Event, SourceRef
-from . import JSON_SOURCES, TEXT_SOURCES, json_source
+from . import JSON_SOURCES, TEXT_SOURCES, json_source, sniff
 from .base import SourceError, TextParser
 from .find import count_newlines, line_starts
+from .rawinput import GZ_MAGIC, Input
+from .salvage import Salvaged, salvage
+from .window import Window, decode_error
 
 # Module globals, read at call time, so tests can patch them small.
 BLOCK = 16 << 20  # bytes per read of line-delimited input
 HEAD = 64 << 10  # first read of a file, used to sniff its format
 MAX_LINE = 64 << 20
-GZ_CHUNK = 1 << 20  # compressed bytes fed to zlib at a time
 SNIFF_LINES = 64
 
 BOM = b"\xef\xbb\xbf"
-GZ_MAGIC = b"\x1f\x8b"
 _WS = re.compile(r"[ \t\r\n]*")
 
 Warn = Callable[[str, "int | None", str], None]
@@ -61,142 +62,13 @@ class Stats:
     unreadable: int = 0  # inputs that could not be opened or listed
     repaired: int = 0  # lines with invalid UTF-8, read with U+FFFD in place of the bad bytes
     peak_buffer: int = 0  # most bytes (line mode) or characters (document mode) held at once
+    skipped: int = 0  # special files (FIFOs, sockets, devices) found in a directory and not read
     by_format: Counter[str] = field(default_factory=Counter)
+    unknown_files: dict[str, str] = field(default_factory=dict)  # file -> what it is instead (not read unless a pipe)
 
 
 class InputError(OSError):
     """An input that cannot be opened at all (missing file, permission)."""
-
-
-class _Input:
-    """A byte stream with ``read(n)`` that returns n bytes unless at the end, and a raw byte count.
-
-    gzip (found by its magic, also on stdin) is decoded here with zlib, member after member, so that
-    every byte decoded before a truncation or corruption is handed out before the error is raised.
-    """
-
-    def __init__(self, raw: IO[bytes], owned: bool, plain: bool = False, limit: int | None = None) -> None:
-        self.raw = raw
-        self.owned = owned
-        self.consumed = 0  # raw bytes read from the underlying file
-        self.limit = limit  # read no more than this many raw bytes (a range of a file)
-        self._head = b"" if plain else self._raw_read(2)
-        while len(self._head) == 1:  # a pipe may hand out one byte at a time
-            more = self._raw_read(1)
-            if not more:
-                break
-            self._head += more
-        self.gzip = self._head == GZ_MAGIC
-        self._z: Any = None  # current member's decompressor (None between members)
-        self._zin = b""  # compressed input not yet given to zlib
-        self._eof = False
-        self._error: BaseException | None = None
-        if self.gzip:
-            self._zin, self._head = self._head, b""
-
-    def _raw_read(self, n: int) -> bytes:
-        if self.limit is not None:
-            n = min(n, self.limit - self.consumed)
-            if n <= 0:
-                return b""
-        data = self.raw.read(n)
-        if data is None:  # non-blocking streams
-            return b""
-        self.consumed += len(data)
-        return data
-
-    def readinto(self, buf: bytearray) -> int:
-        """Fill buf from a plain stream without a new allocation per block; bytes read (less only at the end)."""
-        if self.gzip or self._head:
-            data = self.read(len(buf))
-            buf[: len(data)] = data
-            return len(data)
-        got = 0
-        with memoryview(buf) as view:
-            while got < len(buf):
-                want = len(buf) - got
-                if self.limit is not None:
-                    want = min(want, self.limit - self.consumed)
-                    if want <= 0:
-                        break
-                n = self.raw.readinto(view[got : got + want])  # type: ignore[attr-defined]
-                if not n:
-                    break
-                got += n
-                self.consumed += n
-        return got
-
-    def read(self, n: int) -> bytes:
-        if not self.gzip:
-            if self._head:
-                out, self._head = self._head[:n], self._head[n:]
-                rest = n - len(out)
-                while rest > 0:
-                    more = self._raw_read(rest)
-                    if not more:
-                        break
-                    out += more
-                    rest -= len(more)
-                return out
-            out = b""
-            while len(out) < n:
-                more = self._raw_read(n - len(out))
-                if not more:
-                    break
-                out = more if not out else out + more
-            return out
-        buf = bytearray()
-        while len(buf) < n:
-            if self._error is not None:
-                if buf:
-                    break
-                error, self._error = self._error, None
-                self._eof = True
-                raise error
-            if self._eof:
-                break
-            self._gunzip_step(n - len(buf), buf)
-        return bytes(buf)
-
-    def _gunzip_step(self, want: int, out: bytearray) -> None:
-        if not self._zin:
-            if self._z is not None:
-                # output zlib still holds for input it has already taken
-                pending = self._z.decompress(b"", want)
-                if pending:
-                    out += pending
-                    return
-            self._zin = self._raw_read(GZ_CHUNK)
-            if not self._zin:
-                if self._z is None:
-                    self._eof = True
-                else:
-                    self._error = EOFError("compressed data ends before its end-of-stream marker")
-                return
-        if self._z is None:
-            # between members: zero padding is allowed, anything else must be another member
-            self._zin = self._zin.lstrip(b"\0")
-            if not self._zin:
-                return
-            if len(self._zin) < 2:
-                self._zin += self._raw_read(1)
-            if self._zin[:2] != GZ_MAGIC:
-                self._error = gzip.BadGzipFile("trailing garbage after compressed data")
-                return
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out += self._z.decompress(self._zin, want)
-        except zlib.error as exc:
-            self._error = exc
-            return
-        if self._z.eof:
-            self._zin, self._z = self._z.unused_data, None
-        else:
-            self._zin = self._z.unconsumed_tail
-
-    def close(self) -> None:
-        if self.owned:
-            self.raw.close()
 
 
 class Reader:
@@ -245,24 +117,28 @@ class Reader:
                     continue
                 if stat.S_ISREG(mode):
                     yield path
-                # sockets, pipes and devices found in a directory are not logs: skip them quietly
+                else:
+                    # reading a FIFO nobody writes to would wait forever; a device or socket is no log
+                    self.stats.skipped += 1
+                    self.warn(path, None, f"skipped: {_special(mode)}, not a regular file (name it on the command line to read it)")
 
     def _unreadable(self, name: str, message: str) -> None:
         self.stats.unreadable += 1
         self.warn(name, None, message)
 
-    def _open(self, path: str) -> _Input:
+    def _open(self, path: str) -> Input:
         if path == "-":
-            return _Input(sys.stdin.buffer, owned=False)
-        raw = open(path, "rb")  # noqa: SIM115 - closed by _Input.close
+            return Input(sys.stdin.buffer, owned=False)
+        raw = open(path, "rb")  # noqa: SIM115 - closed by Input.close
         try:
-            return _Input(raw, owned=True)
+            return Input(raw, owned=True)
         except BaseException:
             raw.close()
             raise
 
     def read(self, paths: Iterable[str]) -> Iterator[Event]:
-        for path in self.expand(paths):
+        # missing paths and skipped special files are named first, as a parallel hunt (which plans first) does
+        for path in list(self.expand(paths)):
             name = "<stdin>" if path == "-" else path
             try:
                 stream = self._open(path)
@@ -286,7 +162,7 @@ class Reader:
                 return None
             with open(path, "rb") as f:
                 head = f.read(HEAD)
-                if head[:2] == GZ_MAGIC or self._sniff(head, at_eof=False)[0] != "lines":
+                if head[:2] == GZ_MAGIC or sniff.utf16(head) or self._sniff(head, at_eof=False)[0] != "lines":
                     return None
                 cuts = [0]
                 for at in range(unit, size - unit // 2, unit):
@@ -308,11 +184,11 @@ class Reader:
         Line numbers count from the range's first line; the caller adds the lines before it.
         """
         try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by _Input.close
+            raw = open(path, "rb")  # noqa: SIM115 - closed by Input.close
         except OSError as exc:
             self._unreadable(path, f"cannot open: {exc.strerror or exc}")
             return
-        stream = _Input(raw, owned=True, plain=True, limit=end - start)
+        stream = Input(raw, owned=True, plain=True, limit=end - start)
         try:
             raw.seek(start)
             if start == 0:
@@ -325,30 +201,63 @@ class Reader:
             stream.close()
 
     # ---- framing ---------------------------------------------------------------------
-    def _read_stream(self, name: str, stream: _Input) -> Iterator[Event]:
+    def _read_stream(self, name: str, stream: Input) -> Iterator[Event]:
         state = {"line": 0}
         blocks = self._blocks(name, stream, state)
         head = bytes(next(blocks, b""))  # the HEAD read: bytes, never the reused buffer
-        mode, text_fmt = self._sniff(head, at_eof=len(head) < HEAD)
-        state["reuse"] = mode != "document"
+        at_eof = len(head) < HEAD
+        if stream.stream:
+            head, at_eof = _whole_lines(head, blocks)
+        codec = sniff.utf16(head) if self.fmt == "auto" or self.fmt not in self.text_sources else None
+        if codec is not None:
+            # re-encoded as UTF-8 block by block: line numbers and framing stay those of the file
+            blocks = _transcode(codec, _chain(head, blocks))
+            head = bytes(next(blocks, b""))
+        mode, text_fmt = self._sniff(head, at_eof=at_eof)
+        if mode == "lines" and self.fmt == "auto" and _klog_json(head, at_eof):
+            mode, text_fmt = "unknown", sniff.KLOG_JSON
+        state["reuse"] = mode == "lines" and codec is None
         source = _chain(head, blocks)
-        if mode == "text" and text_fmt:
+        if mode == "unknown":
+            yield from self._unknown(name, source, state, text_fmt or sniff.TEXT, stream.stream)
+        elif mode == "text" and text_fmt:
             parser: TextParser = self.text_sources[text_fmt].Parser(name)
             for lineno, line in self._lines(name, source, state, self._text_literals(text_fmt)):
                 self.stats.parsed += 1
                 yield from self._guard(name, lineno, functools.partial(parser.feed, lineno, line), text_fmt)
             yield from self._guard(name, None, parser.close, text_fmt)
         elif mode == "document":
-            yield from self._documents(name, source, state)
+            yield from self._documents(name, source, state, stream.stream)
         else:
             for lineno, line in self._lines(name, source, state, self.literals):
                 yield from self._json_line(name, lineno, line)
+
+    def _unknown(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int], kind: str, live: bool) -> Iterator[Event]:
+        """A file that starts as no known format. Binary data is not read. Text is read on for JSON objects
+        on lines of their own further down (with --audit-log-path=- the API server's log holds audit events between klog lines),
+        and named at its end if it held no event; a pipe is named at once, from its first lines."""
+        if kind == sniff.BINARY and not live:
+            self.stats.unknown_files[name] = kind
+            self.warn(name, None, f"{kind}; not read")
+            return
+        if live:
+            self.stats.unknown_files[name] = kind
+            self.warn(name, None, f"{kind}, at its start; read on as JSON lines")
+        before = self.stats.events
+        for lineno, line in self._lines(name, blocks, state, self.literals):
+            # the text between JSON lines (klog, say) is no bad record, nor is klog's JSON, which opens with "ts"
+            lead = line.lstrip()
+            if lead[:1] == b"{" and not lead.startswith(b'{"ts":'):
+                yield from self._json_line(name, lineno, line)
+        if not live and self.stats.events == before:
+            self.stats.unknown_files[name] = kind
+            self.warn(name, None, kind)
 
     def _text_literals(self, fmt: str) -> list[bytes] | None:
         lits = getattr(self.text_sources[fmt], "LITERALS", None)
         return list(lits) if lits and self.literals is not None else None
 
-    def _blocks(self, name: str, stream: _Input, state: dict[str, int]) -> Iterator[bytes | bytearray]:
+    def _blocks(self, name: str, stream: Input, state: dict[str, int]) -> Iterator[bytes | bytearray]:
         """Blocks of the stream: HEAD bytes first, then BLOCK at a time.
 
         Once the caller sets ``state["reuse"]`` (line mode, which is done with a block before it asks
@@ -360,7 +269,7 @@ class Reader:
             before = stream.consumed
             try:
                 block: bytes | bytearray
-                if state.get("reuse") and size == BLOCK and not stream.gzip:
+                if state.get("reuse") and size == BLOCK and not stream.gzip and not stream.stream:
                     if buf is None:
                         buf = bytearray(BLOCK)
                     got = stream.readinto(buf)
@@ -391,11 +300,15 @@ class Reader:
         body = body.lstrip(b" \t\r\n")
         if body[:1] == b"[":
             return "document", None
-        if body[:1] != b"{":
-            return "lines", None
         pieces = body.split(b"\n")
         complete = pieces if at_eof else pieces[:-1]
         candidates = [p for p in complete[:SNIFF_LINES] if p.strip()]
+        if body[:1] != b"{":
+            if not body or any(_parses(p) for p in candidates):
+                return "lines", None  # a few lines of text before JSON lines: the text lines are bad records
+            if self.fmt == "auto" or not candidates:
+                return "unknown", sniff.unknown_kind(head)
+            return "lines", None  # a format was named: every line is checked against it
         if not candidates:
             return "lines", None  # a first line longer than the head: line-delimited
         if _parses(candidates[0]):
@@ -514,6 +427,10 @@ class Reader:
         except orjson.JSONDecodeError as exc:
             values, repaired = _lenient(line)
             if values is None:
+                kept = self._salvage_line(lineno, line)
+                if kept is not None:  # a one-line export cut short, or with a broken element
+                    yield from self._salvaged(name, lineno, kept[0], kept[1], None)
+                    return
                 self.stats.bad += 1
                 self.warn(name, lineno, f"not JSON ({_short(str(exc))})")
                 return
@@ -568,14 +485,15 @@ class Reader:
             self.stats.by_format[ev.source.format or fmt] += 1
         yield from out
 
-    def _documents(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int]) -> Iterator[Event]:
+    def _documents(self, name: str, blocks: Iterable[bytes | bytearray], state: dict[str, int], live: bool = False) -> Iterator[Event]:
         """Concatenated or pretty-printed JSON values (Falco trace files, EventList dumps, arrays).
 
         Each value's records carry the line its first character is on. The elements of a
         top-level array are decoded one at a time. A broken value costs a warning; reading
         resumes at the next line that opens an object at the broken value's indentation.
         """
-        w = _Window(iter(blocks), self)
+        w = Window(iter(blocks), self._held, BLOCK)
+        w.live = live
         in_array = False
         while True:
             state["line"] = w.line - 1
@@ -598,10 +516,15 @@ class Reader:
             try:
                 obj, end = w.decode()
             except (ValueError, RecursionError) as exc:
+                kept = salvage(w) if ch == "{" else None
+                if kept is not None:
+                    self.stats.parsed += 1
+                    yield from self._salvaged(name, start_line, kept, w, indent)
+                    continue
                 self.stats.parsed += 1
                 self.stats.bad += 1
-                self.warn(name, start_line, f"not JSON ({_decode_error(exc, w)})")
-                if not w.resync(indent):
+                self.warn(name, start_line, f"not JSON ({decode_error(exc, w)})")
+                if not w.resync(indent, compact=in_array and indent is None):
                     break
                 continue
             self.stats.parsed += 1
@@ -610,96 +533,29 @@ class Reader:
         self.stats.lines += w.physical_lines()
 
 
-class _Window:
-    """Decoded text of a document-mode stream: the current value and what was read past it."""
+    def _salvage_line(self, lineno: int, line: bytes) -> tuple[Salvaged, Window] | None:
+        if line.lstrip()[:1] != b"{" or b"[" not in line:
+            return None
+        w = Window(iter([line]), self._held, BLOCK)
+        w.line = lineno
+        if w.skip_ws() != "{":
+            return None
+        kept = salvage(w)
+        return (kept, w) if kept is not None else None
 
-    def __init__(self, blocks: Iterator[bytes | bytearray], reader: Reader) -> None:
-        self.blocks = blocks
-        self.reader = reader
-        self.dec = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self.decoder = json.JSONDecoder()
-        self.text = ""
-        self.pos = 0
-        self.line = 1  # line number at `pos`
-        self.exhausted = False
-        self.last = ""  # last character read, to count a final line without a newline
-
-    def more(self, at_least: int = 1) -> bool:
-        """Drop the consumed text and append at least ``at_least`` characters; False at the end."""
-        if self.exhausted:
-            return False
-        self.text = self.text[self.pos :]
-        self.pos = 0
-        added = 0
-        while added < at_least:
-            block = next(self.blocks, None)
-            piece = self.dec.decode(b"", final=True) if block is None else self.dec.decode(block)
-            if piece:
-                self.text += piece
-                self.last = piece[-1]
-                added += len(piece)
-                self.reader._held(len(self.text))
-            if block is None:
-                self.exhausted = True
-                break
-        return added > 0
-
-    def advance(self, end: int) -> None:
-        self.line += self.text.count("\n", self.pos, end)
-        self.pos = end
-
-    def skip_ws(self) -> str | None:
-        """Skip JSON white space; the next character, or None at the end of input."""
-        while True:
-            m = _WS.match(self.text, self.pos)
-            self.advance(m.end() if m else self.pos)
-            if self.pos < len(self.text):
-                return self.text[self.pos]
-            if not self.more():
-                return None
-
-    def indent(self) -> str | None:
-        """White space before `pos` on its line, or None when something else precedes it there."""
-        bol = self.text.rfind("\n", 0, self.pos) + 1
-        if bol == 0 and self.line > 1:
-            return None  # the line started before the text we still hold
-        lead = self.text[bol : self.pos]
-        return lead if not lead.strip() else None
-
-    def decode(self) -> tuple[Any, int]:
-        while True:
-            try:
-                return self.decoder.raw_decode(self.text, self.pos)
-            except json.JSONDecodeError as exc:
-                incomplete = exc.pos >= len(self.text) - 8 or exc.msg.startswith("Unterminated string")
-                if incomplete and not self.exhausted:
-                    # read as much again as the value has so far: decoding work stays linear;
-                    # then decode again, also to report the error against the text now held
-                    self.more(max(len(self.text) - self.pos, BLOCK))
-                    continue
-                raise
-
-    def resync(self, indent: str | None) -> bool:
-        """Move to the next line opening an object at ``indent`` past the broken value; False at the end."""
-        pattern = re.compile("\n" + re.escape(indent) + r"[{\[]" if indent is not None else r"\n[ \t]*\{")
-        start = self.pos + 1
-        while True:
-            m = pattern.search(self.text, start)
-            if m:
-                self.advance(m.start() + 1)
-                return True
-            # keep only from the last newline on (a match may straddle two blocks)
-            nl = self.text.rfind("\n", self.pos)
-            self.advance(nl if nl != -1 else len(self.text))
-            if not self.more(BLOCK):
-                self.advance(len(self.text))
-                return False
-            start = self.pos
-
-    def physical_lines(self) -> int:
-        if not self.last:
-            return 0
-        return self.line - 1 + (0 if self.last == "\n" else 1)
+    def _salvaged(self, name: str, line: int, kept: Salvaged, w: Window, indent: str | None) -> Iterator[Event]:
+        """The complete records of an object that did not decode whole; then move past it."""
+        obj, end, notes = kept
+        for at, note in notes:
+            self.stats.bad += 1
+            self.warn(name, at, note)
+        yield from self._record(name, line, obj)
+        if end is not None:
+            w.advance(end)
+        elif w.exhausted:
+            w.advance(len(w.text))
+        else:
+            w.resync(indent)
 
 
 def _matches(src: Any, obj: dict[str, Any]) -> bool:
@@ -745,13 +601,6 @@ def _lenient(line: bytes) -> tuple[list[Any] | None, bool]:
     return (values or None), repaired
 
 
-def _decode_error(exc: BaseException, w: _Window) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        line = w.line + w.text.count("\n", w.pos, exc.pos)
-        return f"{exc.msg} at line {line}"
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return _short(str(exc))
 
 
 def _json_type(obj: Any) -> str:
@@ -773,6 +622,62 @@ def _next_line(f: IO[bytes], at: int, max_line: int) -> int | None:
             return at + seen + nl + 1
         seen += len(window)
     return None
+
+
+def _klog_json(head: bytes, at_eof: bool) -> bool:
+    """The head's JSON lines are structured klog and none is a record of a known format."""
+    pieces = head.removeprefix(BOM).split(b"\n")
+    objs = []
+    for piece in (pieces if at_eof else pieces[:-1])[:SNIFF_LINES]:
+        try:
+            obj = orjson.loads(piece)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            objs.append(obj)
+    return any(sniff.klog_json(o) for o in objs) and not any(_matches(s, o) for o in objs for s in JSON_SOURCES)
+
+
+def is_stream(path: str) -> bool:
+    """The input is a pipe, FIFO or terminal (``-`` is stdin): its records arrive over time."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode if path == "-" else os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+
+
+def _whole_lines(head: bytes, blocks: Iterator[bytes | bytearray]) -> tuple[bytes, bool]:
+    """A stream's head grown to hold a complete line (what it has sniffed from); and whether the stream ended."""
+    while b"\n" not in head and len(head) < HEAD:
+        more = next(blocks, None)
+        if more is None:
+            return head, True
+        head += more
+    return head, False
+
+
+def _transcode(codec: str, blocks: Iterable[bytes | bytearray]) -> Iterator[bytes]:
+    dec = codecs.getincrementaldecoder(codec)(errors="replace")
+    for block in blocks:
+        out = dec.decode(block)
+        if out:
+            yield out.encode("utf-8")
+    out = dec.decode(b"", final=True)
+    if out:
+        yield out.encode("utf-8")
+
+
+def _special(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _chain(head: bytes | bytearray, rest: Iterator[bytes | bytearray]) -> Iterator[bytes | bytearray]:
