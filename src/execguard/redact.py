@@ -34,6 +34,8 @@ _CURL_BOOL = r"[0-9aBfgGiIjJklLnNOqRsSvZ]*?"
 _COOKIES = r"[^\s'\";]+(?:;\s*[^\s'\";]+)*"
 
 _KEY_WORDS = ("token", "pass", "pwd", "secret", "key", "credential", "authoriz")
+# the look-behind after the literal keeps the regex engine's fast search for 's.'
+_VAULT_LEGACY = re.compile(r"s\.(?<![\w.-]s\.)(?P<s>[A-Za-z0-9]{24})(?![\w.-])")
 # (pattern, literals one of which the case-folded text must hold for it to run); group 's' is masked
 _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     # Authorization headers
@@ -44,8 +46,8 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"\b(?P<s>(?:AKIA|ASIA)[0-9A-Z]{16})\b"), ("akia", "asia")),
     (re.compile(r"\b(?P<s>(?:ghp|gho|ghs|ghu|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_-]{10,})"), ("gh", "glpat", "xox")),
     # HashiCorp Vault tokens: hvs./hvb./hvr. and the legacy s. service token (24 characters)
-    (re.compile(r"(?<![\w.-])hv[sbr]\.(?P<s>[A-Za-z0-9_-]{20,})"), ("hvs.", "hvb.", "hvr.")),
-    (re.compile(r"(?<![\w.-])s\.(?P<s>[A-Za-z0-9]{24})(?![\w.-])"), ("s.",)),
+    (re.compile(r"hv[sbr]\.(?<![\w.-]hv[sbr]\.)(?P<s>[A-Za-z0-9_-]{20,})"), ("hvs.", "hvb.", "hvr.")),
+    (_VAULT_LEGACY, ("s.",)),
     # PEM private keys: the body up to END (or the closing quote, or the end when cut off)
     (re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?!\[REDACTED\])(?P<s>[^'\"]+?)(?=-----END|['\"]|\Z)"), ("private key",)),
     # user:password@host in URLs
@@ -80,9 +82,14 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     # docker login -p PASSWORD (and the registry clients that copy its flags); --password is above
     (re.compile(rf"\b(?i:docker|podman|nerdctl|buildah|skopeo|helm|oras){_REST}(?i:login){_REST}-p\s*{_FRESH}(?P<s>{_WORD})"), ("login",)),
 ]
-_TRIGGERS = tuple(sorted({t for _, triggers in _PATTERNS for t in triggers}))
+# every literal any pattern needs: a substring test each is far cheaper than running the patterns
+_LITERALS = tuple(sorted({t for _, triggers in _PATTERNS for t in triggers}))
+# the literals holding no shorter one ('pass' stands for 'password', 'sshpass' ...): a quick first look
+_GATE = tuple(t for t in _LITERALS if not any(o != t and o in t for o in _LITERALS))
+_NEEDING = {lit: tuple(i for i, (_, triggers) in enumerate(_PATTERNS) if lit in triggers) for lit in _LITERALS}
 _FLAG_WITH_VALUE = re.compile(rf"(?i)^--?{_KEY}$")
 _URI = re.compile(r"^(?:/|[a-z][a-z0-9+.-]*://)[^\s?#]*\?[^\s#]*$", re.IGNORECASE)
+_URI_LIKE = re.compile(r"(?:/|[a-z][a-z0-9+.-]*://)\S*\Z", re.IGNORECASE)
 _ARGV_PARAMS = ("command",)
 _MAX_PASSES = 6
 _MAX_BLOB_DEPTH = 2
@@ -95,13 +102,27 @@ def _folded(value: str) -> str:
     return low
 
 
-def _spans(value: str) -> list[tuple[int, int]]:
-    """Where the secrets are: start and end of every pattern's 's' group, merged."""
+def _present(value: str) -> frozenset[str]:
+    """The pattern literals in ``value``, case-folded (URL-encoded text is looked at decoded too)."""
     low = _folded(value)
+    for t in _GATE:
+        if t in low:
+            break
+    else:
+        return frozenset()
+    found = frozenset([t for t in _LITERALS if t in low])
+    # 's.' is in every k8s.io path: it counts only when a legacy Vault token is really there
+    if "s." in found and not _VAULT_LEGACY.search(value):
+        found = found - {"s."}
+    return found
+
+
+def _spans(value: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]:
+    """Where the secrets are: start and end of every pattern's 's' group, merged."""
+    present = _present(value) if present is None else present
     found: list[tuple[int, int]] = []
-    for pattern, triggers in _PATTERNS:
-        if any(t in low for t in triggers):
-            found.extend(m.span("s") for m in pattern.finditer(value))
+    for i in sorted({i for lit in present for i in _NEEDING[lit]}):
+        found.extend(m.span("s") for m in _PATTERNS[i][0].finditer(value))
     found.sort()
     merged: list[tuple[int, int]] = []
     for start, end in found:
@@ -122,10 +143,6 @@ def _masked(value: str, spans: list[tuple[int, int]], offset: int = 0) -> str:
         out.append(value[pos:start] + MASK)
         pos = end
     return "".join(out) + value[pos:] if out else value
-
-
-def _patterns(value: str) -> str:
-    return _masked(value, _spans(value))
 
 
 def _query(value: str, depth: int) -> str:
@@ -170,24 +187,30 @@ def _blobs(value: str, depth: int) -> str:
 
 
 def _may_hold_blob(value: str) -> bool:
-    # a URI's path is never a payload: only its query is looked at
-    if _URI.match(value):
+    if len(value) < 16:
+        return False
+    # a URI's path is never a payload (and every request has one): only its query is looked at
+    if _URI_LIKE.match(value):
         value = unquote_plus(value.partition("?")[2])
-    return len(value) >= 16 and blobs.BLOB.search(value) is not None
+    return any(not blobs.is_word(m.group()) and blobs.decode(m.group()) for m in blobs.BLOB.finditer(value))
 
 
 def _text(value: str, depth: int) -> str:
-    if any(t in _folded(value) for t in _TRIGGERS) or (depth < _MAX_BLOB_DEPTH and _may_hold_blob(value)):
-        for _ in range(_MAX_PASSES):
-            before = value
-            if _URI.match(value):
-                value = _query(value, depth)
-            else:
-                value = _patterns(value)
-                if depth < _MAX_BLOB_DEPTH:
-                    value = _blobs(value, depth)
-            if value == before:
-                break
+    present = _present(value)
+    blob = depth < _MAX_BLOB_DEPTH and _may_hold_blob(value)
+    if not (present or blob):
+        return value
+    for _ in range(_MAX_PASSES):
+        before = value
+        if _URI.match(value):
+            value = _query(value, depth)
+        else:
+            if present:
+                value = _masked(value, _spans(value, present))
+            if blob:
+                value = _blobs(value, depth)
+        if value == before:
+            break
     return value
 
 
@@ -220,9 +243,10 @@ def argv(args: list[str]) -> list[str]:
     # tool-anchored patterns find one flag per pass (the next pass skips what is masked)
     for _ in range(_MAX_PASSES):
         line = " ".join(out)
-        if len(out) < 2 or not any(t in _folded(line) for t in _TRIGGERS):
+        present = _present(line) if len(out) > 1 else frozenset()
+        if not present:
             break
-        spans = _spans(line)
+        spans = _spans(line, present)
         new, offset = [], 0
         for arg in out:
             new.append(_masked(arg, spans, offset))
