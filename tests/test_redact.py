@@ -77,6 +77,12 @@ CASES = [
     Case("--api-token X", ["tool", "--api-token", "PwFlag26"], ("PwFlag26",)),
     Case("quoted --password 'X'", ["sh", "-c", "tool --password 'PwFlag27' && tool --token=\"PwFlag28\""], ("PwFlag27", "PwFlag28")),
     Case("secret in base64", ["sh", "-c", f"echo {B64_BLOB} | base64 -d | sh"], ("B64Pw22x", B64_BLOB)),
+    Case(
+        "kubectl --from-literal",
+        ["kubectl", "create", "secret", "generic", "db", "--from-literal=user=admin", "--from-literal", "pw=Literal33x"],
+        ("Literal33x",),
+        "pw=[REDACTED]",
+    ),
     Case("bearer", ["curl", "-H", f"Authorization: Bearer {SECRET}", "http://x"], (SECRET,)),
     Case("jwt", ["kubectl", f"--token={JWT}", "get", "pods"], (JWT,)),
     Case("mysql -p", ["mysql", "-uroot", "-pMysqlPw29", "db"], ("MysqlPw29",), "-uroot"),

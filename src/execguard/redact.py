@@ -79,6 +79,8 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     # redis-cli -a PASSWORD, and AUTH [user] password typed as its command
     (re.compile(rf"\b(?i:redis-cli){_REST}-a\s*{_FRESH}(?P<s>{_WORD})"), ("redis-cli",)),
     (re.compile(rf"\b(?i:redis-cli){_REST}(?i:auth)\s+(?!\[REDACTED\])(?P<s>[^;|&\n'\"]*[^;|&\n'\"\s])"), ("redis-cli",)),
+    # kubectl create secret ... --from-literal=NAME=VALUE: every value of a secret is one
+    (re.compile(rf"\b(?i:kubectl){_REST}--from-literal(?:=|\s+)['\"]*[^=\s'\"]+={_FRESH}(?P<s>{_WORD})"), ("from-literal",)),
     # docker login -p PASSWORD (and the registry clients that copy its flags); --password is above
     (re.compile(rf"\b(?i:docker|podman|nerdctl|buildah|skopeo|helm|oras){_REST}(?i:login){_REST}-p\s*{_FRESH}(?P<s>{_WORD})"), ("login",)),
 ]
