@@ -198,6 +198,7 @@ TEXTS = [
     f"/api/v1/namespaces/d/pods/p/exec?command=curl&command=-H&command=Authorization%3A+Bearer+{SECRET}",
     f"/api/v1/namespaces/d/pods/p/exec?command=sh&command=-c&command={quote_plus(base64.b64encode(f'TOKEN={SECRET} x'.encode()).decode())}",
     f"https://h/x?token={SECRET}&a=1",
+    f"https://bob:{SECRET}@h/x?a=1",
 ]
 
 

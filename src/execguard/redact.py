@@ -204,13 +204,13 @@ def _text(value: str, depth: int) -> str:
         return value
     for _ in range(_MAX_PASSES):
         before = value
-        if _URI.match(value):
+        uri = _URI.match(value) is not None
+        if uri:
             value = _query(value, depth)
-        else:
-            if present:
-                value = _masked(value, _spans(value, present))
-            if blob:
-                value = _blobs(value, depth)
+        if present:  # on a URI too: user:password@ is before its query
+            value = _masked(value, _spans(value, present))
+        if blob and not uri:
+            value = _blobs(value, depth)
         if value == before:
             break
     return value
