@@ -33,6 +33,10 @@ _WORD = r"[^\s'\";|&]+"
 _CURL_BOOL = r"[0-9aBfgGiIjJklLnNOqRsSvZ]*?"
 _COOKIES = r"[^\s'\";]+(?:;\s*[^\s'\";]+)*"
 
+# key=value, key: value, --key=value, "key":"value" (also URL-encoded '=' and ':')
+_KEY_VALUE_PATTERN = re.compile(
+    rf"(?i)(?:^|[\s&?;,{{(\"'=:-])-{{0,2}}{_KEY}\"?\s*(?:=|%3D|:|%3A)\s*['\"]*(?!(?:bearer|basic)(?:\s|%20|\+))(?P<s>[^\s&;,\"']+)"
+)
 _KEY_WORDS = ("token", "pass", "pwd", "secret", "key", "credential", "authoriz")
 # the look-behind after the literal keeps the regex engine's fast search for 's.'
 _VAULT_LEGACY = re.compile(r"s\.(?<![\w.-]s\.)(?P<s>[A-Za-z0-9]{24})(?![\w.-])")
@@ -52,11 +56,7 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?!\[REDACTED\])(?P<s>[^'\"]+?)(?=-----END|['\"]|\Z)"), ("private key",)),
     # user:password@host in URLs
     (re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<s>[^@\s/]+)@"), ("@",)),
-    # key=value, key: value, --key=value, "key":"value" (also URL-encoded '=' and ':')
-    (
-        re.compile(rf"(?i)(?:^|[\s&?;,{{(\"'=:-])-{{0,2}}{_KEY}\"?\s*(?:=|%3D|:|%3A)\s*['\"]*(?!(?:bearer|basic)(?:\s|%20|\+))(?P<s>[^\s&;,\"']+)"),
-        _KEY_WORDS,
-    ),
+    (_KEY_VALUE_PATTERN, _KEY_WORDS),
     # environment variables whose name runs the key into a prefix: PGPASSWORD=, SSHPASS=, REDISCLI_AUTH=
     (
         re.compile(rf"(?<![\w-])(?:[A-Z0-9_]*(?:PASSWORD|PASSWD|TOKEN|SECRET)|PGPASS|SSHPASS|REDISCLI_AUTH)={_FRESH}(?P<s>{_WORD})"),
@@ -84,6 +84,7 @@ _PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     # docker login -p PASSWORD (and the registry clients that copy its flags); --password is above
     (re.compile(rf"\b(?i:docker|podman|nerdctl|buildah|skopeo|helm|oras){_REST}(?i:login){_REST}-p\s*{_FRESH}(?P<s>{_WORD})"), ("login",)),
 ]
+_KEY_VALUE = next(i for i, (p, _) in enumerate(_PATTERNS) if p is _KEY_VALUE_PATTERN)
 # every literal any pattern needs: a substring test each is far cheaper than running the patterns
 _LITERALS = tuple(sorted({t for _, triggers in _PATTERNS for t in triggers}))
 # the literals holding no shorter one ('pass' stands for 'password', 'sshpass' ...): a quick first look
@@ -124,6 +125,8 @@ def _spans(value: str, present: frozenset[str] | None = None) -> list[tuple[int,
     present = _present(value) if present is None else present
     found: list[tuple[int, int]] = []
     for i in sorted({i for lit in present for i in _NEEDING[lit]}):
+        if i == _KEY_VALUE and "=" not in value and ":" not in value and "%" not in value:
+            continue  # an API path naming secrets or tokens, no value in sight
         found.extend(m.span("s") for m in _PATTERNS[i][0].finditer(value))
     found.sort()
     merged: list[tuple[int, int]] = []
@@ -206,8 +209,10 @@ def _text(value: str, depth: int) -> str:
         before = value
         uri = _URI.match(value) is not None
         if uri:
-            value = _query(value, depth)
-        if present:  # on a URI too: user:password@ is before its query
+            # parameters one by one, then what is before the query (user:password@ in a URL)
+            path, _, query = _query(value, depth).partition("?")
+            value = f"{_masked(path, _spans(path))}?{query}"
+        elif present:
             value = _masked(value, _spans(value, present))
         if blob and not uri:
             value = _blobs(value, depth)
