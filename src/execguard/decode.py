@@ -1,41 +1,14 @@
 """Decode what attackers hide in argv: base64 blobs, so rules can match the payload too.
 
-Decoded text is redacted like argv itself: a secret hidden in a blob must not reach a reason.
+Argv from a source is already redacted, blobs included (redact.py re-encodes a blob that held a
+secret); decoded text is redacted once more so an Event built elsewhere cannot leak through a reason.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
+from . import blobs, redact
 
-from . import redact
-
-_B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _MAX_DEPTH = 2
-
-
-def _printable(data: bytes) -> str | None:
-    # PowerShell -EncodedCommand is base64 of UTF-16LE: ASCII text with a NUL after every byte
-    utf16 = len(data) >= 4 and len(data) % 2 == 0 and not any(data[1::2])
-    try:
-        text = data.decode("utf-16-le" if utf16 else "utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not text:
-        return None
-    good = sum(ch.isprintable() or ch in "\n\r\t" for ch in text)
-    return text if good / len(text) >= 0.9 else None
-
-
-def _decode_one(blob: str) -> str | None:
-    padded = blob + "=" * (-len(blob) % 4)
-    for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            return _printable(decoder(padded))
-        except (binascii.Error, ValueError):
-            continue
-    return None
 
 
 def decoded_blobs(argv: list[str]) -> str:
@@ -46,12 +19,11 @@ def decoded_blobs(argv: list[str]) -> str:
         text, depth = pending.pop(0)
         if depth >= _MAX_DEPTH or len(text) < 16:
             continue
-        for m in _B64.finditer(text):
+        for m in blobs.BLOB.finditer(text):
             blob = m.group(0)
-            # plain words and paths are not payloads
-            if blob.isalpha() and (blob.islower() or blob.isupper()):
+            if blobs.is_word(blob):
                 continue
-            plain = _decode_one(blob)
+            plain = blobs.decode(blob)
             if plain:
                 plain = redact.text(plain)
                 out.append(plain)

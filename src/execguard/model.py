@@ -7,6 +7,7 @@ flat keys returned by ``Event.fields()`` (documented in docs/fields.md).
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +32,35 @@ ACTIONS = (
 )
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+# characters that do not print as themselves: C0/C1 controls and DEL (terminal escapes), Unicode
+# format characters (bidi embeddings, overrides and isolates, zero-width spaces and joiners, BOM,
+# tag characters), line/paragraph separators and lone surrogates
+_HIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    if ch == "\n":
+        return "\\n"
+    code = ord(ch)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def display(value: str) -> str:
+    """Text from a log made safe to show: every control, bidi or invisible character as an escape.
+
+    A command cannot then reorder or hide part of itself (U+202E), clear the screen (ESC) or look
+    like another command (zero-width space). Backslashes are left alone.
+    """
+    if value.isascii() and value.isprintable():
+        return value
+    return _HIDDEN.sub(_escape, value)
 
 
 def severity_rank(level: str) -> int:
@@ -213,6 +243,7 @@ class Alert:
             "action": ev.action,
             "verb": ev.verb,
             "command": ev.command,
+            "command_display": display(" ".join(ev.command)),
             "command_origin": ev.command_origin,
             "command_body_conflict": ev.command_body,
             "tty": ev.tty,
@@ -223,7 +254,7 @@ class Alert:
             "code": ev.code,
             "event_id": ev.event_id,
             "request_uri": ev.request_uri,
-            "reasons": [m.reason for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))],
+            "reasons": [display(m.reason) for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))],
             "rules": [
                 {"rule_id": m.rule_id, "title": m.title, "severity": m.severity}
                 for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))

@@ -78,7 +78,7 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
         "resources": resources,
         "evidences": [
             {
-                "process": {"cmd_line": " ".join(ev.command)} if ev.command else None,
+                "process": {"cmd_line": d["command_display"]} if ev.command else None,
                 "container": {"name": ev.target.container, "uid": ev.target.container_id, "image": {"name": ev.target.image}},
                 "data": {"action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code, "source": d["source"]},
             }

@@ -5,27 +5,20 @@ columns, so narrower consoles (80 columns, files, pipes) get blocks: a header li
 severity badge, time and rule, then who / what / where / why / source lines.
 
 Everything from the logs is shown as plain text: rich markup in a command (``[/x]``) is not
-interpreted, and control characters (terminal escape sequences) are shown escaped.
+interpreted, and control, bidi and invisible characters are shown escaped (``model.display``).
 """
 
 from __future__ import annotations
-
-import re
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..model import Alert, severity_rank
+from ..model import Alert, display, severity_rank
 
 STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 WIDE = 160
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def clean(value: str) -> str:
-    """Log text made safe for a terminal: control characters shown as escapes."""
-    return _CONTROL.sub(lambda m: "\\n" if m.group() == "\n" else f"\\x{ord(m.group()):02x}", value)
+clean = display  # log text made safe for a terminal
 
 
 def _where(alert: Alert) -> str:
