@@ -170,6 +170,8 @@ class Alert:
 
     event: Event
     matches: list[RuleMatch]
+    # other records of the same action in another source (docker events and the dockerd log)
+    also_seen: list[SourceRef] = field(default_factory=list)
 
     @property
     def lead(self) -> RuleMatch:
@@ -191,6 +193,7 @@ class Alert:
             "procedures": [t for t in tags if not t.startswith("T")],
             "time": ev.time,
             "source": asdict(ev.source),
+            "sources": [asdict(ev.source), *(asdict(s) for s in self.also_seen)],
             "actor": {
                 "user": ev.actor.user,
                 "groups": ev.actor.groups,
