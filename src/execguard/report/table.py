@@ -132,8 +132,10 @@ def plain_block(alert: Alert, width: int | None) -> str:
 def _wrap(text: str, width: int | None, first: str, rest: str) -> list[str]:
     if not width:
         return [first + text]
-    options = {"break_long_words": False, "break_on_hyphens": False}
-    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, **options) or [first]
+    lines = textwrap.wrap(
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+    )
+    return lines or [first]
 
 
 class TableSink:
