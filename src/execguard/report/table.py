@@ -3,8 +3,8 @@
 A seven-column table needs about 160 columns; below that it wraps into unreadable one-character
 columns, so narrower consoles get blocks: a header line with the severity badge, time and rule,
 then who / what / where / why / source lines. Output that is not a terminal (a file, a pipe)
-gets the same blocks as plain text wrapped at spaces only, so words, paths and ids stay whole
-and grep finds them.
+gets the same blocks as plain text, not wrapped at all unless COLUMNS asks for a width, and then
+wrapped at spaces: words, paths and ids stay whole (grep finds them) unless one is longer than a line.
 
 The table holds at most ``limit`` alerts. When there are more it keeps the most severe (then the
 earliest), never a less severe alert in place of a more severe one, and says what it left out.
@@ -119,7 +119,7 @@ def _fields(alert: Alert) -> list[tuple[str, str]]:
 
 
 def plain_block(alert: Alert, width: int | None) -> str:
-    """A block as plain text: wrapped at spaces to ``width`` (never inside a word), or not at all."""
+    """A block as plain text: wrapped at spaces to ``width`` (inside a word only if it is longer than a line), or not at all."""
     head = f"{alert.severity.upper()}  {cut(alert.event.time or '-')}  {cut(alert.lead.title)}"
     lines = _wrap(head, width, "", "       ")
     for label, value in _fields(alert):
@@ -130,10 +130,11 @@ def plain_block(alert: Alert, width: int | None) -> str:
 
 
 def _wrap(text: str, width: int | None, first: str, rest: str) -> list[str]:
+    """Lines of at most ``width``, broken at spaces; only a word longer than a whole line is cut."""
     if not width:
         return [first + text]
     lines = textwrap.wrap(
-        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=True, break_on_hyphens=False
     )
     return lines or [first]
 
