@@ -100,3 +100,11 @@ def test_dedupe_lets_alerts_go_in_order() -> None:
     assert [a.event.source.line for a in out] == [2, 3, 4]
     assert d.merged == 1 and [s.line for s in out[0].also_seen] == [1]
     assert Counter(len(a.also_seen) for a in out) == {1: 1, 0: 2}
+
+
+def test_ocsf_lists_both_records() -> None:
+    res = CliRunner().invoke(app, ["hunt", "-q", "-o", "ocsf", EVENTS, LOG], catch_exceptions=False)
+    findings = [json.loads(x) for x in res.stdout.splitlines()]
+    priv = next(f for f in findings if f["metadata"]["uid"] == PRIV_EXEC)
+    data = priv["evidences"][0]["data"]
+    assert data["source"] == data["sources"][0] and len(data["sources"]) == 2
