@@ -90,9 +90,9 @@ def _reasons(alert: Alert) -> list[str]:
     return [cut(f"{short(m.reason)} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else short(m.reason)) for m in ordered]
 
 
-def _source(alert: Alert) -> str:
+def _source(alert: Alert, sep: str = ", ") -> str:
     refs = [alert.event.source, *alert.also_seen]
-    return ", ".join(cut(f"{s.file}:{s.line}" if s.line else s.file or "?") for s in refs)
+    return sep.join(cut(f"{s.file}:{s.line}" if s.line else s.file or "?") for s in refs)
 
 
 def badge(severity: str) -> Text:
@@ -223,6 +223,6 @@ class TableSink:
                 Text(_what(a)),
                 Text(_where(a)),
                 Text("\n".join(f"• {r}" for r in _reasons(a))),
-                Text(_source(a)),
+                Text(_source(a, "\n")),
             )
         return table
