@@ -81,9 +81,10 @@ def test_show_suppressed_marks_without_counting(tmp_path: Path) -> None:
     _, plain, _ = hunt(tmp_path, None)
     code, alerts, err = hunt(tmp_path, POLICY, "--show-suppressed", "--fail-on", "medium", "--min-severity", "low")
     marked = [a for a in alerts if "suppressed" in a]
-    assert [a["suppressed"] for a in marked] == ["lab-docker-exec: docker exec into the lab's web container is routine"] * 4 + [
-        "minikube: the developer's own minikube"
-    ]
+    # alerts come out in time order across the files, so compare as a multiset
+    assert sorted(a["suppressed"] for a in marked) == sorted(
+        ["lab-docker-exec: docker exec into the lab's web container is routine"] * 4 + ["minikube: the developer's own minikube"]
+    )
     assert len(alerts) == len(plain) - 4  # the shop team's four, re-rated to info, fell under the floor
     assert code == 1  # the criticals; not the suppressed alerts
     assert "alerts: 5 critical, 1 high, 1 low" in " ".join(err.split())  # the five shown as suppressed are not counted

@@ -18,13 +18,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from . import __version__, parallel
+from .engine.filters import AlertFilter, parse_when
 from .engine.match import Engine
+from .engine.order import SORTS
+from .engine.pipeline import Pipeline, sortable
 from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, Alert, severity_rank
 from .options import severity_option
 from .policy import PolicyError, PolicyFilter, load_policy, unknown_rules
+from .report.summary import Summary
 from .sources import FORMATS, literals_for
-from .sources.reader import InputError, Reader, is_stream
+from .sources.reader import InputError, Reader
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, audit and block T1609 container administration commands.")
 err = Console(stderr=True)
@@ -74,7 +78,22 @@ class Warner:
                 err.print(f"[yellow]warning[/yellow]: {file}: {n - WARN_LIMIT_PER_FILE} more warnings not shown")
 
 
-def _sink(output: Output, out: IO[bytes], console: Console, live: bool = False) -> Sink:
+def _when(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _sort(value: str | None) -> str | None:
+    if value is not None and value not in SORTS:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SORTS)}")
+    return value
+
+
+def _sink(output: Output, out: IO[bytes], console: Console, limit: int = 2000, live: bool = False) -> Sink:
     if output is Output.jsonl:
         from .report.jsonl import JsonlSink
 
@@ -85,7 +104,12 @@ def _sink(output: Output, out: IO[bytes], console: Console, live: bool = False) 
         return OcsfSink(out)
     from .report.table import LiveSink, TableSink
 
-    return LiveSink(console) if live else TableSink(console)
+    # not a terminal: plain blocks, wrapped at spaces only if COLUMNS asks for a width
+    plain = not console.is_terminal
+    width = console.width if plain and os.environ.get("COLUMNS") else None
+    if live:  # a pipe among the inputs: one block per alert as it is found
+        return LiveSink(console, plain=plain, width=width)
+    return TableSink(console, limit, plain=plain, width=width)
 
 
 @app.command()
@@ -116,6 +140,32 @@ def hunt(
     show_suppressed: Annotated[
         bool, typer.Option("--show-suppressed", help="Also report alerts the policy suppresses, marked with the entry and reason.")
     ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only alerts at or after this time: RFC 3339 or an age (30m, 2h, 1d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only alerts at or before this time: RFC 3339 or an age (30m, 2h, 1d).")
+    ] = None,
+    namespace: Annotated[list[str] | None, typer.Option("--namespace", help="Only this namespace; a glob, repeatable.")] = None,
+    pod: Annotated[list[str] | None, typer.Option("--pod", help="Only this pod; a glob, repeatable.")] = None,
+    user: Annotated[
+        list[str] | None, typer.Option("--user", help="Only this user (or impersonated user); a glob, repeatable.")
+    ] = None,
+    rule: Annotated[
+        list[str] | None, typer.Option("--rule", help="Only alerts where this rule id fired; a glob, repeatable.")
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            help="time (default), severity or input. Sorting, and folding one Docker exec seen in docker events and "
+            "the dockerd log into one alert, happen only when every input is a regular file or directory: with stdin "
+            "or a pipe, alerts are printed as they arrive, in input order.",
+            callback=_sort,
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Table: show at most N alerts, the most severe; 0 = all.")] = 2000,
+    top: Annotated[int, typer.Option("--top", min=0, help="Closing summary: the N rules and actors with most alerts; 0 = none.")] = 5,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
     inputs = list(paths or [])
@@ -138,6 +188,12 @@ def hunt(
     policy = _policy(policy_file, min_severity or "info", show_suppressed)
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
     engine = Engine(loaded, min_severity="info" if policy else min_severity or "info")
+    keep = AlertFilter(_when(since), _when(until), namespace or [], pod or [], user or [], rule or [])
+    streaming = not sortable(inputs)
+    if streaming and sort and not quiet:
+        err.print(f"note: a stream is among the inputs: alerts are printed as they arrive (--sort {sort} not applied)")
+    pipe = Pipeline(keep, sort=None if streaming else sort or "time")
+    summary = Summary(top)
     warner = Warner(quiet)
     if policy is not None:
         _policy_warnings(policy, [r.rule_id for r in loaded], warner)
@@ -152,11 +208,20 @@ def hunt(
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
     console = Console(file=text_out or sys.stdout)
-    sink = _sink(output, stream, console, live=any(is_stream(p) for p in inputs))  # alerts as records arrive
+    sink = _sink(output, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
     counts: Counter[str] = Counter()
     worst = -1
     unreadable = False
     progress = _progress() if err.is_terminal and not quiet else None
+
+    def emit(alert: Alert) -> None:
+        nonlocal worst
+        if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
+            counts[alert.severity] += 1
+            worst = max(worst, severity_rank(alert.severity))
+            summary.add(alert)
+        sink.write(alert)
+
     try:
         if progress is not None:
             progress.start()
@@ -167,11 +232,7 @@ def hunt(
         alerts = workers.alerts() if workers is not None else engine.run(reader.read(files))
         if policy is not None:
             alerts = policy.filter(alerts)  # in this process, after correlation: -j gives the same result
-        for alert in alerts:
-            if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
-                counts[alert.severity] += 1
-                worst = max(worst, severity_rank(alert.severity))
-            sink.write(alert)
+        pipe.run(alerts, emit)
     except InputError as exc:
         err.print(f"[red]error[/red]: {exc}")
         unreadable = True
@@ -205,9 +266,13 @@ def hunt(
             + (f", {st.unreadable} inputs unreadable" if st.unreadable else "")
             + _unknown_files(st.unknown_files)
             + (f", {st.skipped} special files skipped" if st.skipped else "")
-            + f"; alerts: {by_sev}",
+            + f"; alerts: {by_sev}"
+            + (f" ({keep.dropped} filtered out)" if keep.dropped else "")
+            + (f" ({pipe.dedupe.merged} Docker execs seen in two sources merged)" if pipe.dedupe.merged else ""),
             highlight=False,
         )
+        for line in summary.lines():
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
         if policy is not None:
             err.print(escape(policy.summary()), highlight=False, soft_wrap=True)
     if unreadable or st.unreadable or (st.files == 0 and st.bad):

@@ -208,6 +208,8 @@ class Alert:
     event: Event
     matches: list[RuleMatch]
     suppressed: str | None = None  # "entry: reason" of the policy entry that hid it (hunt --show-suppressed)
+    # other records of the same action in another source (docker events and the dockerd log)
+    also_seen: list[SourceRef] = field(default_factory=list)
 
     @property
     def lead(self) -> RuleMatch:
@@ -230,6 +232,7 @@ class Alert:
             "procedures": [t for t in tags if not t.startswith("T")],
             "time": ev.time,
             "source": asdict(ev.source),
+            "sources": [asdict(ev.source), *(asdict(s) for s in self.also_seen)],
             "actor": {
                 "user": ev.actor.user,
                 "groups": ev.actor.groups,

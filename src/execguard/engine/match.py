@@ -16,7 +16,7 @@ class Engine:
     def __init__(self, rules: list[Rule], min_severity: str = "info") -> None:
         self.rules = rules
         self.min_rank = severity_rank(min_severity)
-        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
         self.suppressed = 0
         self.correlator = Correlator(rules)  # correlation rules count the others' hits; they never match one event
         rules = [r for r in rules if r.correlation is None]
@@ -61,8 +61,9 @@ class Engine:
         if severity_rank(alert.severity) < self.min_rank:
             return None
         if event.event_id:
-            # an audit event is logged once per stage: alert on the first stage only
-            key = (event.event_id, event.target.container or "", alert.lead.rule_id)
+            # an audit event is logged once per stage: alert on the first stage only. Per source
+            # format: one exec in docker events and the dockerd log is merged later (engine/dedupe.py)
+            key = (event.source.format, event.event_id, event.target.container or "", alert.lead.rule_id)
             if key in self._seen:
                 self.suppressed += 1
                 return None

@@ -80,7 +80,10 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
             {
                 "process": {"cmd_line": d["command_display"]} if ev.command else None,
                 "container": {"name": ev.target.container, "uid": ev.target.container_id, "image": {"name": ev.target.image}},
-                "data": {"action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code, "source": d["source"]},
+                "data": {
+                    "action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code,
+                    "source": d["source"], "sources": d["sources"],
+                },
             }
         ],
         "unmapped": {"execguard": {"command": ev.command, "command_origin": ev.command_origin, "tty": ev.tty, "stdin": ev.stdin}},

@@ -1,24 +1,46 @@
-"""Alerts for people: a table on wide terminals, one compact block per alert on narrow ones.
+"""Alerts for people: a table on wide terminals, one compact block per alert elsewhere.
 
 A seven-column table needs about 160 columns; below that it wraps into unreadable one-character
-columns, so narrower consoles (80 columns, files, pipes) get blocks: a header line with the
-severity badge, time and rule, then who / what / where / why / source lines.
+columns, so narrower consoles get blocks: a header line with the severity badge, time and rule,
+then who / what / where / why / source lines. Output that is not a terminal (a file, a pipe)
+gets the same blocks as plain text, not wrapped at all unless COLUMNS asks for a width, and then
+wrapped at spaces: words, paths and ids stay whole (grep finds them) unless one is longer than a line.
+
+The table holds at most ``limit`` alerts. When there are more it keeps the most severe (then the
+earliest), never a less severe alert in place of a more severe one, and says what it left out.
 
 Everything from the logs is shown as plain text: rich markup in a command (``[/x]``) is not
-interpreted, and control, bidi and invisible characters are shown escaped (``model.display``).
+interpreted, control, bidi and invisible characters are shown escaped (``model.display``), and long
+values are cut (-o jsonl has them whole).
 """
 
 from __future__ import annotations
+
+import heapq
+import textwrap
+from collections import Counter
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..model import Alert, display, severity_rank
+from ..engine.filters import time_ns
+from ..model import SEVERITIES, Alert, display, severity_rank
 
 STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 WIDE = 160
+LIMIT = 2000
+COMMAND_CHARS = 400  # of a command shown; a 16 MB argv must not take minutes to print
+TEXT_CHARS = 300  # of any other value
+LAST = 1 << 80
 clean = display  # log text made safe for a terminal
+
+
+def cut(value: str, limit: int = TEXT_CHARS) -> str:
+    """At most ``limit`` characters, saying how many were left out (escaped, so it is cut first)."""
+    if len(value) <= limit:
+        return clean(value)
+    return clean(value[:limit]) + f"… [{len(value) - limit} more characters; -o jsonl has them all]"
 
 
 def _where(alert: Alert) -> str:
@@ -30,7 +52,7 @@ def _where(alert: Alert) -> str:
         place = f"{place}[{inner}]" if place else inner
     if t.image:
         place += f" ({t.image})"
-    return clean(place) or "?"
+    return cut(place) or "?"
 
 
 def _who(alert: Alert) -> str:
@@ -42,14 +64,14 @@ def _who(alert: Alert) -> str:
         who += f" from {', '.join(actor.source_ip)}"
     if actor.credential_pod:
         who += f" (token of pod {actor.credential_pod})"
-    return clean(who)
+    return cut(who)
 
 
 def _what(alert: Alert) -> str:
     ev = alert.event
-    cmd = " ".join(ev.command) if ev.command else "(no command recorded)"
     code = f"/{ev.code}" if ev.code is not None else ""
-    return clean(f"{ev.action} [{ev.verb or '-'}{code} {ev.outcome}]: {cmd}")
+    head = cut(f"{ev.action} [{ev.verb or '-'}{code} {ev.outcome}]: ")
+    return head + (cut(" ".join(ev.command), COMMAND_CHARS) if ev.command else "(no command recorded)")
 
 
 def _reasons(alert: Alert) -> list[str]:
@@ -60,13 +82,13 @@ def _reasons(alert: Alert) -> list[str]:
         # "what" already shows the argv; repeating a long one in every reason buries the reasons
         return reason.replace(cmd, "(the command above)") if len(cmd) > 40 else reason
 
-    out = [clean(f"{short(m.reason)} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else short(m.reason)) for m in ordered]
-    return [clean(f"SUPPRESSED by policy {alert.suppressed}"), *out] if alert.suppressed is not None else out
+    out = [cut(f"{short(m.reason)} ({m.rule_id}, {m.severity})" if len(ordered) > 1 else short(m.reason)) for m in ordered]
+    return [cut(f"SUPPRESSED by policy {alert.suppressed}"), *out] if alert.suppressed is not None else out
 
 
-def _source(alert: Alert) -> str:
-    src = alert.event.source
-    return clean(f"{src.file}:{src.line}" if src.line else src.file or "?")
+def _source(alert: Alert, sep: str = ", ") -> str:
+    refs = [alert.event.source, *alert.also_seen]
+    return sep.join(cut(f"{s.file}:{s.line}" if s.line else s.file or "?") for s in refs)
 
 
 def badge(severity: str) -> Text:
@@ -76,48 +98,109 @@ def badge(severity: str) -> Text:
 def block(alert: Alert) -> Group:
     """One alert as a few labelled lines that read well at any width."""
     lead = alert.lead
-    head = Text.assemble(badge(alert.severity), " ", (clean(alert.event.time or "-"), "dim"), "  ", (clean(lead.title), "bold"))
+    head = Text.assemble(badge(alert.severity), " ", (cut(alert.event.time or "-"), "dim"), "  ", (cut(lead.title), "bold"))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="dim", no_wrap=True, justify="right", width=6)
     grid.add_column(overflow="fold")
-    grid.add_row("who", Text(_who(alert)))
-    grid.add_row("what", Text(_what(alert)))
-    grid.add_row("where", Text(_where(alert)))
-    for i, reason in enumerate(_reasons(alert)):
-        grid.add_row("why" if i == 0 else "", Text(f"• {reason}"))
-    grid.add_row("source", Text(_source(alert)))
+    for label, value in _fields(alert):
+        grid.add_row(label, Text(value))
     return Group(head, grid, Text(""))
 
 
-class TableSink:
-    """Collects alerts and prints them at close (tables need their widths)."""
+def _fields(alert: Alert) -> list[tuple[str, str]]:
+    rows = [("who", _who(alert)), ("what", _what(alert)), ("where", _where(alert))]
+    rows += [("why" if i == 0 else "", f"• {reason}") for i, reason in enumerate(_reasons(alert))]
+    rows.append(("source", _source(alert)))
+    return rows
 
-    def __init__(self, console: Console, limit: int = 2000) -> None:
+
+def plain_block(alert: Alert, width: int | None) -> str:
+    """A block as plain text: wrapped at spaces to ``width`` (inside a word only if it is longer than a line), or not at all."""
+    head = f"{alert.severity.upper()}  {cut(alert.event.time or '-')}  {cut(alert.lead.title)}"
+    lines = _wrap(head, width, "", "       ")
+    for label, value in _fields(alert):
+        wrapped = _wrap(value, max(width - 7, 20) if width else None, "", "  " if value.startswith("•") else "")
+        lines.append(f"{label:>6} {wrapped[0]}")
+        lines.extend(f"{'':6} {rest}" for rest in wrapped[1:])
+    return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, width: int | None, first: str, rest: str) -> list[str]:
+    """Lines of at most ``width``, broken at spaces; only a word longer than a whole line is cut."""
+    if not width:
+        return [first + text]
+    lines = textwrap.wrap(
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=True, break_on_hyphens=False
+    )
+    return lines or [first]
+
+
+class TableSink:
+    """Keeps the ``limit`` most severe alerts (0: all) and prints them at close (tables need their widths).
+
+    ``plain`` is for output that is not a terminal: plain-text blocks wrapped at ``width`` (None:
+    one line per field).
+    """
+
+    def __init__(self, console: Console, limit: int = LIMIT, plain: bool = False, width: int | None = None) -> None:
         self.console = console
-        self.alerts: list[Alert] = []
         self.limit = limit
-        self.dropped = 0
+        self.plain = plain
+        self.width = width
+        self.kept: list[tuple[int, int, int, Alert]] = []  # a min-heap: the least severe, then latest, on top
+        self.seen: Counter[str] = Counter()
+        self.seq = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.seq - len(self.kept)
 
     def write(self, alert: Alert) -> None:
-        if len(self.alerts) < self.limit:
-            self.alerts.append(alert)
-        else:
-            self.dropped += 1
+        self.seq += 1
+        self.seen[alert.severity] += 1
+        t = time_ns(alert.event.time)
+        entry = (severity_rank(alert.severity), -(LAST if t is None else t), -self.seq, alert)
+        if not self.limit or len(self.kept) < self.limit:
+            heapq.heappush(self.kept, entry)
+        elif entry[:3] > self.kept[0][:3]:
+            heapq.heapreplace(self.kept, entry)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """What the table shows: arrival order when nothing was cut, else most severe first, then by time."""
+        if not self.dropped:
+            return [e[3] for e in sorted(self.kept, key=lambda e: -e[2])]
+        return [e[3] for e in sorted(self.kept, key=lambda e: (-e[0], -e[1], -e[2]))]
 
     def close(self) -> None:
-        if not self.alerts:
+        alerts = self.alerts
+        if not alerts:
             self.console.print("[green]No alerts.[/green]")
             return
-        if self.console.width < WIDE:
+        if self.plain:
+            out = self.console.file
+            out.write("T1609 container administration commands\n\n")
+            for a in alerts:
+                out.write(plain_block(a, self.width) + "\n")
+        elif self.console.width < WIDE:
             self.console.print(Text("T1609 container administration commands", style="bold"), "")
-            for a in self.alerts:
+            for a in alerts:
                 self.console.print(block(a))
         else:
-            self.console.print(self.table())
+            self.console.print(self.table(alerts))
         if self.dropped:
-            self.console.print(f"[yellow]{self.dropped} more alerts not shown; use --output jsonl for all.[/yellow]")
+            self.console.print(Text(self.cut_note(), style="yellow"))
 
-    def table(self) -> Table:
+    def cut_note(self) -> str:
+        shown = Counter(a.severity for a in self.alerts)
+        left = ", ".join(f"{self.seen[s] - shown[s]} {s}" for s in reversed(SEVERITIES) if self.seen[s] > shown[s])
+        return (
+            f"{self.dropped} more alerts not shown ({left}): the table keeps the {self.limit} most severe, "
+            "sorted by severity then time. All of them: -o jsonl; fewer: --min-severity, --since, --namespace, "
+            "--user, --rule; more rows: --limit N (0 = no limit)."
+        )
+
+    def table(self, alerts: list[Alert] | None = None) -> Table:
         table = Table(show_lines=False, expand=True, title="T1609 container administration commands")
         table.add_column("severity", no_wrap=True)
         table.add_column("time", no_wrap=True)
@@ -128,15 +211,15 @@ class TableSink:
         table.add_column("where", overflow="fold", ratio=2)
         table.add_column("why", overflow="fold", ratio=4)
         table.add_column("source", overflow="fold", ratio=2)
-        for a in self.alerts:
+        for a in self.alerts if alerts is None else alerts:
             table.add_row(
                 badge(a.severity),
-                Text(clean(a.event.time or "")),
+                Text(cut(a.event.time or "")),
                 Text(_who(a)),
                 Text(_what(a)),
                 Text(_where(a)),
                 Text("\n".join(f"• {r}" for r in _reasons(a))),
-                Text(_source(a)),
+                Text(_source(a, "\n")),
             )
         return table
 
@@ -145,15 +228,24 @@ class LiveSink:
     """One block per alert, printed as it is found: for input from a pipe (``tail -F log | execguard hunt -``),
     where a table, which needs every row for its widths, would wait for the end of the input."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, plain: bool = False, width: int | None = None) -> None:
         self.console = console
+        self.plain = plain
+        self.width = width
         self.count = 0
 
     def write(self, alert: Alert) -> None:
-        if not self.count:
-            self.console.print(Text("T1609 container administration commands", style="bold"), "")
+        if self.plain:
+            out = self.console.file
+            if not self.count:
+                out.write("T1609 container administration commands\n\n")
+            out.write(plain_block(alert, self.width) + "\n")
+            out.flush()
+        else:
+            if not self.count:
+                self.console.print(Text("T1609 container administration commands", style="bold"), "")
+            self.console.print(block(alert))  # rich flushes the file after each print
         self.count += 1
-        self.console.print(block(alert))  # rich flushes the file after each print
 
     def close(self) -> None:
         if not self.count:
