@@ -80,6 +80,26 @@ def output_problem(path: Path | str) -> str | None:
     return None
 
 
+def output_dir_problem(path: Path | str) -> str | None:
+    """Why ``path`` cannot be made or used as an output directory (missing parents are made), or None."""
+    name = str(path)
+    if name == "":
+        return "empty output directory"
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        return f"{name}: not a directory"
+    probe = p
+    while not probe.exists():  # the nearest ancestor that exists is where the first mkdir happens
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{name}: {probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{name}: permission denied"
+    return None
+
+
 def check_output(path: Path | str | None) -> None:
     """Exit 2 with one line when ``path`` (an output file) cannot be written."""
     if path is None:

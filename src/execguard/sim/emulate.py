@@ -28,6 +28,8 @@ import docker
 import docker.errors
 import typer
 
+from ..cliutil import check_output
+
 IMAGE = "local/bb:1"
 EMU_LABEL = "io.execguard.emulate"
 SCENARIOS = ("teamtnt", "kinsing")
@@ -179,6 +181,7 @@ def emulate_command(
     if scenario != "all" and scenario not in SCENARIOS:
         typer.echo(f"error: --scenario {scenario!r}: choose teamtnt, kinsing or all", err=True)
         raise typer.Exit(2)
+    check_output(labels)
     url = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     if not is_local(url) and not allow_remote:
         typer.echo(f"error: {url} is not a local daemon; refusing (use --allow-remote to run against it anyway)", err=True)

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..cliutil import check_output, fail
 from ..model import SEVERITIES, severity_rank
 from ..options import severity_option
 
@@ -227,13 +228,18 @@ def score_command(
     level = min_severity
     for p in (labels, alerts):
         if not p.exists():
-            typer.echo(f"error: {p}: no such file", err=True)
-            raise typer.Exit(2)
+            fail(f"{p}: no such file")
+        if p.is_dir():
+            fail(f"{p}: is a directory")
+    check_output(md)
     try:
         res = score(_read_jsonl(labels), _read_jsonl(alerts), level)
-    except (ValueError, KeyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except KeyError as exc:
+        fail(f"{labels}: a label without {exc}")
+    except TypeError as exc:
+        fail(f"{labels} or {alerts}: a record of the wrong shape ({exc})")
+    except ValueError as exc:
+        fail(exc)
     text = markdown(res)
     sys.stdout.write(text)
     if md is not None:
