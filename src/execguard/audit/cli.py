@@ -14,7 +14,7 @@ from rich.console import Console
 from ..cliutil import check_output, error, fail, note, warning
 from ..model import severity_rank
 from ..options import severity_option
-from . import docker, docker_live, kube, live, probe, rbac, workloads
+from . import docker, docker_live, kube, live, probe, rbac, shapes, workloads
 from . import probe as probe_mod  # the command's --probe parameter is called probe
 from .engine import Finding, Item, evaluate
 from .inputs import AuditInputError, Inputs, read_dir
@@ -63,6 +63,7 @@ def run_audit(
             res.errors.append(str(exc))
             return res
         res.warnings += offline.warnings
+        res.warnings += [w for o in offline.objects + offline.docker_configs for w in shapes.problems(o)]
         merged = offline
     if kubeconfig:
         try:
