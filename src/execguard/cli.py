@@ -186,7 +186,7 @@ def hunt(
             workers.close()
         if progress is not None:
             progress.stop()
-        write_failed = _close(sink, text_out, stream if out and text_out is None else None, out) or write_failed
+        write_failed = _close(sink, text_out, stream if out and text_out is None else None, out, write_failed)
     warner.close()
     st = reader.stats
     if not quiet:
@@ -220,9 +220,8 @@ def _jobs(jobs: int, quiet: bool) -> int:
     return jobs or usable
 
 
-def _close(sink: Sink, text_out: IO[str] | None, stream: IO[bytes] | None, out: Path | None) -> bool:
-    """Flush and close the outputs; True when that failed (a full disk shows up here, at the last flush)."""
-    failed = False
+def _close(sink: Sink, text_out: IO[str] | None, stream: IO[bytes] | None, out: Path | None, failed: bool) -> bool:
+    """Flush and close the outputs; True when writing failed, now (a full disk shows up at the last flush) or before."""
     for close in (sink.close, *(f.close for f in (text_out, stream) if f is not None)):
         try:
             close()

@@ -149,6 +149,14 @@ class Group(TyperGroup):
         except typer.Abort:
             error("aborted")
             return EXIT_INTERRUPTED
+        except SystemExit as exc:
+            # click (printing --help) and rich (printing a table) meet a closed stdout by exiting 1: that is a
+            # reader that went away (| head), which ends quietly with 0, as in every command
+            broken = exc.__context__
+            if exc.code == 1 and isinstance(broken, OSError) and broken.errno == errno.EPIPE:
+                silence_stdout()
+                return 0
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         # here, not in main(): click's main turns any EPIPE into exit 1 and re-raises other OS errors as tracebacks
