@@ -314,3 +314,11 @@ def test_counts_have_the_right_plural(log: Path, tmp_path: Path) -> None:
     assert "execguard " in res.stderr and ": 1 file, " in res.stderr
     (tmp_path / "second.jsonl").write_text(log.read_text())
     assert ": 2 files, " in run("hunt", "-o", "jsonl", str(tmp_path)).stderr
+
+
+def test_fifo_output_without_reader_is_refused_not_waited_on(tmp_path: Path, log: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    res = run("hunt", "-o", "jsonl", "--out", str(fifo), str(log))
+    assert res.exit_code == 2
+    assert one_error(res.stderr) == f"error: cannot write {fifo}: a FIFO with no reader"

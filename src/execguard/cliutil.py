@@ -68,6 +68,13 @@ def output_problem(path: Path | str) -> str | None:
         return "empty output path"
     if p.is_dir():
         return f"{name}: is a directory"
+    if p.is_fifo():
+        # opening a FIFO nobody reads would wait for ever; a non-blocking open says whether a reader is there
+        try:
+            os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as exc:
+            return f"{name}: a FIFO with no reader" if exc.errno == errno.ENXIO else f"{name}: {exc.strerror}"
+        return None
     if p.exists():
         return None if os.access(p, os.W_OK) else f"{name}: permission denied"
     parent = p.parent
@@ -141,6 +148,9 @@ class Group(TyperGroup):
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             return rv if isinstance(rv, int) else 0
         except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `execguard`: the help is the answer, not an error
+                typer.echo(exc.format_message())
+                return 0
             # click's own message (bad option, missing argument) as one line, with the way to more help
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
