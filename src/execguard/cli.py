@@ -193,8 +193,8 @@ def hunt(
         by_sev = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s]) or "none"
         formats = ", ".join(f"{k}={v}" for k, v in sorted(st.by_format.items())) or "-"
         err.print(
-            f"execguard {__version__}: {plural(st.files, 'file')}, {st.bytes / 1e6:.1f} MB, {st.lines} lines read, "
-            f"{st.parsed} records parsed, {st.events} events ({formats}), {st.bad} bad records skipped, "
+            f"execguard {__version__}: {plural(st.files, 'file')}, {st.bytes / 1e6:.1f} MB, {plural(st.lines, 'line')} read, "
+            f"{plural(st.parsed, 'record')} parsed, {plural(st.events, 'event')} ({formats}), {plural(st.bad, 'bad record')} skipped, "
             f"{st.unknown} of unknown format"
             + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
             + (f", {plural(st.unreadable, 'input')} unreadable" if st.unreadable else "")

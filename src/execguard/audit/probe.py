@@ -238,7 +238,7 @@ def _pod_count(body: bytes) -> int | None:
 def _kubelet_answer(code: int, body: bytes) -> str:
     count = _pod_count(body) if code == 200 else None
     if count is not None:
-        size = f"{count} pods" if count >= 0 else f"more than {POD_LIST_LIMIT >> 20} MB of pods"
+        size = f"{count} pod{'' if count == 1 else 's'}" if count >= 0 else f"more than {POD_LIST_LIMIT >> 20} MB of pods"
         return f"PodList of {size}, readable without credentials"
     text = body.decode("utf-8", "replace").strip().replace("\n", " ")
     return text[:160] or "(empty body)"

@@ -121,7 +121,8 @@ class TableSink:
         else:
             self.console.print(self.table())
         if self.dropped:
-            self.console.print(f"[yellow]{self.dropped} more alerts not shown; use --output jsonl for all.[/yellow]")
+            more = f"{self.dropped} more alert{'' if self.dropped == 1 else 's'}"
+            self.console.print(f"[yellow]{more} not shown; use --output jsonl for all.[/yellow]")
 
     def table(self) -> Table:
         table = Table(show_lines=False, expand=True, title="T1609 container administration commands")

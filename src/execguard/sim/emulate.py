@@ -28,7 +28,7 @@ import docker
 import docker.errors
 import typer
 
-from ..cliutil import check_output
+from ..cliutil import check_output, plural
 
 IMAGE = "local/bb:1"
 EMU_LABEL = "io.execguard.emulate"
@@ -198,4 +198,4 @@ def emulate_command(
         except docker.errors.DockerException as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-    typer.echo(f"{n} actions against {url}; labels in {labels}; containers removed", err=True)
+    typer.echo(f"{plural(n, 'action')} against {url}; labels in {labels}; containers removed", err=True)

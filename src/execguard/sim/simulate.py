@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cliutil import fail, output_dir_problem
+from ..cliutil import fail, output_dir_problem, plural
 from . import docker as dsim
 from . import k8s as ksim
 from .ops import Op
@@ -97,5 +97,5 @@ def simulate_command(
     except ValueError as exc:
         fail(exc)
     for name, c in counts["files"].items():
-        typer.echo(f"{out / name}: {c['records']} records, {c['lines']} lines ({c['format']})", err=True)
-    typer.echo(f"{out / 'labels.jsonl'}: {counts['records']} labels, {counts['malicious']} malicious", err=True)
+        typer.echo(f"{out / name}: {plural(c['records'], 'record')}, {plural(c['lines'], 'line')} ({c['format']})", err=True)
+    typer.echo(f"{out / 'labels.jsonl'}: {plural(counts['records'], 'label')}, {counts['malicious']} malicious", err=True)
