@@ -134,6 +134,8 @@ def hunt(
     if not loaded:
         fail("no rules to run")
     for p in inputs:
+        if p == "":  # Path("") is the current directory
+            fail("an empty PATH")
         if p != "-" and not Path(p).exists():
             fail(f"{p}: no such file or directory")
 
@@ -205,6 +207,8 @@ def hunt(
     if interrupted:
         raise typer.Exit(130)
     if unreadable or write_failed or st.unreadable or (st.files == 0 and st.bad):
+        if quiet and not (unreadable or write_failed):  # -q hid the warnings: the failure still gets its line
+            error(f"{plural(st.unreadable, 'input')} unreadable" if st.unreadable else "no input could be read")
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
         raise typer.Exit(1)
