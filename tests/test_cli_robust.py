@@ -111,8 +111,18 @@ def test_full_disk_is_one_line_exit_2(tmp_path: Path, log: Path, args: list[str]
     p = subprocess.run([str(EXE), *args, src, "--out", "/dev/full"], capture_output=True, check=False)
     assert p.returncode == 2, p.stderr
     errs = [x for x in p.stderr.decode().splitlines() if x.startswith("error")]
-    assert len(errs) == 1 and "No space left on device" in errs[0], p.stderr
+    assert errs == ["error: /dev/full: No space left on device"], p.stderr
     assert b"Traceback" not in p.stderr
+
+
+def test_score_markdown_on_a_full_disk(tmp_path: Path) -> None:
+    labels, alerts = tmp_path / "labels.jsonl", tmp_path / "alerts.jsonl"
+    labels.write_text(json.dumps({"file": "a.jsonl", "line": 1, "malicious": True, "scenario": "s", "step": "x"}) + "\n")
+    alerts.write_text("")
+    res = run("score", str(alerts), "--labels", str(labels), "--markdown", "/dev/full")
+    assert res.exit_code == 2
+    assert one_error(res.stderr) == "error: /dev/full: No space left on device"
+    assert "# execguard scorecard" in res.stdout
 
 
 def _limit_file_size() -> None:

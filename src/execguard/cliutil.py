@@ -116,6 +116,14 @@ def check_output(path: Path | str | None) -> None:
         fail(f"cannot write {problem}")
 
 
+def write_output(path: Path, data: bytes) -> None:
+    """Write a whole report to ``path``; a failure (a full disk) is one line naming the file, exit 2."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or exc}")
+
+
 def os_error_line(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"

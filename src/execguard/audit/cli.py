@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..cliutil import check_output, error, fail, note, warning
+from ..cliutil import check_output, error, fail, note, warning, write_output
 from ..model import severity_rank
 from ..options import severity_option
 from . import docker, docker_live, kube, live, probe, rbac, shapes, workloads
@@ -161,16 +162,15 @@ def audit_command(
         error(e)
     base = Path(from_dir) if from_dir and Path(from_dir).is_dir() else None
     if output is AuditOutput.table:
-        console = Console(file=open(out, "w", encoding="utf-8"), width=200) if out else Console()  # noqa: SIM115
-        try:
-            print_table(res.findings, res.grants, console, show_info=not hide_info)
-        finally:
-            if out:
-                console.file.close()
+        buf = io.StringIO()  # the whole table, then one write: a failed write is then one error naming --out
+        console = Console(file=buf, width=200) if out else Console()
+        print_table(res.findings, res.grants, console, show_info=not hide_info)
+        if out:
+            write_output(out, buf.getvalue().encode())
     else:
         data = to_json(res.findings) if output is AuditOutput.json else to_sarif(res.findings, base, root=sarif_root)
         if out:
-            out.write_bytes(data)
+            write_output(out, data)
         else:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()

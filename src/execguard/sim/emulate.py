@@ -28,7 +28,7 @@ import docker
 import docker.errors
 import typer
 
-from ..cliutil import check_output, plural
+from ..cliutil import check_output, fail, plural
 
 IMAGE = "local/bb:1"
 EMU_LABEL = "io.execguard.emulate"
@@ -192,10 +192,13 @@ def emulate_command(
     except docker.errors.DockerException as exc:
         typer.echo(f"error: cannot reach the Docker daemon at {url}: {exc}", err=True)
         raise typer.Exit(2) from None
-    with open(labels, "w", encoding="utf-8") as out:
-        try:
-            n = emulate(client, scenario, out)
-        except docker.errors.DockerException as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+    try:
+        with open(labels, "w", encoding="utf-8") as out:
+            try:
+                n = emulate(client, scenario, out)
+            except docker.errors.DockerException as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+    except OSError as exc:  # the labels file failed while being written (a full disk); the containers are removed
+        fail(f"{labels}: {exc.strerror or exc}")
     typer.echo(f"{plural(n, 'action')} against {url}; labels in {labels}; containers removed", err=True)

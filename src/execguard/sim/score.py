@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cliutil import check_output, fail
+from ..cliutil import check_output, fail, write_output
 from ..model import SEVERITIES, severity_rank
 from ..options import severity_option
 
@@ -243,4 +243,4 @@ def score_command(
     text = markdown(res)
     sys.stdout.write(text)
     if md is not None:
-        md.write_text(text, encoding="utf-8")
+        write_output(md, text.encode())

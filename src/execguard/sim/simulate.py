@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cliutil import fail, output_dir_problem, plural
+from ..cliutil import fail, os_error_line, output_dir_problem, plural
 from . import docker as dsim
 from . import k8s as ksim
 from .ops import Op
@@ -96,6 +96,8 @@ def simulate_command(
         counts = write(out, scenario, fmt, events, seed)
     except ValueError as exc:
         fail(exc)
+    except OSError as exc:  # a disk that fills while writing: what was written stays
+        fail(os_error_line(exc) if exc.filename else f"{out}: {exc.strerror or exc}")
     for name, c in counts["files"].items():
         typer.echo(f"{out / name}: {plural(c['records'], 'record')}, {plural(c['lines'], 'line')} ({c['format']})", err=True)
     typer.echo(f"{out / 'labels.jsonl'}: {plural(counts['records'], 'label')}, {counts['malicious']} malicious", err=True)
