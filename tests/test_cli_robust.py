@@ -23,6 +23,13 @@ EXE = Path(sys.executable).parent / "execguard"
 ROOT = get_command(app)
 
 
+def runner() -> CliRunner:
+    try:  # click 8.1 (typer < 0.2x) mixes stderr into the output unless told not to
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        return CliRunner()
+
+
 def exec_event(i: int) -> dict[str, Any]:
     return {
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": f"a-{i}", "stage": "ResponseStarted", "verb": "create",
@@ -41,7 +48,7 @@ def log(tmp_path: Path) -> Path:
 
 
 def run(*args: str, input: bytes | None = None) -> Any:
-    return CliRunner().invoke(app, list(args), input=input)
+    return runner().invoke(app, list(args), input=input)
 
 
 def one_error(stderr: str) -> str:
