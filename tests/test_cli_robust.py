@@ -339,3 +339,15 @@ def test_fifo_output_without_reader_is_refused_not_waited_on(tmp_path: Path, log
     res = run("hunt", "-o", "jsonl", "--out", str(fifo), str(log))
     assert res.exit_code == 2
     assert one_error(res.stderr) == f"error: cannot write {fifo}: a FIFO with no reader"
+
+
+def test_ctrl_c_in_any_command_exits_130(tmp_path: Path) -> None:
+    proc = subprocess.Popen([str(EXE), "simulate", "--out", str(tmp_path / "sim"), "--events", "100000000"], stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    time.sleep(3)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert stderr == b"interrupted\n"
+    assert (tmp_path / "sim" / "labels.jsonl").exists()

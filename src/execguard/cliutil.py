@@ -180,6 +180,9 @@ class Group(TyperGroup):
         # here, not in main(): click's main turns any EPIPE into exit 1 and re-raises other OS errors as tracebacks
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # the reader of our output went away (| head): stop quietly
                 silence_stdout()
