@@ -137,7 +137,7 @@ def test_usage_and_missing_path(runner: CliRunner, log: Path) -> None:
         res = hunt(runner, "-o", "jsonl", *args)
         assert res.exit_code == 2
         assert len(res.stdout.splitlines()) == len(SECRETS)
-        assert "/no/such/file: no such file or directory" in res.stderr and "1 inputs unreadable" in res.stderr
+        assert "/no/such/file: no such file or directory" in res.stderr and "1 input unreadable" in res.stderr
 
 
 def test_unopenable_input_among_others(runner: CliRunner, log: Path, tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_unopenable_input_among_others(runner: CliRunner, log: Path, tmp_path: P
     res = hunt(runner, "-o", "jsonl", str(d), str(log))
     assert res.exit_code == 2  # unreadable input: exit 2 at the end
     assert len(res.stdout.splitlines()) == len(SECRETS)  # the rest was hunted
-    assert "dangling.log" in res.stderr and "1 inputs unreadable" in res.stderr
+    assert "dangling.log" in res.stderr and "1 input unreadable" in res.stderr
 
 
 def test_stdin(runner: CliRunner, log: Path) -> None:

@@ -138,7 +138,8 @@ def test_cli_summary_names_unknown_inputs(tmp_path: Path) -> None:
         assert f"{d / name} ({kind}" in summary
     # alone: no alerts, but the summary says why
     p = subprocess.run([str(EXE), "hunt", str(d / "kube-apiserver.klog")], capture_output=True, text=True, env=env, check=False)
-    assert "No alerts." in p.stdout and "1 inputs of no known format" in p.stderr.splitlines()[-1]
+    summary = next(line for line in p.stderr.splitlines() if line.startswith("execguard "))
+    assert "No alerts." in p.stdout and "1 input of no known format" in summary
 
 
 # ---- bad spots in JSON documents -----------------------------------------------------------------------

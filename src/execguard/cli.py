@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 from collections import Counter
@@ -18,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from . import __version__, parallel
+from .cliutil import Group, check_output, error, fail, note, one_line, os_error_line, plural, silence_stdout
 from .engine.filters import AlertFilter, parse_when
 from .engine.match import Engine
 from .engine.order import SORTS
@@ -30,7 +29,11 @@ from .report.summary import Summary
 from .sources import FORMATS, literals_for
 from .sources.reader import InputError, Reader
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find, audit and block T1609 container administration commands.")
+# help text is plain text: option help such as ADDR:PORT[/SERVICE] must not be read as rich markup
+app = typer.Typer(
+    cls=Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    help="Find, audit and block T1609 container administration commands.",
+)
 err = Console(stderr=True)
 WARN_LIMIT_PER_FILE = 20
 
@@ -39,6 +42,12 @@ class Output(str, Enum):
     table = "table"
     jsonl = "jsonl"
     ocsf = "ocsf"
+
+
+class RulesOutput(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
 
 
 class Sink(Protocol):
@@ -70,12 +79,13 @@ class Warner:
         if self.quiet or self.per_file[file] > WARN_LIMIT_PER_FILE:
             return
         where = f"{file}:{line}" if line else file
-        err.print(f"[yellow]warning[/yellow]: {where}: {message}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning[/yellow]: {escape(one_line(f'{where}: {message}'))}", highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         for file, n in self.per_file.items():
             if n > WARN_LIMIT_PER_FILE and not self.quiet:
-                err.print(f"[yellow]warning[/yellow]: {file}: {n - WARN_LIMIT_PER_FILE} more warnings not shown")
+                more = plural(n - WARN_LIMIT_PER_FILE, "more warning")
+                err.print(f"[yellow]warning[/yellow]: {escape(one_line(file))}: {more} not shown", highlight=False, soft_wrap=True)
 
 
 def _when(value: str | None) -> int | None:
@@ -173,16 +183,16 @@ def hunt(
         # the data files only: NOTICE.md documents them
         inputs.extend(str(p) for p in sorted(sample_dir().iterdir()) if p.suffix != ".md")
     if not inputs:
-        err.print("[red]error[/red]: give at least one PATH, - for stdin, or --samples")
-        raise typer.Exit(2)
+        fail("give at least one PATH, - for stdin, or --samples")
+    check_output(out)
     try:
         loaded = load_rules(rules or [], builtin=not no_builtin)
     except RuleError as exc:
-        err.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)  # one line, as written
-        raise typer.Exit(2) from None
+        fail(exc)
     if not loaded:
-        err.print("[red]error[/red]: no rules to run")
-        raise typer.Exit(2)
+        fail("no rules to run")
+    if "" in inputs:  # Path("") is the current directory
+        fail("an empty PATH")
     # a missing path is warned about by the reader, the others are hunted, and the exit status is 2
 
     policy = _policy(policy_file, min_severity or "info", show_suppressed)
@@ -199,7 +209,7 @@ def hunt(
         _policy_warnings(policy, [r.rule_id for r in loaded], warner)
     literals = None if no_prefilter else literals_for(engine.actions())
     reader = Reader(fmt=fmt, literals=literals, warn=warner)
-    jobs = jobs or parallel.available_jobs()
+    jobs = _jobs(jobs, quiet)
     units = parallel.plan(reader, inputs) if jobs > 1 else None
     workers = parallel.ParallelHunt(reader, engine, units, jobs) if units and parallel.worth_it(units, jobs) else None
     files = inputs if units is None else list(dict.fromkeys(u.path for u in units))
@@ -211,7 +221,7 @@ def hunt(
     sink = _sink(output, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
     counts: Counter[str] = Counter()
     worst = -1
-    unreadable = False
+    unreadable = interrupted = write_failed = False
     progress = _progress() if err.is_terminal and not quiet else None
 
     def emit(alert: Alert) -> None:
@@ -234,48 +244,53 @@ def hunt(
             alerts = policy.filter(alerts)  # in this process, after correlation: -j gives the same result
         pipe.run(alerts, emit)
     except InputError as exc:
-        err.print(f"[red]error[/red]: {exc}")
+        error(exc)
         unreadable = True
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: alerts so far are kept")
+        interrupted = True
     except BrokenPipeError:
         # the reader of our output went away (| head): stop quietly, as other tools do
-        _silence_stdout()
+        silence_stdout()
         raise typer.Exit(0) from None
+    except OSError as exc:
+        # --out failed while being written (a full disk): the alerts already written stay written
+        error(os_error_line(exc) if exc.filename else f"{out or 'stdout'}: {exc.strerror or exc}")
+        write_failed = True
     finally:
         if workers is not None:
             workers.close()
         if progress is not None:
             progress.stop()
-        with contextlib.suppress(BrokenPipeError):
-            sink.close()
-        if text_out is not None:
-            text_out.close()
-        elif out:
-            stream.close()
+        write_failed = _close(sink, text_out, stream if out and text_out is None else None, out, write_failed)
     warner.close()
     st = reader.stats
     if not quiet:
         by_sev = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s]) or "none"
         formats = ", ".join(f"{k}={v}" for k, v in sorted(st.by_format.items())) or "-"
         err.print(
-            f"execguard {__version__}: {st.files} files, {st.bytes / 1e6:.1f} MB, {st.lines} lines read, "
-            f"{st.parsed} records parsed, {st.events} events ({formats}), {st.bad} bad records skipped, "
+            f"execguard {__version__}: {plural(st.files, 'file')}, {st.bytes / 1e6:.1f} MB, {plural(st.lines, 'line')} read, "
+            f"{plural(st.parsed, 'record')} parsed, {plural(st.events, 'event')} ({formats}), {plural(st.bad, 'bad record')} skipped, "
             f"{st.unknown} of unknown format"
             + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
-            + (f", {st.unreadable} inputs unreadable" if st.unreadable else "")
+            + (f", {plural(st.unreadable, 'input')} unreadable" if st.unreadable else "")
             + _unknown_files(st.unknown_files)
-            + (f", {st.skipped} special files skipped" if st.skipped else "")
+            + (f", {plural(st.skipped, 'special file')} skipped" if st.skipped else "")
             + f"; alerts: {by_sev}"
             + (f" ({keep.dropped} filtered out)" if keep.dropped else "")
-            + (f" ({pipe.dedupe.merged} Docker execs seen in two sources merged)" if pipe.dedupe.merged else ""),
+            + (f" ({plural(pipe.dedupe.merged, 'Docker exec')} seen in two sources merged)" if pipe.dedupe.merged else ""),
             highlight=False,
+            soft_wrap=True,
         )
         for line in summary.lines():
             err.print(line, highlight=False, markup=False, soft_wrap=True)
         if policy is not None:
             err.print(escape(policy.summary()), highlight=False, soft_wrap=True)
-    if unreadable or st.unreadable or (st.files == 0 and st.bad):
+    if interrupted:
+        raise typer.Exit(130)
+    if unreadable or write_failed or st.unreadable or (st.files == 0 and st.bad):
+        if quiet and not (unreadable or write_failed):  # -q hid the warnings: the failure still gets its line
+            error(f"{plural(st.unreadable, 'input')} unreadable" if st.unreadable else "no input could be read")
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
         raise typer.Exit(1)
@@ -293,12 +308,11 @@ def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> Poli
 
 
 def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) -> None:
-    # Warner prints rich markup: names and globs from the file are escaped ("[/x]" would raise)
-    file = escape(policy.policy.file)
+    file = policy.policy.file  # Warner prints names and globs from the file as written, not as markup
     for entry in policy.expired():
-        warn(file, entry.line, escape(f"entry {entry.name} expired {entry.expires}; it no longer applies"))
+        warn(file, entry.line, f"entry {entry.name} expired {entry.expires}; it no longer applies")
     for entry, glob in unknown_rules(policy.policy, rule_ids):
-        warn(file, entry.line, escape(f"entry {entry.name}: rules {glob!r} matches none of the loaded rules"))
+        warn(file, entry.line, f"entry {entry.name}: rules {glob!r} matches none of the loaded rules")
 
 
 def _unknown_files(found: dict[str, str], shown: int = 5) -> str:
@@ -307,14 +321,31 @@ def _unknown_files(found: dict[str, str], shown: int = 5) -> str:
         return ""
     names = [f"{name} ({what.split(':')[0].split(' (')[0]})" for name, what in list(found.items())[:shown]]
     more = f", {len(found) - shown} more" if len(found) > shown else ""
-    return f", {len(found)} inputs of no known format: {', '.join(names)}{more}"
+    return f", {plural(len(found), 'input')} of no known format: {', '.join(names)}{more}"
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so flushing it at exit cannot raise BrokenPipeError again."""
-    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+def _jobs(jobs: int, quiet: bool) -> int:
+    """-j as asked, capped at the CPUs this process may run on (more workers than CPUs only contend)."""
+    usable = parallel.available_jobs()
+    if jobs > usable:
+        if not quiet:
+            note(f"-j {jobs} capped at {plural(usable, 'usable CPU')}")
+        return usable
+    return jobs or usable
+
+
+def _close(sink: Sink, text_out: IO[str] | None, stream: IO[bytes] | None, out: Path | None, failed: bool) -> bool:
+    """Flush and close the outputs; True when writing failed, now (a full disk shows up at the last flush) or before."""
+    for close in (sink.close, *(f.close for f in (text_out, stream) if f is not None)):
+        try:
+            close()
+        except BrokenPipeError:
+            silence_stdout()
+        except OSError as exc:
+            if not failed:
+                error(f"{out or 'stdout'}: {exc.strerror or exc}")
+            failed = True
+    return failed
 
 
 def _total_size(inputs: list[str]) -> int | None:
@@ -339,31 +370,38 @@ def _progress() -> Progress:
 @app.command("rules")
 def rules_cmd(
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules directory or file.")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    output: Annotated[RulesOutput, typer.Option("--output", "-o", help="table, json or yaml.")] = RulesOutput.table,
 ) -> None:
     """List the rules that hunt runs, with severity, actions and tags."""
     try:
         loaded = load_rules(rules or [])
     except RuleError as exc:
-        err.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)  # one line, as written
-        raise typer.Exit(2) from None
-    if output == "json":
+        fail(exc)
+    if output is not RulesOutput.table:
         import orjson
+        import yaml
 
         data = [
             {"rule_id": r.rule_id, "sigma_id": r.sigma_id, "title": r.title, "severity": r.severity, "tags": r.tags,
              "actions": sorted(r.actions) if r.actions is not None else None, "fields": sorted(r.fields_used), "path": r.path}
             for r in loaded
         ]
-        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        if output is RulesOutput.json:
+            sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        sys.stdout.flush()
         return
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{len(loaded)} rules")
+    table = Table(title=plural(len(loaded), "rule"))
     for col in ("rule_id", "severity", "title", "actions", "tags"):
         table.add_column(col, overflow="fold")
     for r in sorted(loaded, key=lambda r: (-severity_rank(r.severity), r.rule_id)):
-        table.add_row(r.rule_id, r.severity, r.title, ",".join(sorted(r.actions or ["*"])), " ".join(r.tags))
+        # Text cells: rule files are data, a title with [brackets] is not markup
+        cells = (r.rule_id, r.severity, r.title, ",".join(sorted(r.actions or ["*"])), " ".join(r.tags))
+        table.add_row(*(Text(c) for c in cells))
     Console().print(table)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -11,15 +12,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ..cliutil import check_output, error, fail, note, warning, write_output
 from ..model import severity_rank
 from ..options import severity_option
-from . import docker, docker_live, kube, live, probe, rbac, workloads
+from . import docker, docker_live, kube, live, probe, rbac, shapes, workloads
+from . import probe as probe_mod  # the command's --probe parameter is called probe
 from .engine import Finding, Item, evaluate
 from .inputs import AuditInputError, Inputs, read_dir
 from .rbac import Grant
 from .report import print_table, to_json, to_sarif
-
-err = Console(stderr=True)
 
 
 class AuditOutput(str, Enum):
@@ -63,6 +64,7 @@ def run_audit(
             res.errors.append(str(exc))
             return res
         res.warnings += offline.warnings
+        res.warnings += [w for o in offline.objects + offline.docker_configs for w in shapes.problems(o)]
         merged = offline
     if kubeconfig:
         try:
@@ -102,7 +104,7 @@ def audit_command(
     docker_host: Annotated[str | None, typer.Option("--docker-host", help="Docker Engine API URL to test (unix:// or tcp://).")] = None,
     probe: Annotated[
         list[str] | None,
-        typer.Option("--probe", help=(
+        typer.Option("--probe", metavar="ADDR[:PORT[/SERVICE]]", help=(
                 "Address to probe on 2375/2376/10250/10255, or ADDR:PORT[/SERVICE] (SERVICE: docker, docker-tls, kubelet,"
                 " kubelet-readonly); 'loopback' = 127.0.0.1. Repeatable."
             ),),
@@ -135,33 +137,40 @@ def audit_command(
 ) -> None:
     """Audit RBAC, kubelet, API server, audit policy, Docker and workloads for T1609 exposure (M1018/M1026/M1035/M1038/M1042)."""
     if not (from_dir or kubeconfig or docker_host or probe):
-        err.print("[red]error[/red]: give --from DIR, --kubeconfig FILE, --docker-host URL or --probe ADDR")
-        raise typer.Exit(2)
+        fail("give --from DIR, --kubeconfig FILE, --docker-host URL or --probe ADDR")
+    check_output(out)
     docker_tls = None
     if docker_host:
         try:
             docker_tls = docker_live.client_tls(tls, tlsverify, tlscacert, tlscert, tlskey)
         except live.LiveError as exc:
-            err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            fail(exc)
     elif tls or tlsverify is not None or tlscacert or tlscert or tlskey:
-        err.print("[red]error[/red]: --tls, --tlsverify, --tlscacert, --tlscert and --tlskey apply to --docker-host")
-        raise typer.Exit(2)
+        fail("--tls, --tlsverify, --tlscacert, --tlscert and --tlskey apply to --docker-host")
+    targets = []
+    for spec in probe or []:
+        try:
+            targets.append(probe_mod.describe(spec))
+        except live.LiveError as exc:
+            fail(f"--probe {exc}")
+    if targets:
+        note(f"probing {', '.join(targets)} and the local Docker sockets (stat only)")
     res = run_audit(from_dir, kubeconfig, docker_host, probe, docker_tls)
     for w in res.warnings:
-        err.print(f"[yellow]warning[/yellow]: {w}", highlight=False, soft_wrap=True)
+        warning(w)
     for e in res.errors:
-        err.print(f"[red]error[/red]: {e}", highlight=False, soft_wrap=True)
+        error(e)
     base = Path(from_dir) if from_dir and Path(from_dir).is_dir() else None
     if output is AuditOutput.table:
-        console = Console(file=open(out, "w"), width=200) if out else Console()  # noqa: SIM115
+        buf = io.StringIO()  # the whole table, then one write: a failed write is then one error naming --out
+        console = Console(file=buf, width=200) if out else Console()
         print_table(res.findings, res.grants, console, show_info=not hide_info)
         if out:
-            console.file.close()
+            write_output(out, buf.getvalue().encode())
     else:
         data = to_json(res.findings) if output is AuditOutput.json else to_sarif(res.findings, base, root=sarif_root)
         if out:
-            out.write_bytes(data)
+            write_output(out, data)
         else:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()

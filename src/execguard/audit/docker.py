@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import Item
-from .inputs import CommandLine, Inputs, Obj
+from .inputs import CommandLine, Inputs, Obj, sequence
 
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 SHORT_WITH_VALUE = {"H": "host", "G": "group", "p": "pidfile", "l": "log-level"}
@@ -107,7 +107,7 @@ def apply_json(cfg: DockerConfig, obj: Obj) -> None:
         cfg.tlsverify = bool(d["tlsverify"])
     if d.get("userns-remap"):
         cfg.userns_remap = str(d["userns-remap"])
-    cfg.authorization_plugins += [str(p) for p in d.get("authorization-plugins") or []]
+    cfg.authorization_plugins += [str(p) for p in sequence(d.get("authorization-plugins"))]
     if d.get("group"):
         cfg.group = str(d["group"])
 

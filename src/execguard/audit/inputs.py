@@ -23,6 +23,16 @@ COMMANDS = ("kubelet", "kube-apiserver", "dockerd")
 DOCKER_KEYS = frozenset({"hosts", "tls", "tlsverify", "userns-remap", "authorization-plugins", "group", "tlscacert", "live-restore"})
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """A field that must be a mapping; any other shape (named by shapes.problems) reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def sequence(value: Any) -> list[Any]:
+    """A field that must be a list; any other shape (named by shapes.problems) reads as empty."""
+    return value if isinstance(value, list) else []
+
+
 class AuditInputError(Exception):
     """An input the user named cannot be read at all (exit 2)."""
 
@@ -239,6 +249,15 @@ def _split_commands(text: str, file: str) -> Iterator[CommandLine]:
                 break
 
 
+def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
+    """'FILE:LINE: not valid YAML: <problem>' from PyYAML's marks (1-based line), on one line."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{name}:{mark.line + 1}" if mark is not None else name
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def read_dir(root: str | os.PathLike[str]) -> Inputs:
     base = Path(root)
     if not base.exists():
@@ -272,12 +291,12 @@ def _structured(text: str, name: str, path: Path, inputs: Inputs) -> bool:
     docs: list[tuple[Any, int | None, list[int | None]]] = []
     try:
         docs = list(_yaml_docs(text))
-    except yaml.YAMLError:
+    except yaml.YAMLError as yaml_exc:
         try:
             docs = [(json.loads(text), None, [])]
-        except ValueError as exc:
+        except ValueError:
             if path.suffix.lower() in (".json", ".yaml", ".yml"):
-                inputs.warnings.append(f"{name}: not valid YAML or JSON ({exc})")
+                inputs.warnings.append(_yaml_error(name, yaml_exc))
             return False
     found = False
     for data, line, item_lines in docs:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .engine import Item
-from .inputs import Obj
+from .inputs import Obj, sequence
 
 
 def _uid(o: Obj) -> str:
@@ -22,7 +22,7 @@ def _uid(o: Obj) -> str:
 
 
 def controller_ref(o: Obj) -> dict[str, Any] | None:
-    for ref in o.meta.get("ownerReferences") or []:
+    for ref in sequence(o.meta.get("ownerReferences")):
         if isinstance(ref, dict) and ref.get("controller") is True:
             return ref
     return None

@@ -4,6 +4,7 @@ without credentials. Nothing else is ever contacted."""
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import re
 import socket
@@ -20,20 +21,42 @@ LOOPBACK = ("127.0.0.1",)
 TIMEOUT = 2.0
 
 
-def _split_addr(spec: str) -> tuple[str, list[int]]:
-    spec = spec.rsplit("/", 1)[0] if spec.rsplit("/", 1)[-1] in SERVICES else spec
-    if spec in ("loopback", "localhost"):
-        return "127.0.0.1", list(PROBE_PORTS)
-    if spec.startswith("[") and "]" in spec:
-        host, _, port = spec[1:].partition("]")
-        port = port.lstrip(":")
-    elif spec.count(":") == 1:
-        host, _, port = spec.partition(":")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def parse_spec(spec: str) -> tuple[str, list[int], str | None]:
+    """ADDR, ADDR:PORT, [V6]:PORT, loopback, each with an optional /SERVICE -> (host, ports, service); LiveError when malformed."""
+    addr, slash, service = spec.rpartition("/") if "/" in spec else (spec, "", "")
+    if slash and service not in SERVICES:
+        raise LiveError(f"{spec}: unknown service {service!r} (choose {', '.join(sorted(SERVICES))})")
+    if addr.startswith("["):
+        host, close, port = addr[1:].partition("]")
+        if not close or (port and not port.startswith(":")):
+            raise LiveError(f"{spec}: bad address (write [IPv6]:PORT)")
+        port = port[1:]
+    elif addr.count(":") == 1:
+        host, _, port = addr.partition(":")
     else:
-        host, port = spec, ""
-    if port and not port.isdigit():
-        raise LiveError(f"{spec}: bad port")
-    return host, [int(port)] if port else list(PROBE_PORTS)
+        host, port = addr, ""
+    host = "127.0.0.1" if host in ("loopback", "localhost") else host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host):
+            raise LiveError(f"{spec}: bad address {host!r}") from None
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise LiveError(f"{spec}: bad port {port!r} (1-65535)")
+    if service and not port:
+        raise LiveError(f"{spec}: /{service} needs a port (ADDR:PORT/{service})")
+    return host, [int(port)] if port else list(PROBE_PORTS), service or None
+
+
+def describe(spec: str) -> str:
+    """What probing ``spec`` connects to, for the user: '127.0.0.1:2375 (docker), 127.0.0.1:2376 (docker-tls), ...'."""
+    host, ports, service = parse_spec(spec)
+    shown = f"[{host}]" if ":" in host else host
+    return ", ".join(f"{shown}:{p} ({service or PROBE_PORTS.get(p, 'docker or other')})" for p in ports)
 
 
 def _tls_context(max_tls12: bool = False) -> ssl.SSLContext:
@@ -148,11 +171,10 @@ def _docker_version(body: bytes) -> dict[str, Any] | None:
 
 def probe(spec: str) -> list[Item]:
     """Connect to the named address only; say what answers without credentials."""
-    host, ports = _split_addr(spec)
+    host, ports, hint = parse_spec(spec)
     items = []
     for port in ports:
-        hint = spec.rsplit("/", 1)[-1]
-        service = hint if hint in SERVICES else PROBE_PORTS.get(port, "unknown")
+        service = hint or PROBE_PORTS.get(port, "unknown")
         facts: dict[str, Any] = {
             "address": host,
             "port": port,
@@ -216,7 +238,7 @@ def _pod_count(body: bytes) -> int | None:
 def _kubelet_answer(code: int, body: bytes) -> str:
     count = _pod_count(body) if code == 200 else None
     if count is not None:
-        size = f"{count} pods" if count >= 0 else f"more than {POD_LIST_LIMIT >> 20} MB of pods"
+        size = f"{count} pod{'' if count == 1 else 's'}" if count >= 0 else f"more than {POD_LIST_LIMIT >> 20} MB of pods"
         return f"PodList of {size}, readable without credentials"
     text = body.decode("utf-8", "replace").strip().replace("\n", " ")
     return text[:160] or "(empty body)"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import Item
-from .inputs import Inputs, Obj
+from .inputs import Inputs, Obj, mapping, sequence
 from .owners import items_without_template_copies
 from .version import exec_needs_create
 
@@ -96,11 +96,13 @@ def allows(rule: dict[str, Any], group: str, resource: str, subresource: str, ve
 
 def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     """metav1.LabelSelector: matchLabels AND every matchExpression. An empty selector matches everything."""
-    for k, v in (selector.get("matchLabels") or {}).items():
+    for k, v in mapping(selector.get("matchLabels")).items():
         if labels.get(k) != v:
             return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e.get("key"), e.get("operator"), _strs(e.get("values"))
+    for e in sequence(selector.get("matchExpressions")):
+        if not isinstance(e, dict):
+            return False  # a selector term that cannot be read selects nothing
+        key, op, values = str(e.get("key")), e.get("operator"), _strs(e.get("values"))
         if op == "In" and labels.get(key) not in values:
             return False
         if op == "NotIn" and key in labels and labels[key] in values:
@@ -121,14 +123,14 @@ def effective_rules(inputs: Inputs) -> tuple[dict[str, list[dict[str, Any]]], di
         if name in resolved:
             return resolved[name]
         obj = croles[name]
-        rules = [r for r in obj.data.get("rules") or [] if isinstance(r, dict)]
-        agg = obj.data.get("aggregationRule") or {}
-        selectors = [s for s in agg.get("clusterRoleSelectors") or [] if isinstance(s, dict)]
+        rules = [r for r in sequence(obj.data.get("rules")) if isinstance(r, dict)]
+        agg = mapping(obj.data.get("aggregationRule"))
+        selectors = [s for s in sequence(agg.get("clusterRoleSelectors")) if isinstance(s, dict)]
         if selectors:
             for other_name, other in sorted(croles.items()):
                 if other_name == name or other_name in stack:
                     continue
-                labels = other.meta.get("labels") or {}
+                labels = mapping(other.meta.get("labels"))
                 if any(selector_matches(s, labels) for s in selectors):
                     for r in resolve(other_name, stack | {name}):
                         if r not in rules:
@@ -140,7 +142,8 @@ def effective_rules(inputs: Inputs) -> tuple[dict[str, list[dict[str, Any]]], di
     for n in croles:
         resolve(n, frozenset())
     roles = {
-        (o.namespace or "default", o.name): [r for r in o.data.get("rules") or [] if isinstance(r, dict)] for o in inputs.of_kind("Role")
+        (o.namespace or "default", o.name): [r for r in sequence(o.data.get("rules")) if isinstance(r, dict)]
+        for o in inputs.of_kind("Role")
     }
     return resolved, roles
 
@@ -218,7 +221,7 @@ def grants(inputs: Inputs) -> list[Grant]:
     found: dict[tuple[str, str, str | None, str, str], Grant] = {}
     memo: dict[tuple[str, str, str | None, bool], dict[str, tuple[set[str], set[str] | None]]] = {}
     for b in inputs.of_kind("RoleBinding", "ClusterRoleBinding"):
-        ref = b.data.get("roleRef") or {}
+        ref = mapping(b.data.get("roleRef"))
         cluster = b.kind == "ClusterRoleBinding"
         ns = None if cluster else (b.namespace or "default")
         if ref.get("kind") == "ClusterRole":
@@ -235,11 +238,11 @@ def grants(inputs: Inputs) -> list[Grant]:
         if mkey not in memo:
             memo[mkey] = _capabilities(rules, cluster)
         caps = memo[mkey]
-        for s in b.data.get("subjects") or []:
+        for s in sequence(b.data.get("subjects")):
             if not isinstance(s, dict):
                 continue
             kind, name = str(s.get("kind") or ""), str(s.get("name") or "")
-            sns = (s.get("namespace") or ns) if kind == "ServiceAccount" else None
+            sns = (str(s.get("namespace") or "") or ns) if kind == "ServiceAccount" else None
             for cap, (verbs, names) in caps.items():
                 key = (kind, name, sns, cap, scope)
                 g = found.get(key) or found.setdefault(key, Grant(kind, name, sns, cap, scope, file=b.file, line=b.line))
@@ -290,12 +293,12 @@ def grant_items(gs: Iterable[Grant], needs_create: bool | None = None, why: str 
 
 
 def pod_spec(o: Obj) -> dict[str, Any] | None:
-    spec = o.data.get("spec") or {}
+    spec = mapping(o.data.get("spec"))
     if o.kind == "Pod":
         return spec
     if o.kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    tpl = (spec.get("template") or {}).get("spec")
+        spec = mapping(mapping(spec.get("jobTemplate")).get("spec"))
+    tpl = mapping(spec.get("template")).get("spec")
     return tpl if isinstance(tpl, dict) else None
 
 
@@ -324,7 +327,7 @@ def workload_items(inputs: Inputs, gs: list[Grant]) -> list[Item]:
         sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
         mount = spec.get("automountServiceAccountToken")
         if mount is None:
-            mount = (sas.get((ns, sa)) or {}).get("automountServiceAccountToken")
+            mount = mapping(sas.get((ns, sa))).get("automountServiceAccountToken")
         if mount is False:
             return []
         mine = [g for g in exec_grants if applies_to_sa(g, ns, sa)]

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .. import __version__
 from ..model import severity_rank
@@ -224,7 +225,8 @@ def print_table(findings: list[Finding], grants: list[Grant], console: Console, 
                 scope += f" ({','.join(sorted(g.resource_names))})"
             rows.setdefault(g.subject, {}).setdefault(g.capability, []).append(scope)
         for subject in sorted(rows):
-            t.add_row(subject, *("\n".join(rows[subject].get(c, [])) for c in caps))
+            # Text cells: names and evidence come from the cluster and files, never markup
+            t.add_row(Text(subject), *(Text("\n".join(rows[subject].get(c, []))) for c in caps))
         console.print(t)
     by_mit: dict[str, list[Finding]] = {}
     for f in findings:
@@ -235,7 +237,7 @@ def print_table(findings: list[Finding], grants: list[Grant], console: Console, 
         for col in ("severity", "id", "target", "evidence"):
             t.add_column(col, overflow="fold")
         for f in sorted(by_mit[mit], key=lambda f: (-severity_rank(f.severity), f.id, f.target)):
-            t.add_row(f"[{STYLE[f.severity]}]{f.severity}[/]", f.id, f.target, f.evidence)
+            t.add_row(Text(f.severity, style=STYLE[f.severity]), Text(f.id), Text(f.target), Text(f.evidence))
         console.print(t)
     if not findings:
         console.print("no findings")

@@ -6,7 +6,7 @@ import posixpath
 from typing import Any
 
 from .engine import Item
-from .inputs import Inputs, Obj
+from .inputs import Inputs, Obj, mapping, sequence
 from .owners import items_without_template_copies
 from .rbac import WORKLOAD_KINDS, pod_spec
 
@@ -38,7 +38,7 @@ def runtime_socket_exposed(path: str) -> str | None:
 def _containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(key) or []:
+        for c in sequence(spec.get(key)):
             if isinstance(c, dict):
                 out.append((key, c))
     return out
@@ -51,7 +51,7 @@ def workload_items(o: Obj) -> list[Item]:
     ns = o.namespace or "default"
     name = f"{o.kind} {ns}/{o.name}"
     items: list[Item] = []
-    for v in spec.get("volumes") or []:
+    for v in sequence(spec.get("volumes")):
         hp = (v or {}).get("hostPath") if isinstance(v, dict) else None
         if not isinstance(hp, dict):
             continue
@@ -59,14 +59,14 @@ def workload_items(o: Obj) -> list[Item]:
         sock = runtime_socket_exposed(path)
         facts = {"workload": name, "volume": v.get("name"), "path": path, "runtime_socket": sock, "exposes_runtime": sock is not None}
         items.append(Item("workload_hostpath", f"{name} volume {v.get('name')}", facts, o.file, o.line))
-    privileged = [c.get("name") for _, c in _containers(spec) if (c.get("securityContext") or {}).get("privileged") is True]
+    privileged = [c.get("name") for _, c in _containers(spec) if mapping(c.get("securityContext")).get("privileged") is True]
     facts = {"workload": name, "host_pid": spec.get("hostPID") is True, "privileged_containers": privileged, "privileged": bool(privileged)}
     items.append(Item("workload_pod", name, facts, o.file, o.line))
     for _, c in _containers(spec):
-        hooks = {f"lifecycle.{h}": (c.get("lifecycle") or {}).get(h) for h in ("postStart", "preStop")}
+        hooks = {f"lifecycle.{h}": mapping(c.get("lifecycle")).get(h) for h in ("postStart", "preStop")}
         handlers = {p: c.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")} | hooks
         for probe, handler in handlers.items():
-            cmd = ((handler or {}).get("exec") or {}).get("command") if isinstance(handler, dict) else None
+            cmd = mapping(mapping(handler).get("exec")).get("command")
             if isinstance(cmd, list) and cmd:
                 facts = {
                     "workload": name,

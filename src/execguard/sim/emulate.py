@@ -30,6 +30,8 @@ import docker
 import docker.errors
 import typer
 
+from ..cliutil import check_output, error, fail, plural
+
 IMAGE = "local/bb:1"
 EMU_LABEL = "io.execguard.emulate"
 SCENARIOS = ("teamtnt", "kinsing")
@@ -189,29 +191,27 @@ def emulate_command(
 ) -> None:
     """Run the Docker-side attack procedures for real against a daemon (busybox, no network) and label them."""
     if target != "docker":
-        typer.echo(f"error: unknown target {target!r}: only docker", err=True)
-        raise typer.Exit(2)
+        fail(f"unknown target {target!r}: only docker")
     if scenario != "all" and scenario not in SCENARIOS:
-        typer.echo(f"error: --scenario {scenario!r}: choose teamtnt, kinsing or all", err=True)
-        raise typer.Exit(2)
+        fail(f"--scenario {scenario!r}: choose teamtnt, kinsing or all")
+    check_output(labels)
+    check_output(events)
     url = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     if not is_local(url) and not allow_remote:
-        typer.echo(f"error: {url} is not a local daemon; refusing (use --allow-remote to run against it anyway)", err=True)
-        raise typer.Exit(2)
+        fail(f"{url} is not a local daemon; refusing (use --allow-remote to run against it anyway)")
     try:
         client = docker.DockerClient(base_url=url, timeout=60)
         client.ping()
     except docker.errors.DockerException as exc:
-        typer.echo(f"error: cannot reach the Docker daemon at {url}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for p in (labels, events):
-        if p is not None:
-            p.parent.mkdir(parents=True, exist_ok=True)
-    with open(labels, "w", encoding="utf-8") as out, open(events or os.devnull, "w", encoding="utf-8") as ev_out:
-        try:
-            n = emulate(client, scenario, out, ev_out if events else None)
-        except docker.errors.DockerException as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+        fail(f"cannot reach the Docker daemon at {url}: {exc}")
+    try:
+        with open(labels, "w", encoding="utf-8") as out, open(events or os.devnull, "w", encoding="utf-8") as ev_out:
+            try:
+                n = emulate(client, scenario, out, ev_out if events else None)
+            except docker.errors.DockerException as exc:
+                error(exc)  # the daemon failed mid-way (not the user): exit 1, as before
+                raise typer.Exit(1) from None
+    except OSError as exc:  # an output file failed while being written (a full disk); the containers are removed
+        fail(f"{exc.filename or labels}: {exc.strerror or exc}")
     also = f"; daemon events in {events}" if events else ""
-    typer.echo(f"{n} actions against {url}; labels in {labels}{also}; containers removed", err=True)
+    typer.echo(f"{plural(n, 'action')} against {url}; labels in {labels}{also}; containers removed", err=True)

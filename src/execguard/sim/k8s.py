@@ -375,7 +375,10 @@ def hildegard(rng: random.Random, c: Cluster, t: float) -> list[K8sOp]:
     ip = "198.51.100.77"
     ua = "curl/7.68.0"
     ops: list[K8sOp] = []
-    nodes = c.nodes[:2]
+    # pods land on random nodes, and the first may run only kube-system pods: the attacker's first kubelet must run
+    # a workload to take over (keeping c.nodes[:2] whenever the first does, so those seeds give the same bytes as before)
+    workload = [n for n in c.nodes if any(p.node == n and p.namespace != "kube-system" for p in c.pods)]
+    nodes = c.nodes[:2] if c.nodes[0] in workload else [workload[0], next(n for n in c.nodes if n != workload[0])]
     for node in nodes:
         ops.append(kubelet_op(rng, lab("kubelet recon"), t, ANONYMOUS, node, "runningpods/", [], ua, ip, verb="get"))
         t += rng.uniform(1, 4)

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..cliutil import check_output, fail, write_output
 from ..model import SEVERITIES, severity_rank
 from ..options import severity_option
 
@@ -249,8 +250,8 @@ def _score_daemon(res: Result, labels: list[dict[str, Any]], every: list[dict[st
         return min(near)[1] if near else None
 
     ours = [a for a in every if join(a) is not None]  # any severity: which sources saw the emulation at all
-    formats = sorted({str((a.get("source") or {}).get("format") or "?") for a in ours})
-    sources = sorted({f"{_alert_path(a)[0]} ({(a.get('source') or {}).get('format')})" for a in ours})
+    formats = sorted({f for a in ours for f in _formats(a)})
+    sources = sorted({f"{r.get('file') or ''} ({r.get('format')})" for a in ours for r in (a.get("sources") or [a.get("source") or {}])})
     res.scored += [f"{len(labels)} emulate labels against {s}" for s in sources] or [f"{len(labels)} emulate labels (no alert joined)"]
     res.labels += len(labels)
     res.malicious_records += sum(bool(lab.get("malicious")) for lab in labels)
@@ -271,8 +272,14 @@ def _score_daemon(res: Result, labels: list[dict[str, Any]], every: list[dict[st
         for fmt in formats if one is None else []:  # each source read should see each action: recall per format
             t = res.by_format[fmt]
             t.events += 1
-            t.caught += any((a.get("source") or {}).get("format") == fmt for a in found)
+            t.caught += any(fmt in _formats(a) for a in found)
     return sum(len(v) for v in hit.values())
+
+
+def _formats(alert: dict[str, Any]) -> list[str]:
+    """Every source format behind an alert: one Docker exec seen in events and the debug log is one alert with two."""
+    refs = alert.get("sources") or [alert.get("source") or {}]
+    return [str((r or {}).get("format") or "?") for r in refs]
 
 
 def _daemon_where(lab: dict[str, Any]) -> str:
@@ -354,17 +361,21 @@ def score_command(
     level = min_severity
     for p in (labels, alerts):
         if not p.exists():
-            typer.echo(f"error: {p}: no such file", err=True)
-            raise typer.Exit(2)
+            fail(f"{p}: no such file")
+        if p.is_dir():
+            fail(f"{p}: is a directory")
+    check_output(md)
     try:
         res = score(_read_jsonl(labels), _read_jsonl(alerts), level, all_files=all_files)
     except LabelError as exc:  # blank lines are skipped, so this is the n-th label, which is line n of a labels file we wrote
-        typer.echo(f"error: {labels}: label {exc.number}: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    except (ValueError, KeyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"{labels}: label {exc.number}: {exc.message}")
+    except KeyError as exc:
+        fail(f"{labels}: a label without {exc}")
+    except TypeError as exc:
+        fail(f"{labels} or {alerts}: a record of the wrong shape ({exc})")
+    except ValueError as exc:
+        fail(exc)
     text = markdown(res)
     sys.stdout.write(text)
     if md is not None:
-        md.write_text(text, encoding="utf-8")
+        write_output(md, text.encode())

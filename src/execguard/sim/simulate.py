@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..cliutil import fail, os_error_line, output_dir_problem, plural
 from . import docker as dsim
 from . import k8s as ksim
 from .ops import Op
@@ -88,11 +89,15 @@ def simulate_command(
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
 ) -> None:
     """Write realistic labelled T1609 telemetry (k8s audit, EKS, GKE, AKS, docker events, dockerd log)."""
+    problem = output_dir_problem(out)
+    if problem:
+        fail(f"cannot write {problem}")
     try:
         counts = write(out, scenario, fmt, events, seed)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
+    except OSError as exc:  # a disk that fills while writing: what was written stays
+        fail(os_error_line(exc) if exc.filename else f"{out}: {exc.strerror or exc}")
     for name, c in counts["files"].items():
-        typer.echo(f"{out / name}: {c['records']} records, {c['lines']} lines ({c['format']})", err=True)
-    typer.echo(f"{out / 'labels.jsonl'}: {counts['records']} labels, {counts['malicious']} malicious", err=True)
+        typer.echo(f"{out / name}: {plural(c['records'], 'record')}, {plural(c['lines'], 'line')} ({c['format']})", err=True)
+    typer.echo(f"{out / 'labels.jsonl'}: {plural(counts['records'], 'label')}, {counts['malicious']} malicious", err=True)

@@ -98,7 +98,7 @@ def _records(items: list[Any], ref: SourceRef) -> Iterator[Event]:
         except SourceError as exc:
             errors.append(str(exc))
     if not out and errors:
-        raise SourceError(f"{len(errors)} records unreadable, first: {errors[0]}")
+        raise SourceError(f"{len(errors)} record{'' if len(errors) == 1 else 's'} unreadable, first: {errors[0]}")
     if not out and items and not errors:
         raise SourceError("no kube-audit records in this batch (not an audit record)")
     yield from out
