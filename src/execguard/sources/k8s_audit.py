@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import redact
 from ..model import Actor, Event, SourceRef, Target
+from . import k8s_rbac
 from .base import SourceError, as_dict, as_int, as_str, as_str_list
 
 FORMAT = "k8s-audit"
@@ -28,6 +29,10 @@ LITERALS: dict[str, tuple[bytes, ...]] = {
     "kubelet_cri": (b"/proxy",),
     "kubelet_other": (b"/proxy",),
     "create": (b"command", b"args"),
+    "rbac": (b"rbac.authorization.k8s.io",),
+    # secrets read, pods listed (a collection URI ends with /pods and a quote, escaped or not, or a query),
+    # access reviews; exec lines hold /pods/NAME/ and do not need these
+    "discovery": (b"/secrets", b"/pods?", b'/pods"', b"/pods\\", b"accessreviews", b"rulesreviews"),
 }
 
 POD_SUBRESOURCE_ACTIONS = {
@@ -272,6 +277,17 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         yield base
         return
 
+    if k8s_rbac.is_rbac_write(resource, as_str(obj_ref.get("apiGroup")), verb, subresource):
+        base.action = "rbac"
+        base.target.kind = k8s_rbac.KINDS[str(resource)]
+        base.rbac = k8s_rbac.change(obj, str(resource), base.target.namespace, as_str(obj_ref.get("name")))
+        yield base
+        return
+    if _discovery(resource, subresource, verb):
+        base.action = "discovery"
+        yield base
+        return
+
     if resource in WORKLOADS and verb in WRITE_VERBS:
         body = obj.get("requestObject")
         commands = [(c, origin, argv) for c in workload_containers(resource, body) for origin, argv in container_commands(c)]
@@ -296,6 +312,17 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
             return
 
     yield base
+
+
+def _discovery(resource: str | None, subresource: str | None, verb: str | None) -> bool:
+    """Secrets read, pods listed, or an access review: the look around a stolen token takes before an exec."""
+    if subresource:
+        return False
+    if resource == "secrets":
+        return verb in ("get", "list")
+    if resource == "pods":
+        return verb == "list"
+    return resource in ("selfsubjectaccessreviews", "selfsubjectrulesreviews") and verb == "create"
 
 
 EXEC_OPTION_KINDS = {None, "PodExecOptions", "PodAttachOptions"}
