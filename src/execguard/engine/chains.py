@@ -75,7 +75,8 @@ class Chains:
         # per rule: group key -> referenced rule -> recent steps
         self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
 
-    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Fields) -> Done | None:
+    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Fields, title: str = "") -> Done | None:
+        """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes."""
         groups = self._groups.setdefault(rule_id, OrderedDict())
         done: Done | None = None
         for key in keys(corr, ref, fields):
@@ -86,19 +87,19 @@ class Chains:
                     groups.popitem(last=False)
             else:
                 groups.move_to_end(key)
-            found = self._step(state, corr, ref, event, when)
+            found = self._step(state, corr, ref, event, when, title)
             if found is not None:
                 done = found if done is None else Done(done.earlier + found.earlier, done.fresh + found.fresh)
         return done
 
     @staticmethod
-    def _step(state: dict[str, deque[Step]], corr: Correlation, ref: str, event: Event, when: float) -> Done | None:
+    def _step(state: dict[str, deque[Step]], corr: Correlation, ref: str, event: Event, when: float, title: str) -> Done | None:
         steps = state.setdefault(ref, deque(maxlen=PER_RULE))
         same = next((s for s in steps if event.event_id and s.event.event_id == event.event_id), None)
         if same is not None:
             # a later audit stage of a request already seen: the same answer as its first stage, nothing new
             return Done() if same.reported else None
-        current = Step(when, event, summary(event))
+        current = Step(when, event, f"{title} (last: {summary(event)})" if title else summary(event))
         steps.append(current)
         for other in state.values():
             while other and other[0].when < when - corr.seconds:

@@ -248,6 +248,7 @@ class Correlator:
             r.rule_id: OrderedDict() for r in self.rules
         }
         self._chains = Chains(max_groups)
+        self._titles = {r.rule_id: r.title.lower() for r in self.rules}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -296,7 +297,8 @@ class Correlator:
         when = _seconds(event.time)
         if when is None:
             return None, []
-        done = self._chains.add(rule.rule_id, corr, ref, event, when, fields)
+        counted = self._titles.get(ref, "")  # a correlation's result: say which, not just its last event
+        done = self._chains.add(rule.rule_id, corr, ref, event, when, fields, counted)
         if done is None:
             return None, []
         reason = _render(rule.reason or rule.title, {**fields, **extras(done, when, corr.timespan)})

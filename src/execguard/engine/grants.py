@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Event, RbacChange
-from ..rbac import EXEC_FAMILY, selector_matches
+from ..rbac import EXEC_FAMILY, WELL_KNOWN, exec_capabilities, selector_matches
 
 MAX_ENTRIES = 20_000
 CLUSTER_ONLY = ("nodes/proxy",)  # a RoleBinding never grants cluster-scoped resources
@@ -56,12 +56,12 @@ class GrantMemory:
         ch = event.rbac
         if ch is None or event.outcome in ("denied", "error") or event.stage == "RequestReceived":
             return False  # not a grant: nothing to remember, nothing to add
-        before = list(ch.capabilities)
+        before = (list(ch.capabilities), ch.known, ch.role_ref)
         if ch.kind in ("Role", "ClusterRole"):
             self._role(ch, _where(event))
         else:
             self._binding(ch)
-        return ch.capabilities != before
+        return (ch.capabilities, ch.known, ch.role_ref) != before
 
     def _role(self, ch: RbacChange, where: str) -> None:
         key = _key(ch.kind, ch.namespace, ch.name)
@@ -110,6 +110,10 @@ class GrantMemory:
         if ch.capabilities:
             return  # a built-in role, known by name
         kind, _, name = ch.role_ref.partition("/")
+        if kind == "ClusterRole" and name in WELL_KNOWN:
+            ch.capabilities = exec_capabilities(WELL_KNOWN[name], cluster=ch.kind == "ClusterRoleBinding")
+            ch.known = f"built-in ClusterRole {name}, the binding's role as seen earlier"
+            return
         role = self.roles.get(_key(kind, ch.namespace, name))
         if role is None:
             ch.known = f"{ch.role_ref} is not in the log (neither built in nor seen earlier)"
