@@ -34,7 +34,7 @@ LITERALS: dict[str, tuple[bytes, ...]] = {
     "kubelet_other": (b".proxy.", b"/proxy"),
     "create": (b"command", b"args"),
     "rbac": (b"rbac.authorization.k8s.io", b".rbac."),
-    "discovery": (b"/secrets", b".secrets.", b'/pods"', b"pods.list", b"accessreviews", b"rulesreviews"),
+    "discovery": (b"secrets.list", b"pods.list", b"selfsubject"),
 }
 
 AUDIT_LOG_TYPE = "type.googleapis.com/google.cloud.audit.AuditLog"

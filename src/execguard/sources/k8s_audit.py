@@ -30,9 +30,15 @@ LITERALS: dict[str, tuple[bytes, ...]] = {
     "kubelet_other": (b"/proxy",),
     "create": (b"command", b"args"),
     "rbac": (b"rbac.authorization.k8s.io",),
-    # secrets read, pods listed (a collection URI ends with /pods and a quote, escaped or not, or a query),
-    # access reviews; exec lines hold /pods/NAME/ and do not need these
-    "discovery": (b"/secrets", b"/pods?", b'/pods"', b"/pods\\", b"accessreviews", b"rulesreviews"),
+    # secrets or pods listed by a client (curl, a Go client, kubectl get): the collection URI, bare or with
+    # kubectl's ?limit=500 only, then its closing quote (escaped once in EKS/AKS) and verb list, which
+    # kube-apiserver writes right after requestURI. Informer relists (resourceVersion=0), watches and pod
+    # creates, most lines naming these collections, stay out. Self access reviews. Exec lines hold /pods/NAME/.
+    "discovery": (
+        *(form.replace(b"R", r) for r in (b"secrets", b"pods") for q in (b"", b"?limit=500") for form in (
+            b'/R' + q + b'","verb":"list"', b'/R' + q + b'\\",\\"verb\\":\\"list\\"', b'/R' + q + b'", "verb": "list"')),
+        b"selfsubject",
+    ),
 }
 
 POD_SUBRESOURCE_ACTIONS = {
@@ -315,12 +321,13 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
 
 
 def _discovery(resource: str | None, subresource: str | None, verb: str | None) -> bool:
-    """Secrets read, pods listed, or an access review: the look around a stolen token takes before an exec."""
+    """Secrets or pods listed, or a self access review: the look around a stolen token takes before an exec.
+
+    A get of one named secret is left out: every controller does it all day, and it costs the prefilter.
+    """
     if subresource:
         return False
-    if resource == "secrets":
-        return verb in ("get", "list")
-    if resource == "pods":
+    if resource in ("secrets", "pods"):
         return verb == "list"
     return resource in ("selfsubjectaccessreviews", "selfsubjectrulesreviews") and verb == "create"
 
