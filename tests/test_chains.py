@@ -253,7 +253,7 @@ def test_binding_of_a_role_seen_earlier(tmp_path: Path) -> None:
         "kubernetes-admin create RoleBinding shop/b: Role/debugger (Role/debugger seen at "
         f"{tmp_path / 'audit.log'}:1) grants pods/exec to ServiceAccount web/webapp"
     )
-    assert binding.to_dict()["rbac"]["rbac.capabilities"] == ["pods/exec"]
+    assert binding.to_dict()["rbac"]["capabilities"] == ["pods/exec"]
 
 
 def test_binding_to_a_default_service_account_is_high(tmp_path: Path) -> None:

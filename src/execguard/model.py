@@ -272,5 +272,5 @@ class Alert:
                 for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))
             ],
             **marked,
-            **({"rbac": _rbac_fields(ev.rbac)} if ev.rbac is not None else {}),
+            **({"rbac": {k.split(".", 1)[1]: v for k, v in _rbac_fields(ev.rbac).items()}} if ev.rbac is not None else {}),
         }
