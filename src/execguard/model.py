@@ -186,7 +186,7 @@ def _rbac_fields(rbac: RbacChange | None) -> dict[str, Any]:
         return dict.fromkeys(RBAC_FIELDS)
     return {
         "rbac.kind": rbac.kind,
-        "rbac.name": f"{rbac.namespace}/{rbac.name}" if rbac.namespace else rbac.name,
+        "rbac.name": f"{rbac.namespace}/{rbac.name}" if rbac.namespace and rbac.name else rbac.name,
         "rbac.role": rbac.role_ref,
         "rbac.subjects": rbac.subjects,
         "rbac.principals": rbac.principals,
