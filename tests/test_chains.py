@@ -366,3 +366,50 @@ def test_same_alerts_with_two_workers(tmp_path: Path) -> None:
     assert alerts(True) == serial
     rules = {r["rule_id"] for a in serial for r in a["rules"]}
     assert {TOKEN_CHAIN, GRANT_CHAIN, DENIED_CHAIN, NODE_CHAIN, "k8s-rbac-exec-binding", "k8s-rbac-exec-role"} <= rules
+
+
+# ---- the same through managed-cluster wrappers, prefilter on -------------------------------------------------
+def eks(native: dict[str, Any]) -> dict[str, Any]:
+    return {"logStreamName": "kube-apiserver-audit-1", "timestamp": 1, "message": json.dumps(native, separators=(",", ":"))}
+
+
+def aks(native: dict[str, Any]) -> dict[str, Any]:
+    return {"category": "kube-audit", "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
+            "properties": {"log": json.dumps(native, separators=(",", ":")), "pod": "kube-apiserver-1"}}
+
+
+def gke_entry(method: str, resource_name: str, minute: float, request: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog", "methodName": method, "resourceName": resource_name,
+        "authenticationInfo": {"principalEmail": WEB_SA}, "requestMetadata": {"callerIp": "10.244.1.23"}, "status": {},
+    }
+    if request is not None:
+        payload["request"] = request
+    return {"protoPayload": payload, "resource": {"type": "k8s_cluster", "labels": {"cluster_name": "c1"}}, "timestamp": at(minute),
+            "insertId": f"{method}-{minute}"}
+
+
+@pytest.mark.parametrize("wrap", [eks, aks], ids=["eks", "aks"])
+def test_wrapped_native_records(tmp_path: Path, wrap: Any) -> None:
+    bare_list = base_event("list", "/api/v1/secrets", {"resource": "secrets", "apiVersion": "v1"}, code=200, stage="ResponseComplete",
+                           time=at(0), **TOKEN)  # a Go client's list: no query at all
+    grant = crb(1, "cluster-admin", SA_SUBJECT)
+    path = tmp_path / "wrapped.jsonl"
+    path.write_text("".join(json.dumps(wrap(e), separators=(",", ":")) + "\n" for e in [bare_list, grant, run_exec(3)]), encoding="utf-8")
+    alerts = hunt([path])
+    assert {a.lead.rule_id for a in alerts if a.event.action == "rbac"} >= {"k8s-rbac-exec-binding"}
+    assert chain_alerts(alerts, TOKEN_CHAIN) and chain_alerts(alerts, GRANT_CHAIN)
+
+
+def test_gke_records(tmp_path: Path) -> None:
+    body = binding_body("ClusterRoleBinding", "pwn", "ClusterRole", "edit", [{"kind": "Group", "name": "system:authenticated"}])
+    entries = [
+        gke_entry("io.k8s.core.v1.secrets.list", "core/v1/namespaces/web/secrets", 0),
+        gke_entry("io.k8s.authorization.rbac.v1.clusterrolebindings.create", "rbac.authorization.k8s.io/v1/clusterrolebindings/pwn", 1, body),
+        gke_entry("io.k8s.core.v1.pods.exec.create", "core/v1/namespaces/payments/pods/payments-api-0/exec", 3),
+    ]
+    alerts = hunt([write_jsonl(tmp_path / "gke.jsonl", entries)])
+    [grant] = [a for a in alerts if a.lead.rule_id == "k8s-rbac-exec-binding-broad"]
+    assert grant.event.rbac is not None and grant.event.rbac.capabilities == ["pods/exec", "pods/attach"]
+    exec_alert = next(a for a in alerts if a.event.action == "exec")
+    assert {TOKEN_CHAIN, GRANT_CHAIN} <= {m.rule_id for m in exec_alert.matches}  # GKE's exec has no command: the chains say more

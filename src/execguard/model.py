@@ -55,6 +55,18 @@ class Actor:
     impersonated_user: str | None = None
     credential_pod: str | None = None  # pod a service-account token was bound to
 
+    def principals(self) -> list[str]:
+        """The user and its groups, with the groups the API server always adds (GKE records no groups)."""
+        user = self.user or ""
+        implied: list[str] = []
+        if user == "system:anonymous":
+            implied = ["system:unauthenticated"]
+        elif user:
+            implied = ["system:authenticated"]
+            if user.startswith("system:serviceaccount:") and user.count(":") == 3:
+                implied += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
+        return list(dict.fromkeys([*([user] if user else []), *self.groups, *implied]))
+
     @property
     def kind(self) -> str:
         """anonymous | service_account | node | system | user | unknown."""
@@ -144,7 +156,7 @@ class Event:
             "actor.user_agent": self.actor.user_agent,
             "actor.impersonated_user": self.actor.impersonated_user,
             "actor.kind": self.actor.kind,
-            "actor.principals": [self.actor.user, *self.actor.groups] if self.actor.user else list(self.actor.groups),
+            "actor.principals": self.actor.principals(),
             "actor.credential_pod": self.actor.credential_pod,
             "action": self.action,
             "verb": self.verb,
