@@ -405,7 +405,8 @@ def test_gke_records(tmp_path: Path) -> None:
     body = binding_body("ClusterRoleBinding", "pwn", "ClusterRole", "edit", [{"kind": "Group", "name": "system:authenticated"}])
     entries = [
         gke_entry("io.k8s.core.v1.secrets.list", "core/v1/namespaces/web/secrets", 0),
-        gke_entry("io.k8s.authorization.rbac.v1.clusterrolebindings.create", "rbac.authorization.k8s.io/v1/clusterrolebindings/pwn", 1, body),
+        gke_entry("io.k8s.authorization.rbac.v1.clusterrolebindings.create",
+                  "rbac.authorization.k8s.io/v1/clusterrolebindings/pwn", 1, body),
         gke_entry("io.k8s.core.v1.pods.exec.create", "core/v1/namespaces/payments/pods/payments-api-0/exec", 3),
     ]
     alerts = hunt([write_jsonl(tmp_path / "gke.jsonl", entries)])
