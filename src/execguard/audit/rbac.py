@@ -38,7 +38,6 @@ from .owners import items_without_template_copies
 from .version import exec_needs_create
 
 WORKLOAD_KINDS = ("Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job", "CronJob")
-_strs = strs
 
 
 def effective_rules(inputs: Inputs) -> tuple[dict[str, list[dict[str, Any]]], dict[tuple[str, str], list[dict[str, Any]]]]:
