@@ -234,3 +234,49 @@ def probed(argv: list[str], hook: str = "livenessProbe") -> dict[str, Any]:
     else:
         c[hook] = {"exec": {"command": argv}, "periodSeconds": 10}
     return c
+
+
+def rbac_event(
+    resource: str,
+    name: str,
+    body: dict[str, Any] | list[dict[str, Any]] | None,
+    *,
+    namespace: str | None = None,
+    verb: str = "create",
+    **kw: Any,
+) -> dict[str, Any]:
+    """A Role/ClusterRole/RoleBinding/ClusterRoleBinding write at Request level (the body in requestObject)."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    uri = f"/apis/rbac.authorization.k8s.io/v1{where}/{resource}" + (f"/{name}" if verb != "create" else "")
+    ref: dict[str, Any] = {"resource": resource, "name": name, "apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"}
+    if namespace:
+        ref["namespace"] = namespace
+    kw.setdefault("code", 201 if verb == "create" else 200)
+    kw.setdefault("stage", "ResponseComplete")
+    ev = base_event(verb, uri, ref, **kw)
+    ev["level"] = "Request"
+    if body is not None:
+        ev["requestObject"] = body
+    return ev
+
+
+def role_body(kind: str, name: str, rules: list[dict[str, Any]], *, namespace: str | None = None,
+              labels: dict[str, str] | None = None, selectors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    body: dict[str, Any] = {"kind": kind, "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": meta, "rules": rules}
+    if selectors is not None:
+        body["aggregationRule"] = {"clusterRoleSelectors": selectors}
+    return body
+
+
+def binding_body(kind: str, name: str, role_kind: str, role: str, subjects: list[dict[str, Any]], *,
+                 namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"kind": kind, "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role}, "subjects": subjects}

@@ -132,8 +132,15 @@ def test_user_correlation_rule_loads_and_fires(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("correlation:\n  type: temporal\n  rules: [k8s-exec-api, k8s-exec-denied]\n  group-by: [actor.user]\n  timespan: 1h\n",
-         "not supported"),
+        # temporal is supported now (issue 9); value_sum cannot be summed from the fields events have
+        ("correlation:\n  type: value_sum\n  rules: [k8s-exec-api]\n  group-by: [actor.user]\n  timespan: 1h\n"
+         "  condition:\n    field: code\n    gte: 3\n", "not supported"),
+        ("correlation:\n  type: temporal\n  rules: [k8s-exec-api]\n  group-by: [actor.user]\n  timespan: 1h\n", "at least two rules"),
+        ("correlation:\n  type: temporal\n  rules: [k8s-exec-api, k8s-exec-denied]\n  group-by: [actor.user]\n  timespan: 1h\n"
+         "  condition:\n    gte: 1\n", "other than gte: 2"),
+        ("correlation:\n  type: temporal_ordered\n  rules: [k8s-exec-api, k8s-exec-denied]\n  group-by: [who]\n  timespan: 1h\n"
+         "  aliases:\n    who:\n      k8s-exec-api: actor.user\n      k8s-portforward: actor.user\n", "does not reference"),
+        ("correlation:\n  type: temporal\n  rules: [k8s-exec-api, my-corr]\n  group-by: [actor.user]\n  timespan: 1h\n", "itself"),
         ("correlation:\n  type: value_count\n  rules: [k8s-exec-api]\n  group-by: [actor.user]\n  timespan: 1h\n"
          "  condition:\n    field: target.podname\n    gte: 3\n", "unknown fields"),
         ("correlation:\n  type: event_count\n  rules: [k8s-exec-api]\n  timespan: 1h\n  condition:\n    lt: 3\n", "cannot be decided"),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from execguard.engine.correlate import silent_rules
 from execguard.engine.match import Engine
 from execguard.engine.sigma import procedure_tags
 from execguard.model import severity_rank
@@ -29,6 +30,7 @@ from rules_builder import (
     rule_ids,
     workload_event,
 )
+from rules_cases_rbac import add_rbac_cases
 from rules_cases_sharper import add_sharper_cases
 
 SA = "system:serviceaccount:ci:runner"
@@ -205,11 +207,16 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
 
 # issue 9: new rules, and the widened credential and download-and-execute rules
 add_sharper_cases(CASES)
+add_rbac_cases(CASES)
 
 
 def _builtin_k8s_generic() -> list[Any]:
-    # correlation rules are tested in test_correlate.py
-    return [r for r in builtin_rules() if r.path.startswith(("builtin:k8s/", "builtin:generic/")) and r.correlation is None]
+    # correlation rules, and the chain steps that only feed them (never alerts), are tested in test_correlate.py and test_chains.py
+    silent = silent_rules(builtin_rules())
+    return [
+        r for r in builtin_rules()
+        if r.path.startswith(("builtin:k8s/", "builtin:generic/")) and r.correlation is None and r.rule_id not in silent
+    ]
 
 
 def test_every_k8s_and_generic_rule_has_cases() -> None:
@@ -337,9 +344,20 @@ def test_falco_exec_and_attach_samples_alert(data: Path) -> None:
 
 
 def test_falco_other_samples_do_not_alert_above_low(data: Path) -> None:
-    others = [p for p in (data / "falco").glob("*.json") if p.name not in ("exec_pod.json", "attach_pod.json")]
+    others = [p for p in (data / "falco").glob("*.json") if p.name not in ("exec_pod.json", "attach_pod.json", ROLE_SAMPLE)]
     alerts = hunt(others)
     assert all(severity_rank(a.severity) <= severity_rank("low") for a in alerts), [a.to_dict()["rules"] for a in alerts]
+
+
+ROLE_SAMPLE = "create_cluster_role_pod_exec.json"
+
+
+def test_falco_cluster_role_with_exec_is_a_grant(data: Path) -> None:
+    # Falco's "ClusterRole With Pod Exec Created" sample: a grant of exec, medium since issue 9 item 5
+    [alert] = hunt([data / "falco" / ROLE_SAMPLE])
+    assert alert.lead.rule_id == "k8s-rbac-exec-role"
+    assert alert.severity == "medium"
+    assert alert.lead.reason == "minikube-user create ClusterRole some-reader granting pods/exec (its rules)"
 
 
 def test_audit2rbac_demo_nothing_above_low(data: Path) -> None:

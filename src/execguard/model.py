@@ -28,6 +28,8 @@ ACTIONS = (
     "kubelet_other",  # nodes/proxy reconnaissance: /pods, /runningpods, /logs ...
     "portforward",
     "create",  # pod/controller/container created or changed with a command
+    "rbac",  # Role/ClusterRole/RoleBinding/ClusterRoleBinding created or changed (event.rbac)
+    "discovery",  # secrets read, pods listed, access reviews: what a stolen token does before an exec
     "other",
 )
 
@@ -83,6 +85,18 @@ class Actor:
     impersonated_user: str | None = None
     credential_pod: str | None = None  # pod a service-account token was bound to
 
+    def principals(self) -> list[str]:
+        """The user and its groups, with the groups the API server always adds (GKE records no groups)."""
+        user = self.user or ""
+        implied: list[str] = []
+        if user == "system:anonymous":
+            implied = ["system:unauthenticated"]
+        elif user:
+            implied = ["system:authenticated"]
+            if user.startswith("system:serviceaccount:") and user.count(":") == 3:
+                implied += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
+        return list(dict.fromkeys([*([user] if user else []), *self.groups, *implied]))
+
     @property
     def kind(self) -> str:
         """anonymous | service_account | node | system | user | unknown."""
@@ -111,6 +125,24 @@ class Target:
 
 
 @dataclass(slots=True)
+class RbacChange:
+    """What an RBAC write carries (sources/k8s_rbac.py); the engine completes ``capabilities`` from roles seen earlier."""
+
+    kind: str  # Role | ClusterRole | RoleBinding | ClusterRoleBinding
+    name: str | None = None
+    namespace: str | None = None
+    rules: list[dict[str, Any]] | None = None  # PolicyRules in the request; None: not in the log
+    labels: dict[str, str] = field(default_factory=dict)
+    selectors: list[dict[str, Any]] = field(default_factory=list)  # aggregationRule.clusterRoleSelectors
+    role_ref: str | None = None  # bindings: "ClusterRole/NAME" or "Role/NAME"
+    subjects: list[str] = field(default_factory=list)  # "ServiceAccount ns/name", "Group system:authenticated" ...
+    principals: list[str] = field(default_factory=list)  # the same as user or group names ("system:serviceaccount:ns:name")
+    subject_classes: list[str] = field(default_factory=list)  # anonymous, all_authenticated, default_service_account ...
+    capabilities: list[str] = field(default_factory=list)  # exec-family capabilities granted
+    known: str = ""  # how the capabilities are known: the rules in the request, a built-in role, a role seen at FILE:LINE
+
+
+@dataclass(slots=True)
 class Event:
     time: str | None = None
     source: SourceRef = field(default_factory=SourceRef)
@@ -136,6 +168,7 @@ class Event:
     code: int | None = None
     event_id: str | None = None
     raw: str | None = None  # short reference to the record: file:line or an id
+    rbac: RbacChange | None = None  # action "rbac" only
 
     def fields(self) -> dict[str, Any]:
         """Flat view the rules match against (see docs/fields.md)."""
@@ -153,6 +186,7 @@ class Event:
             "actor.user_agent": self.actor.user_agent,
             "actor.impersonated_user": self.actor.impersonated_user,
             "actor.kind": self.actor.kind,
+            "actor.principals": self.actor.principals(),
             "actor.credential_pod": self.actor.credential_pod,
             "action": self.action,
             "verb": self.verb,
@@ -185,7 +219,28 @@ class Event:
             "outcome": self.outcome,
             "code": self.code,
             "event_id": self.event_id,
+            **_rbac_fields(self.rbac),
         }
+
+
+def _rbac_fields(rbac: RbacChange | None) -> dict[str, Any]:
+    if rbac is None:
+        return dict.fromkeys(RBAC_FIELDS)
+    return {
+        "rbac.kind": rbac.kind,
+        "rbac.name": f"{rbac.namespace}/{rbac.name}" if rbac.namespace and rbac.name else rbac.name,
+        "rbac.role": rbac.role_ref,
+        "rbac.subjects": rbac.subjects,
+        "rbac.principals": rbac.principals,
+        "rbac.subject_class": rbac.subject_classes,
+        "rbac.capabilities": rbac.capabilities,
+        "rbac.known": rbac.known,
+    }
+
+
+RBAC_FIELDS = (
+    "rbac.kind", "rbac.name", "rbac.role", "rbac.subjects", "rbac.principals", "rbac.subject_class", "rbac.capabilities", "rbac.known",
+)
 
 
 # Every name a rule may match on: the keys of Event.fields(), listed in docs/fields.md (a test keeps them equal).
@@ -263,4 +318,5 @@ class Alert:
                 for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))
             ],
             **marked,
+            **({"rbac": {k.split(".", 1)[1]: v for k, v in _rbac_fields(ev.rbac).items()}} if ev.rbac is not None else {}),
         }

@@ -225,12 +225,12 @@ def _work(index: int, unit: Unit) -> _Done:
 
         reader = Reader(fmt=parent.fmt, literals=parent.literals, warn=warn, max_line=parent.max_line)
         events = reader.read([unit.path]) if unit.start is None else reader.read_range(unit.path, unit.start, unit.end or 0)
-        hits = engine.hits
+        hits, needs_state = engine.hits, engine.needs_state
         error = None
         try:
             for event in events:
                 found = hits(event)
-                if found:
+                if found or needs_state(event):
                     dump(("e", event, found))
         except Exception as exc:  # a bug must cost this unit's rest, not the hunt
             error = f"worker failed after {reader.stats.lines} lines ({type(exc).__name__}: {exc}); the rest of this part was skipped"

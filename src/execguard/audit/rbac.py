@@ -16,102 +16,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..rbac import (  # noqa: F401 - the matching core lives in execguard.rbac; audit modules import it from here too
+    CAPABILITIES,
+    EXEC_FAMILY,
+    RBAC_GROUP,
+    Want,
+    allows,
+    capabilities,
+    group_matches,
+    name_matches,
+    resource_matches,
+    selector_matches,
+    strs,
+    subject_class,
+    subject_label,
+    verb_matches,
+)
 from .engine import Item
 from .inputs import Inputs, Obj, mapping, sequence
 from .owners import items_without_template_copies
 from .version import exec_needs_create
 
-RBAC_GROUP = "rbac.authorization.k8s.io"
-
-
-@dataclass(frozen=True, slots=True)
-class Want:
-    group: str
-    resource: str
-    subresource: str
-    verbs: tuple[str, ...]
-    namespaced: bool
-
-
-# capability → the requests any one of which gives it (data, not logic).
-CAPABILITIES: dict[str, tuple[Want, ...]] = {
-    "pods/exec": (Want("", "pods", "exec", ("create", "get"), True),),
-    "pods/attach": (Want("", "pods", "attach", ("create", "get"), True),),
-    "pods/ephemeralcontainers": (Want("", "pods", "ephemeralcontainers", ("patch", "update"), True),),
-    "nodes/proxy": (Want("", "nodes", "proxy", ("get", "create"), False),),
-    "create-workloads": (
-        Want("", "pods", "", ("create",), True),
-        Want("", "replicationcontrollers", "", ("create",), True),
-        *(Want("apps", r, "", ("create",), True) for r in ("deployments", "daemonsets", "statefulsets", "replicasets")),
-        *(Want("batch", r, "", ("create",), True) for r in ("jobs", "cronjobs")),
-    ),
-    "impersonate": (
-        Want("", "users", "", ("impersonate",), False),
-        Want("", "groups", "", ("impersonate",), False),
-        Want("", "serviceaccounts", "", ("impersonate",), True),
-    ),
-    "escalate": (Want(RBAC_GROUP, "roles", "", ("escalate",), True), Want(RBAC_GROUP, "clusterroles", "", ("escalate",), False)),
-    "bind": (Want(RBAC_GROUP, "roles", "", ("bind",), True), Want(RBAC_GROUP, "clusterroles", "", ("bind",), False)),
-}
-EXEC_FAMILY = ("pods/exec", "pods/attach", "pods/ephemeralcontainers", "nodes/proxy")
 WORKLOAD_KINDS = ("Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job", "CronJob")
-
-
-def _strs(v: Any) -> list[str]:
-    return [str(x) for x in v] if isinstance(v, list) else []
-
-
-def verb_matches(rule: dict[str, Any], verb: str) -> bool:
-    return any(v in ("*", verb) for v in _strs(rule.get("verbs")))
-
-
-def group_matches(rule: dict[str, Any], group: str) -> bool:
-    return any(g in ("*", group) for g in _strs(rule.get("apiGroups")))
-
-
-def resource_matches(rule: dict[str, Any], resource: str, subresource: str) -> bool:
-    combined = f"{resource}/{subresource}" if subresource else resource
-    for r in _strs(rule.get("resources")):
-        if r == "*" or r == combined:
-            return True
-        if subresource and len(r) == len(subresource) + 2 and r.startswith("*/") and r.endswith(subresource):
-            return True
-    return False
-
-
-def name_matches(rule: dict[str, Any], name: str) -> bool:
-    names = _strs(rule.get("resourceNames"))
-    return not names or name in names
-
-
-def allows(rule: dict[str, Any], group: str, resource: str, subresource: str, verb: str, name: str = "") -> bool:
-    """Does this PolicyRule allow the request (exactly as the RBAC authorizer decides)?"""
-    return (
-        verb_matches(rule, verb)
-        and group_matches(rule, group)
-        and resource_matches(rule, resource, subresource)
-        and name_matches(rule, name)
-    )
-
-
-def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector: matchLabels AND every matchExpression. An empty selector matches everything."""
-    for k, v in mapping(selector.get("matchLabels")).items():
-        if labels.get(k) != v:
-            return False
-    for e in sequence(selector.get("matchExpressions")):
-        if not isinstance(e, dict):
-            return False  # a selector term that cannot be read selects nothing
-        key, op, values = str(e.get("key")), e.get("operator"), _strs(e.get("values"))
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def effective_rules(inputs: Inputs) -> tuple[dict[str, list[dict[str, Any]]], dict[tuple[str, str], list[dict[str, Any]]]]:
@@ -148,26 +74,6 @@ def effective_rules(inputs: Inputs) -> tuple[dict[str, list[dict[str, Any]]], di
     return resolved, roles
 
 
-def subject_class(kind: str, name: str, namespace: str | None) -> str:
-    if (kind == "User" and name == "system:anonymous") or (kind == "Group" and name == "system:unauthenticated"):
-        return "anonymous"
-    if kind == "Group" and name == "system:authenticated":
-        return "all_authenticated"
-    if kind == "Group" and name == "system:serviceaccounts":
-        return "all_service_accounts"
-    if kind == "Group" and name.startswith("system:serviceaccounts:"):
-        return "namespace_service_accounts"
-    if kind == "ServiceAccount":
-        return "default_service_account" if name == "default" else "service_account"
-    if name.startswith("system:"):
-        return "system"
-    return "user" if kind == "User" else "group"
-
-
-def subject_label(kind: str, name: str, namespace: str | None) -> str:
-    return f"ServiceAccount {namespace}/{name}" if kind == "ServiceAccount" else f"{kind} {name}"
-
-
 @dataclass
 class Grant:
     subject_kind: str
@@ -190,32 +96,6 @@ class Grant:
         return None if self.scope == "cluster" else self.scope.split(":", 1)[1]
 
 
-def _capabilities(rules: list[dict[str, Any]], cluster: bool) -> dict[str, tuple[set[str], set[str] | None]]:
-    """capability → (verbs granted, resourceNames or None for all) for these rules at this scope."""
-    out: dict[str, tuple[set[str], set[str] | None]] = {}
-    for cap, wants in CAPABILITIES.items():
-        verbs: set[str] = set()
-        names: set[str] | None = set()
-        for w in wants:
-            if not w.namespaced and not cluster:
-                continue  # a RoleBinding never grants cluster-scoped resources
-            for verb in w.verbs:
-                for r in rules:
-                    if not (verb_matches(r, verb) and group_matches(r, w.group) and resource_matches(r, w.resource, w.subresource)):
-                        continue
-                    rn = _strs(r.get("resourceNames"))
-                    if rn and verb == "create" and not w.subresource:
-                        continue  # create has no name: a named rule never matches it
-                    verbs.add(verb)
-                    if not rn:
-                        names = None
-                    elif names is not None:
-                        names.update(rn)
-        if verbs:
-            out[cap] = (verbs, names)
-    return out
-
-
 def grants(inputs: Inputs) -> list[Grant]:
     croles, roles = effective_rules(inputs)
     found: dict[tuple[str, str, str | None, str, str], Grant] = {}
@@ -236,7 +116,7 @@ def grants(inputs: Inputs) -> list[Grant]:
         via = f"{b.kind}/{b.name if cluster else f'{ns}/{b.name}'} → {ref.get('kind')}/{ref.get('name')}"
         mkey = (str(ref.get("kind")), str(ref.get("name")), None if ref.get("kind") == "ClusterRole" else ns, cluster)
         if mkey not in memo:
-            memo[mkey] = _capabilities(rules, cluster)
+            memo[mkey] = capabilities(rules, cluster)
         caps = memo[mkey]
         for s in sequence(b.data.get("subjects")):
             if not isinstance(s, dict):

@@ -1,14 +1,17 @@
-"""Sigma correlation rules (``correlation: type: event_count``) evaluated over the event stream.
+"""Sigma correlation rules evaluated over the event stream.
 
-pySigma parses the rule; this module keeps, per group-by key, only the last few matching events
-(at most the threshold) and fires one alert when the count within the timespan reaches it, then
-starts counting afresh: one alert per burst, bounded memory however long the stream.
-Only ``event_count`` with ``gte``/``gt`` can be decided while streaming; other types or
-operators (absence, value_count, temporal) are refused at load time rather than half-supported.
+pySigma parses the rule. ``event_count``/``value_count``: this module keeps, per group-by key, only the
+last few matching events (at most the threshold) and fires one alert when the count within the timespan
+reaches it, then starts counting afresh: one alert per burst, bounded memory however long the stream.
+``temporal``/``temporal_ordered``: chains of different rules' hits (engine/chains.py). A correlation may
+reference another correlation (a burst, then an allowed exec). Only what can be decided while streaming is
+supported: ``gte``/``gt`` counts; absence (``lt``/``lte``), ``value_sum`` and the like are refused at load
+time rather than half-supported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +28,13 @@ from sigma.correlations import (
 from sigma.exceptions import SigmaError
 
 from ..model import FIELDS, Alert, Event, RuleMatch
+from .chains import Chains, extras
 from .checks import nearest
 from .sigma import LEVELS, Fields, Rule, RuleError, _render, procedure_tags
 
 # placeholders a correlation's reason may use besides the event's fields (set in Correlator._count)
-PLACEHOLDERS = ("count", "timespan", "first_time", "values")
+PLACEHOLDERS = ("count", "timespan", "first_time", "values", "chain")
+TEMPORAL = (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED)
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
 
 
@@ -41,6 +46,17 @@ class Correlation:
     timespan: str
     threshold: int  # events (event_count) or distinct values (value_count) needed within the timespan
     field: str | None = None  # value_count: the field whose distinct values are counted
+    kind: str = "event_count"  # event_count | value_count | temporal | temporal_ordered
+    aliases: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # group-by alias -> rule id -> field
+    generate: bool = True  # false only when the rule says `generate: false`: its rules' hits are not alerts
+
+    @property
+    def temporal(self) -> bool:
+        return self.kind.startswith("temporal")
+
+    @property
+    def ordered(self) -> bool:
+        return self.kind == "temporal_ordered"
 
     def key(self, fields: Fields) -> tuple[str, ...]:
         out = []
@@ -62,8 +78,13 @@ def compile_correlation(text: str, where: str) -> Rule:
         raise RuleError(where, f"invalid Sigma correlation rule: {exc}") from None
     except Exception as exc:
         raise RuleError(where, f"cannot read correlation rule: {exc}") from None
-    if parsed.type not in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT):
-        raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported (event_count, value_count)")
+    supported = (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, *TEMPORAL)
+    if parsed.type not in supported:
+        names = ", ".join(t.name.lower() for t in supported)
+        raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported ({names})")
+    raw: dict[str, Any] = data["correlation"] if isinstance(data, dict) and isinstance(data.get("correlation"), dict) else {}
+    if parsed.type in TEMPORAL:
+        return _temporal_rule(parsed, raw, where)
     cond = parsed.condition
     if not isinstance(cond, SigmaCorrelationCondition):
         raise RuleError(where, "extended (boolean) correlation conditions are not supported")
@@ -95,8 +116,49 @@ def compile_correlation(text: str, where: str) -> Rule:
         threshold=threshold,
         field=field_name,
     )
+    corr.generate = raw.get("generate") is not False
     if not corr.rules:
         raise RuleError(where, "correlation references no rules")
+    return _rule(parsed, corr, where)
+
+
+def _temporal_rule(parsed: SigmaCorrelationRule, raw: dict[str, Any], where: str) -> Rule:
+    """temporal / temporal_ordered: every referenced rule must match (a `condition`, if given, must say so)."""
+    refs = [str(r.reference) for r in parsed.rules or []]
+    if len(refs) < 2:
+        raise RuleError(where, "a temporal correlation needs at least two rules")
+    cond = parsed.condition
+    if "condition" in raw and not (
+        isinstance(cond, SigmaCorrelationCondition) and cond.op is SigmaCorrelationConditionOperator.GTE and int(cond.count) == len(refs)
+    ):
+        raise RuleError(where, f"a temporal condition other than gte: {len(refs)} (all rules) is not supported")
+    if parsed.timespan is None:
+        raise RuleError(where, "correlation needs a timespan")
+    aliases: dict[str, dict[str, str]] = {}
+    for name, alias in parsed.aliases.aliases.items():
+        aliases[name] = {str(r.reference): str(f) for r, f in alias.mapping.items()}
+    group_by = list(parsed.group_by or [])
+    used = {f for m in aliases.values() for f in m.values()} | {g for g in group_by if g not in aliases}
+    unknown = sorted(f for f in used if f not in FIELDS)
+    if unknown:
+        raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)}{nearest(unknown[0], FIELDS)} (see docs/fields.md)")
+    corr = Correlation(
+        rules=refs,
+        group_by=group_by,
+        seconds=float(parsed.timespan.seconds),
+        timespan=parsed.timespan.spec,
+        threshold=len(refs),
+        kind=parsed.type.name.lower(),
+        aliases=aliases,
+        generate=raw.get("generate") is not False,
+    )
+    rule = _rule(parsed, corr, where)
+    rule.fields_used = used
+    return rule
+
+
+def _rule(parsed: SigmaCorrelationRule, corr: Correlation, where: str) -> Rule:
+    group_by, field_name = corr.group_by, corr.field
     level = LEVELS.get(str(parsed.level.name).lower() if parsed.level else "", "medium")
     return Rule(
         rule_id=parsed.name or str(parsed.id),
@@ -115,21 +177,52 @@ def compile_correlation(text: str, where: str) -> Rule:
 
 
 def resolve(rules: list[Rule]) -> None:
-    """Give each correlation rule the actions of the rules it counts, so the prefilter keeps their lines."""
-    by_id = {r.rule_id: r for r in rules if r.correlation is None}
-    for rule in rules:
-        if rule.correlation is None:
-            continue
+    """Give each correlation rule the actions of the rules it counts, so the prefilter keeps their lines.
+
+    A correlation may count another correlation's alerts: resolved in dependency order, cycles refused.
+    """
+    by_id = {r.rule_id: r for r in rules}
+    done: set[str] = {r.rule_id for r in rules if r.correlation is None}
+
+    def visit(rule: Rule, stack: tuple[str, ...]) -> None:
+        if rule.rule_id in done:
+            return
+        assert rule.correlation is not None
         actions: set[str] | None = set()
         for ref in rule.correlation.rules:
             base = by_id.get(ref)
             if base is None:
                 raise RuleError(rule.path, f"correlation references unknown rule {ref}")
+            if ref in stack:
+                raise RuleError(rule.path, f"correlation references itself through {ref}")
+            visit(base, (*stack, ref))
             if base.actions is None or actions is None:
                 actions = None
             else:
                 actions |= base.actions
+        for name, mapping in rule.correlation.aliases.items():
+            stray = sorted(set(mapping) - set(rule.correlation.rules))
+            if stray:
+                raise RuleError(rule.path, f"alias {name} names rules the correlation does not reference: {', '.join(stray)}")
         rule.actions = actions
+        done.add(rule.rule_id)
+
+    for rule in rules:
+        visit(rule, (rule.rule_id,))
+
+
+def silent_rules(rules: list[Rule]) -> set[str]:
+    """Plain rules whose hits only feed correlations: every correlation referencing them says `generate: false`.
+
+    A correlation referenced by another keeps its own alerts: they are never plain hits.
+    """
+    plain = {r.rule_id for r in rules if r.correlation is None}
+    said: dict[str, bool] = {}
+    for rule in rules:
+        if rule.correlation is not None:
+            for ref in rule.correlation.rules:
+                said[ref] = said.get(ref, False) or rule.correlation.generate
+    return {ref for ref, generate in said.items() if not generate and ref in plain}
 
 
 def _seconds(time: str | None) -> float | None:
@@ -154,20 +247,68 @@ class Correlator:
         self._groups: dict[str, OrderedDict[tuple[str, ...], Any]] = {
             r.rule_id: OrderedDict() for r in self.rules
         }
+        self._chains = Chains(max_groups)
+        self._titles = {r.rule_id: r.title.lower() for r in self.rules}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
     def feed(self, event: Event, fields: Fields, hits: list[RuleMatch]) -> Iterator[Alert]:
-        seen: set[str] = set()
-        for hit in hits:
-            for rule in self._watch.get(hit.rule_id, ()):
-                if rule.rule_id in seen:
+        """Every correlation alert the event completes, its own chain matches as alerts of their own."""
+        folded, alerts = self.step(event, fields, hits)
+        yield from (Alert(event, [m]) for m in folded)
+        yield from alerts
+
+    def step(self, event: Event, fields: Fields, hits: list[RuleMatch]) -> tuple[list[RuleMatch], list[Alert]]:
+        """(chain matches for this event itself, alerts: counts completed here and earlier chain steps).
+
+        A correlation's own result counts as a hit of it for the correlations that reference it.
+        """
+        folded: list[RuleMatch] = []
+        alerts: list[Alert] = []
+        pending = [h.rule_id for h in hits]
+        fed: set[tuple[str, str]] = set()
+        counted: set[str] = set()
+        while pending:
+            ref = pending.pop(0)
+            for rule in self._watch.get(ref, ()):
+                corr = rule.correlation
+                assert corr is not None
+                if corr.temporal:
+                    if (rule.rule_id, ref) in fed:
+                        continue
+                    fed.add((rule.rule_id, ref))
+                    match, earlier = self._chain(rule, corr, ref, event, fields)
+                    alerts.extend(earlier)
+                    if match is not None and all(m.rule_id != rule.rule_id for m in folded):
+                        folded.append(match)
+                        pending.append(rule.rule_id)
+                    continue
+                if rule.rule_id in counted:
                     continue  # an event matching two referenced rules counts once
-                seen.add(rule.rule_id)
+                counted.add(rule.rule_id)
                 alert = self._count(rule, event, fields)
                 if alert is not None:
-                    yield alert
+                    alerts.append(alert)
+                    pending.append(rule.rule_id)
+        return folded, alerts
+
+    def _chain(self, rule: Rule, corr: Correlation, ref: str, event: Event, fields: Fields) -> tuple[RuleMatch | None, list[Alert]]:
+        when = _seconds(event.time)
+        if when is None:
+            return None, []
+        counted = self._titles.get(ref, "")  # a correlation's result: say which, not just its last event
+        done = self._chains.add(rule.rule_id, corr, ref, event, when, fields, counted)
+        if done is None:
+            return None, []
+        reason = _render(rule.reason or rule.title, {**fields, **extras(done, when, corr.timespan)})
+        tags = procedure_tags(rule.tags)
+        match = RuleMatch(rule.rule_id, rule.title, rule.severity, tags, reason)
+        earlier = [
+            Alert(s.event, [RuleMatch(rule.rule_id, rule.title, rule.severity, tags, f"an earlier step of this chain: {reason}")])
+            for s in done.fresh
+        ]
+        return match, earlier
 
     def _count(self, rule: Rule, event: Event, fields: Fields) -> Alert | None:
         corr = rule.correlation

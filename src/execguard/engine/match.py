@@ -6,7 +6,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from ..model import Alert, Event, RuleMatch, severity_rank
-from .correlate import Correlator
+from .correlate import Correlator, silent_rules
+from .grants import GrantMemory
 from .sigma import Rule, procedure_tags
 
 SEEN_LIMIT = 200_000
@@ -19,6 +20,8 @@ class Engine:
         self._seen: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
         self.suppressed = 0
         self.correlator = Correlator(rules)  # correlation rules count the others' hits; they never match one event
+        self.silent = silent_rules(rules)  # hits that only feed correlations (`generate: false`)
+        self.grants = GrantMemory()  # roles and bindings seen so far, for bindings whose role is not in the record
         rules = [r for r in rules if r.correlation is None]
         by_action: dict[str, list[Rule]] = {}
         self._any_action = [r for r in rules if r.actions is None]
@@ -32,6 +35,10 @@ class Engine:
         if self._any_action:
             return None
         return set(self._by_action)
+
+    def needs_state(self, event: Event) -> bool:
+        """Events ``decide`` must see even without hits: RBAC writes, remembered for later bindings."""
+        return event.rbac is not None
 
     def hits(self, event: Event) -> list[RuleMatch]:
         """The rules the event matches, by itself: no state, so it may run in another process."""
@@ -51,10 +58,15 @@ class Engine:
         Stateful: call it in stream order. With ``correlated`` given, correlation alerts the event
         completes are appended there.
         """
+        if event.rbac is not None and self.grants.resolve(event):
+            hits = self.hits(event)  # a binding's role became known from an earlier record
         if correlated is not None and hits and self.correlator:
             # counted before the severity floor and stage folding: a burst of low alerts is the signal
-            fields = event.fields()
-            correlated.extend(a for a in self.correlator.feed(event, fields, hits) if severity_rank(a.severity) >= self.min_rank)
+            folded, alerts = self.correlator.step(event, event.fields(), hits)
+            hits = hits + folded  # a chain this event completes is part of its own alert
+            correlated.extend(a for a in alerts if severity_rank(a.severity) >= self.min_rank)
+        if self.silent:
+            hits = [h for h in hits if h.rule_id not in self.silent]
         if not hits:
             return None
         alert = Alert(event, hits)

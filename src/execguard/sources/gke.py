@@ -33,6 +33,8 @@ LITERALS: dict[str, tuple[bytes, ...]] = {
     "kubelet_cri": (b".proxy.", b"/proxy"),
     "kubelet_other": (b".proxy.", b"/proxy"),
     "create": (b"command", b"args"),
+    "rbac": (b"rbac.authorization.k8s.io", b".rbac."),
+    "discovery": (b"secrets.list", b"pods.list", b"selfsubject"),
 }
 
 AUDIT_LOG_TYPE = "type.googleapis.com/google.cloud.audit.AuditLog"

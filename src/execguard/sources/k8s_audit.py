@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import redact
 from ..model import Actor, Event, SourceRef, Target
+from . import k8s_rbac
 from .base import SourceError, as_dict, as_int, as_str, as_str_list
 
 FORMAT = "k8s-audit"
@@ -28,6 +29,16 @@ LITERALS: dict[str, tuple[bytes, ...]] = {
     "kubelet_cri": (b"/proxy",),
     "kubelet_other": (b"/proxy",),
     "create": (b"command", b"args"),
+    "rbac": (b"rbac.authorization.k8s.io",),
+    # secrets or pods listed by a client (curl, a Go client, kubectl get): the collection URI, bare or with
+    # kubectl's ?limit=500 only, then its closing quote (escaped once in EKS/AKS) and verb list, which
+    # kube-apiserver writes right after requestURI. Informer relists (resourceVersion=0), watches and pod
+    # creates, most lines naming these collections, stay out. Self access reviews. Exec lines hold /pods/NAME/.
+    "discovery": (
+        *(form.replace(b"R", r) for r in (b"secrets", b"pods") for q in (b"", b"?limit=500") for form in (
+            b'/R' + q + b'","verb":"list"', b'/R' + q + b'\\",\\"verb\\":\\"list\\"', b'/R' + q + b'", "verb": "list"')),
+        b"selfsubject",
+    ),
 }
 
 POD_SUBRESOURCE_ACTIONS = {
@@ -272,6 +283,17 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         yield base
         return
 
+    if k8s_rbac.is_rbac_write(resource, as_str(obj_ref.get("apiGroup")), verb, subresource):
+        base.action = "rbac"
+        base.target.kind = k8s_rbac.KINDS[str(resource)]
+        base.rbac = k8s_rbac.change(obj, str(resource), base.target.namespace, as_str(obj_ref.get("name")))
+        yield base
+        return
+    if _discovery(resource, subresource, verb):
+        base.action = "discovery"
+        yield base
+        return
+
     if resource in WORKLOADS and verb in WRITE_VERBS:
         body = obj.get("requestObject")
         commands = [(c, origin, argv) for c in workload_containers(resource, body) for origin, argv in container_commands(c)]
@@ -296,6 +318,18 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
             return
 
     yield base
+
+
+def _discovery(resource: str | None, subresource: str | None, verb: str | None) -> bool:
+    """Secrets or pods listed, or a self access review: the look around a stolen token takes before an exec.
+
+    A get of one named secret is left out: every controller does it all day, and it costs the prefilter.
+    """
+    if subresource:
+        return False
+    if resource in ("secrets", "pods"):
+        return verb == "list"
+    return resource in ("selfsubjectaccessreviews", "selfsubjectrulesreviews") and verb == "create"
 
 
 EXEC_OPTION_KINDS = {None, "PodExecOptions", "PodAttachOptions"}

@@ -1,0 +1,159 @@
+"""Sigma ``temporal`` and ``temporal_ordered`` correlations: chains of different rules' hits, per group key.
+
+Each group keeps, per referenced rule, its last few hits (time and event) inside the timespan. A chain is
+complete when every referenced rule has a hit within the timespan before the current event's time (for
+``temporal_ordered``, in the listed order, the current event being the last step). The current event gets the
+chain's match; the earlier steps, not reported yet, get an alert of their own then: they were only
+reconnaissance until the chain showed what they led to. While the earlier steps stay inside the timespan, each
+later event of the last step completes the chain again (a token that listed secrets and then execs into four
+pods: four chain matches).
+
+Memory: at most ``PER_RULE`` hits per referenced rule and group, ``MAX_GROUPS`` groups per rule (least
+recently seen dropped), ``MAX_KEYS`` group keys per event (a group-by field holding a list, such as a binding's
+subjects, puts the event in one group per value).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..model import Event
+
+if TYPE_CHECKING:
+    from .correlate import Correlation
+    from .sigma import Fields
+
+PER_RULE = 16
+MAX_KEYS = 16
+
+
+@dataclass
+class Step:
+    when: float
+    event: Event
+    summary: str
+    reported: bool = False
+
+
+@dataclass
+class Done:
+    """A completed chain: the steps before the current event, and those of them not reported before."""
+
+    earlier: list[Step] = field(default_factory=list)
+    fresh: list[Step] = field(default_factory=list)
+
+
+def keys(corr: Correlation, ref: str, fields: Fields) -> list[tuple[str, ...]]:
+    """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
+    out: list[tuple[str, ...]] = [()]
+    for name in corr.group_by:
+        value = fields.get(corr.aliases.get(name, {}).get(ref, name))
+        values = [str(v) for v in value if v not in (None, "")] if isinstance(value, list) else [] if value in (None, "") else [str(value)]
+        if not values:
+            return []  # an event without the key cannot be joined to anything
+        out = [(*k, v) for k in out for v in dict.fromkeys(values)][:MAX_KEYS]
+    return out
+
+
+def summary(event: Event) -> str:
+    """One step, as the chain's reason lists it."""
+    what = event.action
+    if event.action in ("discovery", "rbac", "other"):
+        what = f"{event.verb or '?'} {event.resource or '?'}"
+    where = event.target.pod or event.target.namespace or event.target.node or ""
+    tail = f" {where}" if where else ""
+    outcome = f" ({event.outcome})" if event.outcome in ("denied", "error") else ""
+    return f"{what}{tail}{outcome}"
+
+
+class Chains:
+    def __init__(self, max_groups: int) -> None:
+        self.max_groups = max_groups
+        # per rule: group key -> referenced rule -> recent steps
+        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
+
+    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Fields, title: str = "") -> Done | None:
+        """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes."""
+        groups = self._groups.setdefault(rule_id, OrderedDict())
+        done: Done | None = None
+        for key in keys(corr, ref, fields):
+            state = groups.get(key)
+            if state is None:
+                state = groups[key] = {}
+                if len(groups) > self.max_groups:
+                    groups.popitem(last=False)
+            else:
+                groups.move_to_end(key)
+            found = self._step(state, corr, ref, event, when, title)
+            if found is not None:
+                done = found if done is None else Done(done.earlier + found.earlier, done.fresh + found.fresh)
+        return done
+
+    @staticmethod
+    def _step(state: dict[str, deque[Step]], corr: Correlation, ref: str, event: Event, when: float, title: str) -> Done | None:
+        steps = state.setdefault(ref, deque(maxlen=PER_RULE))
+        same = next((s for s in steps if event.event_id and s.event.event_id == event.event_id), None)
+        if same is not None:
+            # a later audit stage of a request already seen: the same answer as its first stage, nothing new
+            return Done() if same.reported else None
+        current = Step(when, event, f"{title} (last: {summary(event)})" if title else summary(event))
+        steps.append(current)
+        for other in state.values():
+            while other and other[0].when < when - corr.seconds:
+                other.popleft()
+        earlier = (_ordered if corr.ordered else _unordered)(state, corr, ref, current)
+        if earlier is None:
+            return None
+        current.reported = True
+        fresh = [s for s in earlier if not s.reported]
+        for s in fresh:
+            s.reported = True
+        return Done(earlier, fresh)
+
+
+def _ordered(state: dict[str, deque[Step]], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
+    """temporal_ordered: the current event is the last step; each earlier step has a hit no later than the next."""
+    if ref != corr.rules[-1]:
+        return None
+    when = limit = current.when
+    earlier: list[Step] = []
+    for other in reversed(corr.rules[:-1]):
+        inside = [s for s in state.get(other, ()) if when - corr.seconds <= s.when <= limit]
+        if not inside:
+            return None
+        limit = max(s.when for s in inside)
+        earlier.extend(inside)
+    return sorted(earlier, key=lambda s: s.when)
+
+
+def _unordered(state: dict[str, deque[Step]], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
+    """temporal: every referenced rule has a hit inside the timespan, in any order."""
+    when = current.when
+    earlier: list[Step] = []
+    for other in corr.rules:
+        inside = [s for s in state.get(other, ()) if when - corr.seconds <= s.when <= when and s is not current]
+        if not inside and other != ref:
+            return None
+        earlier.extend(inside)
+    return sorted(earlier, key=lambda s: s.when)
+
+
+def chain_text(done: Done, limit: int = 6) -> str:
+    """The earlier steps for a reason: 'list secrets (denied) x3, list pods' in time order."""
+    counts: OrderedDict[str, int] = OrderedDict()
+    for s in done.earlier:
+        counts[s.summary] = counts.get(s.summary, 0) + 1
+    parts = [f"{text} x{n}" if n > 1 else text for text, n in counts.items()]
+    more = f", and {len(parts) - limit} more" if len(parts) > limit else ""
+    return ", ".join(parts[:limit]) + more
+
+
+def first_time(done: Done, when: float) -> str:
+    return datetime.fromtimestamp(min([when, *(s.when for s in done.earlier)]), tz=UTC).isoformat()
+
+
+def extras(done: Done, when: float, timespan: str) -> dict[str, Any]:
+    return {"count": len(done.earlier) + 1, "timespan": timespan, "first_time": first_time(done, when), "chain": chain_text(done)}
