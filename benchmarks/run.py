@@ -10,6 +10,10 @@ per CPU, the default), the same with ``-j 1`` (one process) and
 the file, cut on a line; jq is slow, so MB/s is measured on the slice and stated as such).
 Then, once, ``hunt`` with and without ``--no-prefilter`` on a smaller slice.
 
+Any native audit log works: the generated noise of gen_audit.py (~0.1 % exec) or a dense one made from
+``execguard simulate`` (``gen_audit.py --simulate``, ~40 % exec). Beside MB/s it reports lines/s and the
+ratios of hunt to grep and to jq from the same run, which hold better than MB/s on a shared machine.
+
 The page cache is warmed first (the file is read once). Peak RSS of the largest process comes from
 GNU time; peak PSS summed over the whole process tree (hunt's workers included) is sampled from /proc.
 Medians are reported, with every run's time kept in the JSON written to benchmarks/out/.
@@ -152,6 +156,19 @@ def slice_file(src: str, fraction: float, dest: Path) -> Path:
     return dest
 
 
+def rate(x: float) -> str:
+    """Three significant figures below 100 (dense input runs at a few MB/s), whole numbers above."""
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def count_lines(path: str | Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        while data := f.read(16 << 20):
+            n += data.count(b"\n")
+    return n
+
+
 def warm(path: str | Path) -> float:
     t0 = time.perf_counter()
     with open(path, "rb") as f:
@@ -208,17 +225,24 @@ def main(argv: list[str] | None = None) -> int:
     for extra in (jq_slice, small):
         if extra is not None:
             warm(extra)
+    lines = count_lines(path)
+    info["lines"] = lines
 
     tools: dict[str, dict[str, Any]] = {
-        "grep -F -c exec": {"cmd": ["grep", "-F", "-c", "exec", path], "mb": mb},
-        "grep -F -c -e LITERALS": {"cmd": ["grep", "-F", "-c", *[a for x in lits for a in ("-e", x.decode())], path], "mb": mb},
-        "execguard hunt": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", path], "mb": mb},
-        "execguard hunt -j 1": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", "-j", "1", path], "mb": mb},
+        "grep -F -c exec": {"cmd": ["grep", "-F", "-c", "exec", path], "mb": mb, "in_lines": lines},
+        "grep -F -c -e LITERALS": {
+            "cmd": ["grep", "-F", "-c", *[a for x in lits for a in ("-e", x.decode())], path],
+            "mb": mb,
+            "in_lines": lines,
+        },
+        "execguard hunt": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", path], "mb": mb, "in_lines": lines},
+        "execguard hunt -j 1": {"cmd": [*eg, "hunt", "-o", "jsonl", "-q", "-j", "1", path], "mb": mb, "in_lines": lines},
     }
     if jq_slice is not None:
         tools["jq (slice)"] = {
             "cmd": ["jq", "-c", 'select(.objectRef.subresource=="exec")', str(jq_slice)],
             "mb": jq_slice.stat().st_size / 1e6,
+            "in_lines": count_lines(jq_slice),
         }
     for tool in tools.values():
         tool["runs"] = []
@@ -252,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[name] = {
             "median_secs": secs,
             "mb_s": tool["mb"] / secs,
+            "lines_s": tool["in_lines"] / secs,
             "mb": tool["mb"],
             "rss_mb": max(r["rss_mb"] for r in tool["runs"]),
             "tree_rss_mb": max(r["tree_rss_mb"] for r in tool["runs"]),
@@ -261,6 +286,16 @@ def main(argv: list[str] | None = None) -> int:
             "secs": [r["secs"] for r in tool["runs"]],
         }
     eg_rate = summary["execguard hunt"]["mb_s"]
+    # per repeat: hunt and grep ran seconds apart, so load from other work hits both alike
+    per_repeat = {
+        f"{mine} / {ref}": [
+            (tools[mine]["mb"] / a["secs"]) / (tools[ref]["mb"] / b["secs"])
+            for a, b in zip(tools[mine]["runs"], tools[ref]["runs"], strict=True)
+        ]
+        for mine in ("execguard hunt", "execguard hunt -j 1")
+        for ref in ("grep -F -c exec", "jq (slice)")
+        if ref in tools
+    }
     report = {
         "machine": info,
         "tools": summary,
@@ -268,32 +303,43 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_vs_grep_exec": eg_rate / summary["grep -F -c exec"]["mb_s"],
         "ratio_vs_grep_literals": eg_rate / summary["grep -F -c -e LITERALS"]["mb_s"],
         "ratio_single_process_vs_grep_exec": summary["execguard hunt -j 1"]["mb_s"] / summary["grep -F -c exec"]["mb_s"],
+        "ratios_per_repeat": per_repeat,
     }
+    if "jq (slice)" in summary:
+        report["ratio_vs_jq"] = eg_rate / summary["jq (slice)"]["mb_s"]
+        report["ratio_single_process_vs_jq"] = summary["execguard hunt -j 1"]["mb_s"] / summary["jq (slice)"]["mb_s"]
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     dest = OUT / f"results-{stem}-{stamp}.json"
     dest.write_text(json.dumps(report, indent=2, default=str))
 
     print(
-        f"\n{path}: {mb:.0f} MB, median of {args.repeat}, {info['cpus']} CPUs ({info['cpu']}), "
+        f"\n{path}: {mb:.0f} MB, {lines} lines, median of {args.repeat}, {info['cpus']} CPUs ({info['cpu']}), "
         f"load {info['loadavg_before'][0]:.1f} -> {info['loadavg_after'][0]:.1f}, find backend {info['find_backend']}"
     )
-    print("| tool | MB/s | peak RSS MB (largest process) | peak PSS MB (all processes) | result |")
-    print("|---|---:|---:|---:|---|")
+    print("| tool | MB/s | lines/s | peak RSS MB (largest process) | peak PSS MB (all processes) | result |")
+    print("|---|---:|---:|---:|---:|---|")
     for name, s in summary.items():
         what = (
             f"{s['result']} lines"
             if "grep" in name
             else (f"{s['result']} alerts" if "execguard" in name else f"{s['result']} lines on {s['mb']:.0f} MB slice")
         )
-        print(f"| {name} | {s['mb_s']:.0f} | {s['rss_mb']:.0f} | {s['tree_pss_mb']:.0f} ({s['procs']} procs) | {what} |")
+        print(
+            f"| {name} | {rate(s['mb_s'])} | {rate(s['lines_s'])} | {s['rss_mb']:.0f} "
+            f"| {s['tree_pss_mb']:.0f} ({s['procs']} procs) | {what} |"
+        )
     ratios = report["ratio_vs_grep_exec"], report["ratio_vs_grep_literals"], report["ratio_single_process_vs_grep_exec"]
     print(
-        f"\nexecguard / grep -F -c exec = {ratios[0]:.2f}; execguard / grep -F -c -e LITERALS = {ratios[1]:.2f}; "
-        f"execguard -j 1 / grep -F -c exec = {ratios[2]:.2f}"
+        f"\nexecguard / grep -F -c exec = {ratios[0]:.3g}; execguard / grep -F -c -e LITERALS = {ratios[1]:.3g}; "
+        f"execguard -j 1 / grep -F -c exec = {ratios[2]:.3g}"
     )
+    if "ratio_vs_jq" in report:
+        print(f"execguard / jq = {report['ratio_vs_jq']:.3g}; execguard -j 1 / jq = {report['ratio_single_process_vs_jq']:.3g}")
+    for label, values in per_repeat.items():
+        print(f"per repeat, {label}: {', '.join(f'{v:.3f}' for v in values)}")
     p, n = prefilter["prefilter"], prefilter["--no-prefilter"]
     print(
-        f"{small_mb:.0f} MB slice: prefilter {p['mb_s']:.0f} MB/s vs --no-prefilter {n['mb_s']:.0f} MB/s "
+        f"{small_mb:.0f} MB slice: prefilter {rate(p['mb_s'])} MB/s vs --no-prefilter {rate(n['mb_s'])} MB/s "
         f"({n['secs'] / p['secs']:.1f}x); alerts {p['alerts']} vs {n['alerts']}"
     )
     print(f"JSON: {dest}")
