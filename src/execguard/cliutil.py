@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 try:  # typer 0.2x carries its own copy of click
     from typer._click.exceptions import ClickException
 except ImportError:  # older typer runs on click itself
-    from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,assignment,unused-ignore]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
