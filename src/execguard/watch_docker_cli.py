@@ -56,14 +56,12 @@ def _warn_line(file: str, line: int | None, message: str) -> None:
 
 def watch_command(
     docker: Annotated[
-        list[str] | None, typer.Option(
-            "--docker", metavar="URL", help="Follow this Docker Engine API (unix://PATH, tcp://HOST:PORT); repeatable."
-        )
+        list[str] | None,
+        typer.Option("--docker", metavar="URL", help="Follow this Docker Engine API (unix://PATH, tcp://HOST:PORT); repeatable."),
     ] = None,
     tail: Annotated[
-        list[str] | None, typer.Option(
-            "--tail", metavar="PATH", help="Follow this log file like tail -F, in any format hunt reads; globs; repeatable."
-        )
+        list[str] | None,
+        typer.Option("--tail", metavar="PATH", help="Follow this log file like tail -F, in any format hunt reads; globs; repeatable."),
     ] = None,
     tail_state: Annotated[
         Path | None, typer.Option("--tail-state", help="Offsets of --tail files, so a restart resumes where it stopped.")
