@@ -3,12 +3,17 @@ restart mid-watch neither loses nor doubles an exec."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from execguard.engine.match import Engine
@@ -19,6 +24,7 @@ from execguard.model import Alert
 from execguard.testing.dockerd import IMAGE, Dockerd, DockerdUnavailable, start_dockerd, why_unavailable
 
 pytestmark = pytest.mark.docker
+EXE = Path(sys.executable).parent / "execguard"
 WAIT = 30.0  # bound of every wait; alerts normally arrive in milliseconds
 
 
@@ -167,3 +173,29 @@ def test_daemon_restart_loses_and_doubles_nothing(own_daemon: Dockerd) -> None:
         ids = [a.event.event_id for a in w.sink.alerts if a.event.action == "exec"]
         for exec_id in [*before, *after, last]:
             assert ids.count(exec_id) == 1, exec_id
+
+
+def test_watch_command_over_tcp(docker_daemon: Dockerd, tmp_path: Path) -> None:
+    assert docker_daemon.tcp_url
+    out = tmp_path / "alerts.jsonl"
+    cmd = [str(EXE), "watch", "--docker", docker_daemon.tcp_url, "-o", "jsonl", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    c = _container(docker_daemon)
+    try:
+        deadline = time.monotonic() + WAIT
+        ids: list[str] = []
+        exec_id = ""
+        while time.monotonic() < deadline:
+            # the command needs a moment to connect: an exec made before that is not in its `since`
+            exec_id = _exec(docker_daemon, c, ["sh", "-c", "cat /etc/shadow"])
+            time.sleep(0.5)
+            ids = [orjson.loads(raw)["event_id"] for raw in out.read_bytes().splitlines()] if out.exists() else []
+            if exec_id in ids:
+                break
+        assert exec_id in ids
+    finally:
+        c.remove(force=True)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err.decode()
+    assert len(ids) == len(set(ids))

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from .audit import docker_live
 from .audit.live import LiveError
-from .cliutil import check_output, fail, warning
+from .cliutil import EXIT_USAGE, check_output, error, fail, os_error_line, silence_stdout, warning
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .live.docker import DockerInput
@@ -118,6 +118,12 @@ def watch_command(
         runner.run(stop)
     except KeyboardInterrupt:
         stop.set()
+    except BrokenPipeError:
+        silence_stdout()  # the reader of our output went away (| head): stop quietly, as hunt does
+    except OSError as exc:  # --out could not be written (a full disk): what was written stays
+        error(os_error_line(exc) if exc.filename else f"{out or 'stdout'}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_USAGE) from None
     finally:
+        stop.set()
         if out:
             stream.close()
