@@ -199,3 +199,41 @@ def test_watch_command_over_tcp(docker_daemon: Dockerd, tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, err.decode()
     assert len(ids) == len(set(ids))
+
+
+def test_reconnect_replays_from_since_without_doubling(docker_daemon: Dockerd) -> None:
+    """Execs made while the stream is down come from `since`; the event at the boundary is not handed on twice."""
+    inp = DockerInput(docker_daemon.url)
+    got: list[Any] = []
+    c = _container(docker_daemon)
+    try:
+        for round_ in range(2):
+            stop = threading.Event()
+            t = threading.Thread(target=inp.run, args=(got.append, stop), daemon=True)
+            t.start()
+            assert inp.connected.wait(WAIT)
+            first = _exec(docker_daemon, c, ["sh", "-c", f"echo live {round_}"])
+            deadline = time.monotonic() + WAIT
+            while not any(e.event_id == first and e.verb == "exec_start" for e in got) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stop.set()
+            t.join(WAIT)
+            assert not t.is_alive()
+            # the stream is closed now: these are only in the daemon's event buffer
+            _exec(docker_daemon, c, ["sh", "-c", f"echo missed {round_}"])
+        stop = threading.Event()
+        t = threading.Thread(target=inp.run, args=(got.append, stop), daemon=True)
+        t.start()
+        assert inp.connected.wait(WAIT)
+        last = _exec(docker_daemon, c, ["true"])
+        deadline = time.monotonic() + WAIT
+        while not any(e.event_id == last and e.verb == "exec_start" for e in got) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop.set()
+        t.join(WAIT)
+    finally:
+        c.remove(force=True)
+    seen = [(e.event_id, e.verb) for e in got if e.action == "exec"]
+    assert len(seen) == len(set(seen)) == 10  # 5 execs, each created and started once
+    commands = [" ".join(e.command) for e in got if e.verb == "exec_create"]
+    assert commands == ["sh -c echo live 0", "sh -c echo missed 0", "sh -c echo live 1", "sh -c echo missed 1", "true"]
