@@ -126,17 +126,21 @@ class DockerInput:
         ev = evs[0]
         ev.raw = f"{self.url} {action} {obj.get('timeNano') or obj.get('time')}"
         cid = ev.target.container_id or ""
-        if action in ("exec_create", "exec_start") and ev.event_id:
-            self._complete_exec(ev)
+        try:
+            if action in ("exec_create", "exec_start") and ev.event_id:
+                self._complete_exec(ev)
+                return [ev]
+            if action in ("create", "start") and cid:
+                if action == "start" and cid in self.created:
+                    return []  # its create already went out: the entrypoint was judged then
+                self.created[cid] = None
+                if len(self.created) > SEEN_LIMIT:
+                    self.created.popitem(last=False)
+                ev.action, ev.verb = "create", action
+                return self._complete_create(ev)
+        except SourceError as exc:  # an inspect of an unexpected shape: the event alone still alerts
+            self.warn(f"{self.url}: {action} {cid[:12]}: {exc}; reported from the event alone")
             return [ev]
-        if action in ("create", "start") and cid:
-            if action == "start" and cid in self.created:
-                return []  # its create already went out: the entrypoint was judged then
-            self.created[cid] = None
-            if len(self.created) > SEEN_LIMIT:
-                self.created.popitem(last=False)
-            ev.action, ev.verb = "create", action
-            return self._complete_create(ev)
         return []
 
     def _complete_exec(self, ev: Event) -> None:
