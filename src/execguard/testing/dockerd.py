@@ -206,6 +206,37 @@ class Dockerd:
             _unmount_under(root)
             shutil.rmtree(root, ignore_errors=True)
 
+    def restart(self, timeout: float = START_TIMEOUT) -> None:
+        """Stop dockerd (SIGTERM, as systemd does) and start it again with the same command line and data dirs.
+
+        Containers stop with it (no live-restore); images and stopped containers stay.
+        """
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        _kill_children_left(self.exec_root)
+        with contextlib.suppress(OSError):
+            self.socket_path.unlink()
+        env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS")}
+        self.proc = subprocess.Popen(
+            self.argv, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+        )
+        deadline = time.monotonic() + timeout
+        while not (self.socket_path.exists() and self.ping()):
+            if self.proc.poll() is not None:
+                raise DockerdUnavailable(f"dockerd exited with {self.proc.returncode} on restart: {_tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                raise DockerdUnavailable(f"dockerd did not answer /_ping within {timeout:.0f}s of a restart: {_tail(self.log_path)}")
+            time.sleep(0.2)
+
     def __enter__(self) -> Dockerd:
         return self
 

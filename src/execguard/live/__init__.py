@@ -1,0 +1,1 @@
+"""Live inputs of `execguard watch`: each follows one source and hands Events to an emit callback."""

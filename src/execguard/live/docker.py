@@ -1,0 +1,190 @@
+"""`watch --docker URL`: follow the Engine API /events and complete each exec and create from the daemon.
+
+The events stream joins an exec's argv with spaces; /exec/{id}/json keeps it exact
+(ProcessConfig.entrypoint + arguments), with user, privileged and tty. A create is completed from the
+container's inspect. The Event is built by the docker-events source and completed with the same
+helpers the dockerd-log source uses for the create and exec bodies, so rules see one shape whatever
+the input. An exec already gone (404) still alerts from what its event carries.
+
+The connection is restartable: on any failure it reconnects with backoff and ``since`` = the last
+event time seen (timeNano); events at that boundary already handed on are skipped by
+(Action, Actor.ID, execID, timeNano). The daemon replays ``since`` from its own in-memory event
+buffer (the last 256 events in current dockerd), which a restarted daemon starts afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from ..audit.docker_live import ClientTLS
+from ..model import Event, SourceRef
+from ..sources import docker_events
+from ..sources.base import SourceError, as_dict, as_int, as_str, as_str_list
+from ..sources.dockerd_log import _create_body, _exec_body, _healthcheck
+from .dockerapi import ApiError, Endpoint, get_json, json_lines, request
+
+Warn = Callable[[str], None]
+ACTIONS = ("exec_create", "exec_start", "create", "start")
+BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+READ_TICK = 0.5  # how often a quiet stream looks at the stop flag
+SEEN_LIMIT = 4096  # event keys remembered to skip what a reconnect replays
+NS = 1_000_000_000
+
+
+class DockerInput:
+    """One Docker daemon. ``run`` returns only when ``stop`` is set; failures are warned about and retried."""
+
+    def __init__(self, url: str, tls: ClientTLS | None = None, since_ns: int | None = None, warn: Warn | None = None) -> None:
+        self.endpoint = Endpoint(url, tls)
+        self.url = url
+        self.since_ns = since_ns  # None: from when run() starts
+        self.warn: Warn = warn or (lambda m: None)
+        self.seen: OrderedDict[tuple[str, str, str, int], None] = OrderedDict()
+        self.created: OrderedDict[str, None] = OrderedDict()  # containers whose create was handed on
+        self.connected = threading.Event()  # set while the stream is open (tests and /readyz)
+        self.reconnects = 0
+        self.events_in = 0
+
+    def name(self) -> str:
+        return f"docker {self.url}"
+
+    def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
+        if self.since_ns is None:
+            self.since_ns = time.time_ns()
+        failures = 0
+        while not stop.is_set():
+            try:
+                self._follow(emit, stop)
+                failures = 0  # a clean end (daemon shut down): reconnect at once, then back off
+            except (OSError, ValueError, ApiError) as exc:  # socket, TLS, HTTP and JSON errors alike
+                if stop.is_set():
+                    break
+                self.warn(f"{self.url}: {str(exc)[:200] or type(exc).__name__}; reconnecting")
+            finally:
+                self.connected.clear()
+            if stop.is_set():
+                break
+            stop.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])
+            failures += 1
+            self.reconnects += 1
+
+    def _path(self) -> str:
+        filters = orjson.dumps({"type": ["container"], "event": list(ACTIONS)}).decode()
+        since = self.since_ns or 0
+        return f"/events?since={since // NS}.{since % NS:09d}&filters={quote(filters)}"
+
+    def _follow(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
+        sock, resp = request(self.endpoint, self._path())
+        try:
+            if resp.status != 200:
+                raise ApiError(f"GET /events → {resp.status} {resp.body(4096)[:160].decode(errors='replace').strip()}")
+            sock.settimeout(READ_TICK)
+            self.connected.set()
+            for obj in json_lines(resp):
+                if stop.is_set():
+                    return
+                if obj is not None:
+                    self._one(obj, emit)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _one(self, obj: dict[str, Any], emit: Callable[[Event], None]) -> None:
+        nano = as_int(obj.get("timeNano")) or (as_int(obj.get("time")) or 0) * NS
+        actor = obj.get("Actor")
+        actor = actor if isinstance(actor, dict) else {}
+        attrs = actor.get("Attributes")
+        attrs = attrs if isinstance(attrs, dict) else {}
+        key = (str(obj.get("Action")), str(actor.get("ID")), str(attrs.get("execID") or ""), nano)
+        if key in self.seen:
+            return  # replayed by a reconnect's since
+        self.seen[key] = None
+        if len(self.seen) > SEEN_LIMIT:
+            self.seen.popitem(last=False)
+        self.since_ns = max(self.since_ns or 0, nano)
+        self.events_in += 1
+        try:
+            for ev in self.events(obj):
+                emit(ev)
+        except SourceError as exc:
+            self.warn(f"{self.url}: event {key[0]} at {nano}: {exc}")
+
+    def events(self, obj: dict[str, Any]) -> list[Event]:
+        ref = SourceRef(format=docker_events.FORMAT, file=self.url, line=None)
+        action = (as_str(obj.get("Action")) or "").partition(":")[0].strip()
+        evs = list(docker_events.events(obj, ref))
+        if not evs:
+            return evs
+        ev = evs[0]
+        ev.raw = f"{self.url} {action} {obj.get('timeNano') or obj.get('time')}"
+        cid = ev.target.container_id or ""
+        try:
+            if action in ("exec_create", "exec_start") and ev.event_id:
+                self._complete_exec(ev)
+                return [ev]
+            if action in ("create", "start") and cid:
+                if action == "start" and cid in self.created:
+                    return []  # its create already went out: the entrypoint was judged then
+                self.created[cid] = None
+                if len(self.created) > SEEN_LIMIT:
+                    self.created.popitem(last=False)
+                ev.action, ev.verb = "create", action
+                return self._complete_create(ev)
+        except SourceError as exc:  # an inspect of an unexpected shape: the event alone still alerts
+            self.warn(f"{self.url}: {action} {cid[:12]}: {exc}; reported from the event alone")
+            return [ev]
+        return []
+
+    def _complete_exec(self, ev: Event) -> None:
+        try:
+            info = get_json(self.endpoint, f"/exec/{quote(ev.event_id or '', safe='')}/json")
+        except (OSError, ValueError) as exc:
+            self.warn(f"{self.url}: exec {ev.event_id}: {str(exc)[:160]}; reported from the event alone")
+            return
+        if not isinstance(info, dict):
+            return  # gone already: the event's own (space-split) command stands
+        proc = as_dict(info.get("ProcessConfig"), "ProcessConfig")
+        entry = as_str(proc.get("entrypoint"))
+        body = {
+            "Cmd": ([entry] if entry else []) + as_str_list(proc.get("arguments")),
+            "Privileged": proc.get("privileged"),
+            "Tty": proc.get("tty"),
+            "AttachStdin": info.get("OpenStdin"),
+            "User": proc.get("user"),
+        }
+        outcome = ev.outcome
+        _exec_body(body, ev)
+        ev.outcome = outcome
+
+    def _complete_create(self, ev: Event) -> list[Event]:
+        cid = ev.target.container_id or ""
+        try:
+            info = get_json(self.endpoint, f"/containers/{quote(cid, safe='')}/json")
+        except (OSError, ValueError) as exc:
+            self.warn(f"{self.url}: container {cid[:12]}: {str(exc)[:160]}; reported from the event alone")
+            return [ev]
+        if not isinstance(info, dict):
+            return [ev]
+        config = as_dict(info.get("Config"), "Config")
+        body = {**config, "HostConfig": as_dict(info.get("HostConfig"), "HostConfig")}
+        _create_body(body, ev)
+        ev.outcome = "allowed"
+        labels = as_dict(config.get("Labels"), "Config.Labels")
+        t = ev.target
+        t.namespace = t.namespace or as_str(labels.get(docker_events.NAMESPACE_LABEL))
+        t.pod = t.pod or as_str(labels.get(docker_events.POD_LABEL))
+        k8s_container = as_str(labels.get(docker_events.CONTAINER_LABEL))
+        if k8s_container:
+            t.container = k8s_container
+        elif not t.container:
+            t.container = (as_str(info.get("Name")) or "").lstrip("/") or None
+        health = _healthcheck(body, ev)
+        return [ev] if health is None else [ev, health]
