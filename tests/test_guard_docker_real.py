@@ -16,7 +16,17 @@ from typing import Any
 
 import pytest
 
-from execguard.testing.dockerd import IMAGE, Dockerd, DockerdUnavailable, plugin_socket, start_dockerd, unique_plugin_name, why_unavailable
+from execguard.testing.dockerd import (
+    IMAGE,
+    Dockerd,
+    DockerdUnavailable,
+    TLSFiles,
+    make_test_certs,
+    plugin_socket,
+    start_dockerd,
+    unique_plugin_name,
+    why_unavailable,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -31,6 +41,19 @@ class Guarded:
     state: Path
     policy: Path
     proc: subprocess.Popen[bytes] | None = None
+    tls: TLSFiles | None = None
+
+    def tls_client(self) -> Any:
+        """A client that shows the test client certificate: dockerd names its CN as the User."""
+        import docker
+
+        assert self.tls is not None and self.daemon.tcp_url is not None
+        config = docker.tls.TLSConfig(
+            client_cert=(str(self.tls.client_cert), str(self.tls.client_key)), ca_cert=str(self.tls.ca), verify=True
+        )
+        client = docker.DockerClient(base_url=self.daemon.tcp_url.replace("tcp://", "https://"), tls=config, timeout=60, version="1.41")
+        client.api.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would replace our CA
+        return client
 
     def start_plugin(self) -> None:
         sock = plugin_socket(self.name)
@@ -66,7 +89,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
     g = Guarded(None, unique_plugin_name(), tmp / "state", policy)  # type: ignore[arg-type]
     g.start_plugin()
     try:
-        g.daemon = start_dockerd(authz_plugins=(g.name,))
+        g.tls = make_test_certs(tmp / "certs")
+        g.daemon = start_dockerd(authz_plugins=(g.name,), tls=g.tls)
     except DockerdUnavailable as exc:
         g.stop_plugin()
         pytest.fail(str(exc)) if required else pytest.skip(str(exc))
@@ -130,10 +154,35 @@ def test_policy_deny_entry_then_bad_reload_keeps_it(guarded: Guarded) -> None:
 
 
 def test_break_glass_lets_the_approved_user_through(guarded: Guarded) -> None:
-    """Over the unix socket the user is empty; dockerd names a user only from a TLS client certificate."""
+    """dockerd names a user only from a TLS client certificate (its CN); over the unix socket the user is empty."""
+    import docker
     from typer.testing import CliRunner
 
     from execguard.cli import app
+
+    client = guarded.tls_client()
+    box = client.containers.run(IMAGE, ["sleep", "300"], detach=True, network_mode="none", name="glass")
+    with pytest.raises(docker.errors.APIError):
+        box.exec_run(REVERSE)
+    grant = [
+        "guard",
+        "approve",
+        "--user",
+        "execguard-test-client",
+        "--for",
+        "5m",
+        "--reason",
+        "INC-9 on call",
+        "--state-dir",
+        str(guarded.state),
+    ]
+    assert CliRunner().invoke(app, grant).exit_code == 0
+    assert box.exec_run(REVERSE).exit_code != 0  # it ran (nc cannot connect: no network), it was not refused
+    used = [r for r in guarded.records() if r["kind"] == "decision" and r.get("approval")]
+    assert used and used[0]["user"] == "execguard-test-client" and used[0]["would_deny"] is True
+    # the unix-socket client has no user, so the approval does not cover it
+    with pytest.raises(docker.errors.APIError):
+        guarded.daemon.client().containers.get("glass").exec_run(REVERSE)
 
     out = CliRunner().invoke(
         app, ["guard", "approve", "--user", "nobody-here", "--for", "5m", "--reason", "INC-1", "--state-dir", str(guarded.state)]
