@@ -420,6 +420,10 @@ from .watch_docker_cli import watch_command  # noqa: E402
 
 app.command("watch")(watch_command)
 
+from .guard_cli import guard_app  # noqa: E402
+
+app.add_typer(guard_app, name="guard")
+
 
 @app.callback(invoke_without_command=True)
 def main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
