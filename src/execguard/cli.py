@@ -417,6 +417,10 @@ app.command("simulate")(simulate_command)
 app.command("emulate")(emulate_command)
 app.command("score")(score_command)
 
+from .watch_cli import watch_command  # noqa: E402
+
+app.command("watch")(watch_command)
+
 
 @app.callback(invoke_without_command=True)
 def main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:

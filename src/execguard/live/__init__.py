@@ -1,0 +1,1 @@
+"""execguard watch: live inputs, the audit webhook spool and server."""
