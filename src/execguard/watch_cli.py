@@ -149,6 +149,9 @@ def watch_command(
     metrics = Metrics(lambda: sp.size, lambda: sp.lag)
     sink = _sink(output, out_file.handle if out_file is not None else (sys.stdout if output is WatchOutput.table else sys.stdout.buffer))
     runner = Runner(detector, sink, metrics, out_file, warning, sp.mark)
+    # the --out size now goes with the checkpoint at once: a crash before the first batch is
+    # committed must still cut that batch's alerts from --out before it is replayed
+    sp.commit(sp.checkpoint, runner.mark)
     try:
         receiver = Receiver((host, port), sp, metrics, tls, token, max_body=min(max_body << 20, MAX_BODY * 64),
                             ready=lambda: not runner.stop.is_set())  # fmt: skip

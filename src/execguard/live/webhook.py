@@ -33,6 +33,7 @@ from .spool import Frame, Spool, SpoolFull
 
 MAX_BODY = 32 << 20  # kube-apiserver's default --audit-webhook-batch-max-size of 400 events is a few MB
 TIMEOUT = 10.0
+DISCARD = 64 << 20  # refused bodies up to this size are read and dropped, so the answer arrives
 WORKERS = 32
 NAME = "audit-webhook"
 TEXT = "text/plain; charset=utf-8"
@@ -102,6 +103,7 @@ class Receiver(ThreadingHTTPServer):
         self.conn_timeout = timeout
         self.ready = ready
         self.draining = False
+        self.refused_at: int | None = None  # spool size at the last 429; not ready until it shrinks
         self._slots = threading.BoundedSemaphore(workers)
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -187,37 +189,54 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._answer(200, b"ok\n")
         elif path == "/readyz":
-            ok = self.server.ready() and not self.server.draining and not self.server.spool.full()
+            srv = self.server
+            refusing = srv.refused_at is not None and srv.spool.size >= srv.refused_at
+            ok = srv.ready() and not srv.draining and not refusing
             self._answer(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
         else:
             self._answer(404, b"not found: POST audit EventLists to any path; GET /metrics /healthz /readyz\n")
 
+    def _discard(self, n: int) -> None:
+        """Read and drop a body we refuse: closing with unread bytes would reset the connection, and the
+        client would lose our answer. Past DISCARD bytes we close anyway (the read timeout bounds the time)."""
+        if n > DISCARD:
+            return
+        while n > 0:
+            chunk = self.rfile.read(min(n, 1 << 16))
+            if not chunk:
+                return
+            n -= len(chunk)
+
     def do_POST(self) -> None:
         srv = self.server
-        if srv.token is not None:
-            given = self.headers.get("Authorization", "").encode("latin-1", "replace")
-            if not hmac.compare_digest(given, srv.token):
-                self._answer(401, b"missing or wrong bearer token\n", headers={"WWW-Authenticate": "Bearer"})
-                return
-        if srv.draining:
-            self._answer(503, b"shutting down\n", headers={"Retry-After": "5"})
-            return
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
             self._answer(411, b"Content-Length required\n")
             return
         n = int(length)
+        if srv.token is not None:
+            given = self.headers.get("Authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, srv.token):
+                self._discard(n)
+                self._answer(401, b"missing or wrong bearer token\n", headers={"WWW-Authenticate": "Bearer"})
+                return
+        if srv.draining:
+            self._discard(n)
+            self._answer(503, b"shutting down\n", headers={"Retry-After": "5"})
+            return
         if n > srv.max_body:
+            self._discard(n)
             self._answer(413, f"body of {n} bytes is over the limit of {srv.max_body}\n".encode())
             return
-        if srv.spool.full(n):
-            srv.metrics.rejected.inc()
-            self._answer(429, b"spool full, retry later\n", headers={"Retry-After": "1"})
-            return
-        body = self.rfile.read(n)
+        body = self.rfile.read(n)  # read even when full: the keep-alive connection stays usable after a 429
         if len(body) < n:
             self.close_connection = True
             return  # the client went away or timed out mid-body: nothing accepted
+        if srv.spool.full(n):
+            srv.metrics.rejected.inc()
+            srv.refused_at = srv.spool.size
+            self._answer(429, b"spool full, retry later\n", headers={"Retry-After": "1"})
+            return
         reason = check_body(body)
         if reason is not None:
             srv.metrics.parse_errors.labels(input=NAME).inc()
@@ -227,11 +246,13 @@ class Handler(BaseHTTPRequestHandler):
             srv.spool.append(body)
         except SpoolFull:
             srv.metrics.rejected.inc()
+            srv.refused_at = srv.spool.size
             self._answer(429, b"spool full, retry later\n", headers={"Retry-After": "1"})
             return
         except OSError as exc:  # a full disk: the apiserver keeps the batch and retries
             self._answer(503, f"spool write failed: {exc.strerror or exc}\n".encode(), headers={"Retry-After": "5"})
             return
+        srv.refused_at = None
         self._answer(200, b"")
 
 
