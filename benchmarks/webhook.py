@@ -22,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from webhook_util import Client, alerts_by_audit_id, event_list, start_watch, stop, wait_healthy  # noqa: E402
-
-from execguard.testing.dockerd import free_port, make_test_certs  # noqa: E402
+from execguard.testing.dockerd import free_port, make_test_certs
+from webhook_util import Client, alerts_by_audit_id, event_list, start_watch, stop, wait_healthy
 
 TOKEN = "benchmark-token"
 
@@ -34,6 +33,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="how long to post")
     ap.add_argument("--clients", type=int, default=4, help="concurrent keep-alive connections")
     ap.add_argument("--batch", type=int, default=400, help="events per POST (kube-apiserver's default)")
+    ap.add_argument("--exec-every", type=int, default=1, help="1 = every event an exec (worst case); N = one in N, the rest reads")
     ap.add_argument("--drain", type=float, default=300.0, help="longest wait for the last alerts")
     args = ap.parse_args()
 
@@ -51,7 +51,9 @@ def main() -> int:
         try:
             wait_healthy(port, proc, certs.ca)
             # bodies made before the clock starts: the client's JSON encoding is not the server's cost
-            bodies = [[event_list([f"c{c}-b{b}-{i}" for i in range(args.batch)]) for b in range(64)] for c in range(args.clients)]
+            bodies = [
+                [event_list([f"c{c}-b{b}-{i}" for i in range(args.batch)], args.exec_every) for b in range(64)] for c in range(args.clients)
+            ]
             latencies: list[float] = []
             accepted: list[tuple[int, int, int]] = []  # (client, round, body index)
             other: dict[int, int] = {}
@@ -90,9 +92,10 @@ def main() -> int:
                 t.join()
             posted_for = time.monotonic() - started
             want = len(accepted) * args.batch
+            alerts_want = len(accepted) * len(range(0, args.batch, args.exec_every))
             deadline = time.monotonic() + args.drain
             while time.monotonic() < deadline:
-                if sum(1 for _ in out.open("rb")) >= want if out.exists() else False:
+                if out.exists() and sum(1 for _ in out.open("rb")) >= alerts_want:
                     break
                 time.sleep(0.5)
             alerted_after = time.monotonic() - started
@@ -100,18 +103,18 @@ def main() -> int:
         finally:
             stop(proc)
         counts = alerts_by_audit_id(out)
-        ids = [f"r{r}-c{c}-b{b}-{i}" for c, r, b in accepted for i in range(args.batch)]
+        ids = [f"r{r}-c{c}-b{b}-{i}" for c, r, b in accepted for i in range(0, args.batch, args.exec_every)]
         lost = sum(1 for i in ids if counts[i] == 0)
         doubled = sum(1 for n in counts.values() if n > 1)
         lat = sorted(latencies)
         p50 = statistics.median(lat) * 1000 if lat else float("nan")
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
-        print(f"clients {args.clients}, batch {args.batch}, posting {posted_for:.1f}s")
+        print(f"clients {args.clients}, batch {args.batch}, one exec in {args.exec_every}, posting {posted_for:.1f}s")
         print(f"accepted: {len(accepted)} batches, {want} events = {want / posted_for:,.0f} events/s acknowledged")
         print(f"ack latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000 if lat else 0:.1f} ms")
         print(f"refused or failed: {other or 'none'}")
         print(f"all alerted after {alerted_after:.1f}s = {want / alerted_after:,.0f} events/s end to end")
-        print(f"lost {lost}, alerted twice {doubled}")
+        print(f"{alerts_want} exec events: lost {lost}, alerted twice {doubled}")
         return 1 if lost or doubled else 0
 
 

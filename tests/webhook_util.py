@@ -36,8 +36,19 @@ def exec_event(audit_id: str, pod: str = "web", user: str = "alice") -> dict[str
     }
 
 
-def event_list(ids: list[str]) -> bytes:
-    return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": [exec_event(i) for i in ids]})
+def read_event(audit_id: str, pod: str = "web") -> dict[str, object]:
+    """A `get pod` by a controller: the bulk of real audit traffic, which no T1609 rule matches."""
+    ev = exec_event(audit_id, pod, "system:serviceaccount:kube-system:replicaset-controller")
+    ev.update(verb="get", requestURI=f"/api/v1/namespaces/default/pods/{pod}", stage="ResponseComplete",
+              objectRef={"resource": "pods", "namespace": "default", "name": pod, "apiVersion": "v1"},
+              responseStatus={"metadata": {}, "code": 200})  # fmt: skip
+    return ev
+
+
+def event_list(ids: list[str], exec_every: int = 1) -> bytes:
+    """An EventList; with exec_every=N only every Nth event is an exec, the others reads."""
+    items = [exec_event(x) if i % exec_every == 0 else read_event(x) for i, x in enumerate(ids)]
+    return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items})
 
 
 class Client:
