@@ -237,3 +237,78 @@ def test_kill_9_mid_load_then_restart_alerts_each_accepted_event_once(tmp_path: 
     assert all(n == 1 for n in counts.values()), "an event alerted twice"
     assert set(counts) <= {*accepted, *unsure, "after-restart"}
     assert before <= len(counts)
+
+
+POLICY = """apiVersion: execguard/v1
+kind: Policy
+metadata: {name: test}
+entries:
+  - name: alice-shells
+    action: suppress
+    reason: {reason}
+    match:
+      users: [alice]
+"""
+
+
+def test_sighup_reloads_the_policy_and_keeps_the_last_good_one(tmp_path: Path) -> None:
+    port = free_port()
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY.replace("{reason}", "first"))
+    out = tmp_path / "alerts.jsonl"
+    args = ["--audit-webhook", f"127.0.0.1:{port}", "--no-tls", "--spool", str(tmp_path / "spool"), "--policy", str(policy),
+            "-o", "jsonl", "--out", str(out)]  # fmt: skip
+    errors = tmp_path / "stderr.txt"
+    proc = start_watch(args, errors)
+    try:
+        wait_healthy(port, proc)
+        client = Client(port)
+
+        def posted(audit_id: str) -> None:
+            assert client.post(event_list([audit_id])) == 200
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and b"execguard_spool_lag_bytes 0.0" not in client.request("GET", "/metrics")[2]:
+                time.sleep(0.05)
+
+        posted("h-suppressed")  # alice's shell: suppressed by the policy
+        policy.write_text("entries: [not: a policy")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while b"reload failed" not in errors.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        posted("h-still-suppressed")  # the last good policy still applies
+        policy.write_text("apiVersion: execguard/v1\nkind: Policy\nmetadata: {name: empty}\nentries: []\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while b"rules and policy reloaded" not in errors.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        posted("h-alerted")  # the new policy suppresses nothing
+        metrics = client.request("GET", "/metrics")[2].decode()
+        assert 'execguard_reloads_total{result="failed"} 1.0' in metrics
+        assert 'execguard_reloads_total{result="ok"} 1.0' in metrics
+        assert stop(proc) == 0
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert alerts_by_audit_id(out) == {"h-alerted": 1}
+    text = errors.read_text()
+    assert "error: reload failed, keeping the rules and policy in use:" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give an input"),
+        (["--audit-webhook", "nope"], "expected HOST:PORT"),
+        (["--audit-webhook", "0.0.0.0:8443"], "needs --tls-cert and --tls-key"),
+        (["--audit-webhook", "0.0.0.0:8443", "--no-tls"], "not a loopback address"),
+        (["--audit-webhook", "127.0.0.1:0", "--no-tls", "--token-file", "/nonexistent/token"], "/nonexistent/token"),
+    ],
+)
+def test_unsafe_or_incomplete_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from execguard.cli import app
+
+    result = CliRunner().invoke(app, ["watch", *args, "--spool", str(tmp_path / "spool")])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
