@@ -115,22 +115,23 @@ class Receiver(ThreadingHTTPServer):
         # bounded concurrency: past ``workers`` open connections the accept loop waits, and the
         # kernel's listen backlog holds the rest
         self._slots.acquire()
-        with self._busy_lock:
-            self._busy += 1
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._release()
+            self._slots.release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._release()
+            self._slots.release()
 
-    def _release(self) -> None:
-        self._slots.release()
+    def enter(self) -> None:
+        with self._busy_lock:
+            self._busy += 1
+
+    def leave(self) -> None:
         with self._busy_lock:
             self._busy -= 1
             self._idle.notify_all()
@@ -154,7 +155,7 @@ class Receiver(ThreadingHTTPServer):
         pass  # a client that went away mid-request: nothing to report, the next one is served
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no request is being served (for a drain after shutdown())."""
+        """Wait until no POST is in flight (for a drain after shutdown()); idle keep-alive connections do not count."""
         with self._busy_lock:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
@@ -208,6 +209,13 @@ class Handler(BaseHTTPRequestHandler):
             n -= len(chunk)
 
     def do_POST(self) -> None:
+        self.server.enter()
+        try:
+            self._post()
+        finally:
+            self.server.leave()
+
+    def _post(self) -> None:
         srv = self.server
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
