@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -38,14 +39,14 @@ class Live:
     """A receiver and the spool consumer in this process, on a loopback port."""
 
     def __init__(self, tmp: Path, tls: ssl.SSLContext | None = None, token: str | None = None, max_bytes: int = 1 << 30,
-                 consume: bool = True) -> None:  # fmt: skip
+                 consume: bool = True, timeout: float = 5.0) -> None:  # fmt: skip
         self.spool = Spool(tmp / "spool", max_bytes=max_bytes)
         self.metrics = Metrics(lambda: self.spool.size, lambda: self.spool.lag)
         self.out = OutFile(tmp / "alerts.jsonl", self.spool.mark, text=False)
         detector = Detector(Engine(load_rules()), None, 0)
         self.warnings: list[str] = []
         self.runner = Runner(detector, JsonlSink(self.out.handle), self.metrics, self.out, self.warnings.append)
-        self.receiver = Receiver(("127.0.0.1", 0), self.spool, self.metrics, tls, token, timeout=5.0)
+        self.receiver = Receiver(("127.0.0.1", 0), self.spool, self.metrics, tls, token, timeout=timeout)
         self.port = int(self.receiver.server_address[1])
         serve(self.receiver)
         self._loop: threading.Thread | None = None
@@ -176,6 +177,25 @@ def test_overload_gets_429_and_every_accepted_batch_is_alerted(tmp_path: Path, l
     assert client.post(event_list(["o-late"])) == 200  # room again once processed
     live.wait_drained()
     assert alerts_by_audit_id(tmp_path / "alerts.jsonl") == dict.fromkeys([*accepted, "o-late"], 1)
+
+
+def test_silent_clients_time_out_and_do_not_block_others(tmp_path: Path, certs: TLSFiles, live_factory: list[Live]) -> None:
+    live = Live(tmp_path, tls_context(certs.server_cert, certs.server_key), timeout=1.0)
+    live_factory.append(live)
+    silent = [socket.create_connection(("127.0.0.1", live.port), timeout=10) for _ in range(3)]  # no handshake, no headers
+    half = socket.create_connection(("127.0.0.1", live.port), timeout=10)
+    with ssl.create_default_context(cafile=str(certs.ca)).wrap_socket(half, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")  # a body that never comes
+        assert Client(live.port, certs.ca).post(event_list(["while-stalled"])) == 200
+        started = time.monotonic()
+        assert tls.recv(100) == b""  # the server gave up on the stalled body after its timeout
+        assert time.monotonic() - started < 8
+    for s in silent:
+        s.settimeout(8)
+        assert s.recv(100) == b""  # closed by the server, not left open forever
+        s.close()
+    live.wait_drained()
+    assert alerts_by_audit_id(tmp_path / "alerts.jsonl") == {"while-stalled": 1}
 
 
 def _loader(k: int, port: int, ca: Path, stop_at: threading.Event, accepted: list[str], unsure: list[str]) -> None:
