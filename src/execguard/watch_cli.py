@@ -99,7 +99,7 @@ def watch_command(
     from .live.metrics import Metrics
     from .live.runner import OutFile, Runner
     from .live.spool import Spool, SpoolError
-    from .live.webhook import MAX_BODY, Receiver, SpoolInput, is_loopback, listen_address, serve, tls_context
+    from .live.webhook import Receiver, SpoolInput, is_loopback, listen_address, serve, tls_context
 
     if audit_webhook is None:
         fail("give an input: --audit-webhook HOST:PORT")
@@ -153,8 +153,7 @@ def watch_command(
     # committed must still cut that batch's alerts from --out before it is replayed
     sp.commit(sp.checkpoint, runner.mark)
     try:
-        receiver = Receiver((host, port), sp, metrics, tls, token, max_body=min(max_body << 20, MAX_BODY * 64),
-                            ready=lambda: not runner.stop.is_set())  # fmt: skip
+        receiver = Receiver((host, port), sp, metrics, tls, token, max_body=max_body << 20, ready=lambda: not runner.stop.is_set())
     except OSError as exc:
         fail(f"--audit-webhook {audit_webhook}: {exc.strerror or exc}")
 
