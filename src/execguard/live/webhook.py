@@ -290,8 +290,9 @@ class SpoolInput:
             if not frames:
                 continue
             out.put(self.batch(frames))
-            with self._acked:  # one batch in flight: the checkpoint order is the spool order
-                self._acked.wait_for(lambda: self._pending == 0 or stop.is_set())
+            with self._acked:  # one batch in flight: the checkpoint order is the spool order, memory is bounded
+                while not self._acked.wait_for(lambda: self._pending == 0 or stop.is_set(), 0.5):
+                    pass
 
     def batch(self, frames: list[Frame]) -> Batch:
         events: list[Event] = []
