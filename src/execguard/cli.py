@@ -416,13 +416,14 @@ from .sim.simulate import simulate_command  # noqa: E402
 app.command("simulate")(simulate_command)
 app.command("emulate")(emulate_command)
 app.command("score")(score_command)
-from .watch_docker_cli import watch_command  # noqa: E402
-
-app.command("watch")(watch_command)
 
 from .guard_cli import guard_app  # noqa: E402
 
 app.add_typer(guard_app, name="guard")
+
+from .watch_cli import watch_command  # noqa: E402
+
+app.command("watch")(watch_command)
 
 
 @app.callback(invoke_without_command=True)

@@ -1,1 +1,1 @@
-"""Live inputs of `execguard watch`: each follows one source and hands Events to an emit callback."""
+"""execguard watch: live inputs (Docker Engine API, tailed files, the audit webhook and its spool) feeding one engine."""

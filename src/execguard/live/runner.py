@@ -1,0 +1,157 @@
+"""The loop of ``execguard watch``: batches from the inputs' queue -> engine -> policy -> sinks -> ack.
+
+One thread (the caller's) runs the engine, so its state (stage folding, correlation windows)
+sees events in queue order. A batch is acknowledged to its input only after every alert of it
+was written and the --out file flushed and fsynced; the ack carries the file's size then (the
+"mark"), which the webhook's spool stores with its checkpoint. After a crash, watch cuts --out
+back to that mark and the spool replays from that checkpoint: each accepted event is alerted
+exactly once in --out (docs/watch.md "Exactly once").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from ..engine.match import Engine
+from ..model import Alert, severity_rank
+from ..policy import PolicyFilter
+from .inputs import Batch
+from .metrics import Metrics
+
+
+class Sink(Protocol):
+    def write(self, alert: Alert) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Detector:
+    """What SIGHUP replaces as a whole: the engine (rules) and the policy."""
+
+    engine: Engine
+    policy: PolicyFilter | None
+    min_rank: int
+
+    def alerts(self, batch: Batch) -> list[Alert]:
+        out: list[Alert] = []
+        for alert in self.engine.run(batch.events):
+            if self.policy is not None:
+                kept = self.policy(alert)
+                if kept is None:
+                    continue
+                alert = kept
+            elif severity_rank(alert.severity) < self.min_rank:
+                continue
+            out.append(alert)
+        return out
+
+
+class OutFile:
+    """--out, opened for appending, with the size to cut back to after a crash."""
+
+    def __init__(self, path: Path, mark: dict[str, Any], text: bool) -> None:
+        self.path = path
+        self.key = str(path.resolve())
+        self.cut = 0
+        size = path.stat().st_size if path.exists() else 0
+        if mark.get("out") == self.key and isinstance(mark.get("size"), int) and mark["size"] < size:
+            # alerts written after the last checkpoint: their events are replayed from the spool
+            with open(path, "r+b") as f:
+                f.truncate(mark["size"])
+                os.fsync(f.fileno())
+            self.cut = size - mark["size"]
+        self.handle: IO[Any] = open(path, "a", encoding="utf-8") if text else open(path, "ab")  # noqa: SIM115
+
+    def sync(self) -> dict[str, Any]:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return {"out": self.key, "size": os.fstat(self.handle.fileno()).st_size}
+
+    def rollback(self, mark: dict[str, Any]) -> None:
+        """Cut back what a failed batch wrote, so its retry does not write it twice."""
+        size = mark.get("size")
+        if mark.get("out") == self.key and isinstance(size, int):
+            self.handle.flush()
+            os.truncate(self.path, size)
+
+
+class Runner:
+    def __init__(
+        self,
+        detector: Detector,
+        sink: Sink,
+        metrics: Metrics,
+        out: OutFile | None,
+        warn: Callable[[str], None],
+        mark: dict[str, Any] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.sink = sink
+        self.metrics = metrics
+        self.out = out
+        self.warn = warn
+        self.queue: queue.Queue[Batch] = queue.Queue(maxsize=64)
+        self.stop = threading.Event()
+        self.counts: Counter[str] = Counter()
+        self.events = 0
+        self.mark = mark or {}
+        if out is not None:
+            self.mark = out.sync()
+
+    def step(self, timeout: float = 0.2) -> bool:
+        """Handle one batch from the queue; False when none came within ``timeout``."""
+        try:
+            batch = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        self.handle(batch)
+        return True
+
+    def handle(self, batch: Batch) -> None:
+        for line in batch.bad[:20]:
+            self.warn(line)
+        if batch.bad:
+            self.metrics.parse_errors.labels(input=batch.input).inc(len(batch.bad))
+        self.metrics.events.labels(input=batch.input).inc(len(batch.events))
+        self.events += len(batch.events)
+        alerts = self.detector.alerts(batch)  # once: the engine's state must not see the batch twice
+        delay = 0.5
+        while True:
+            try:
+                for alert in alerts:
+                    self.sink.write(alert)
+                mark = self.out.sync() if self.out is not None else self.mark
+                break
+            except OSError as exc:  # a full disk, a closed pipe: keep the batch, retry, never ack it unwritten
+                self.metrics.sink_failures.labels(sink="out" if self.out is not None else "stdout").inc()
+                self.warn(f"{self.out.path if self.out else 'stdout'}: {exc.strerror or exc}; retrying in {delay:.1f}s")
+                if self.out is not None:
+                    with contextlib.suppress(OSError):
+                        self.out.rollback(self.mark)
+                if self.stop.wait(delay):
+                    return  # not acked: the spool replays it next start
+                delay = min(delay * 2, 30.0)
+        self.mark = mark
+        for alert in alerts:
+            self.counts[alert.severity] += 1
+            self.metrics.alerts.labels(severity=alert.severity).inc()
+        if batch.ack is not None:
+            batch.ack(mark)
+
+    def drain(self, idle: Callable[[], bool], timeout: float) -> bool:
+        """Handle batches until ``idle()`` holds and the queue is empty, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.step(0.1) and idle() and self.queue.empty():
+                return True
+        return False
