@@ -129,7 +129,7 @@ def kube_inputs(api_client: Any) -> Inputs:
             inputs.objects.extend(flatten(page, source, None))
     if gaps:
         inputs.objects.append(Obj({"kind": COVERAGE_KIND, "metadata": {"name": source}, "gaps": gaps}, source))
-    try:  # the version decides whether get alone on pods/exec can exec (version.py); optional
+    try:  # the version decides whether get alone on pods/exec can exec (collect/version.py); optional
         answer = client.VersionApi(api_client).get_code(_request_timeout=10)
         inputs.objects.append(Obj(server_version_object(api_client.sanitize_for_serialization(answer), source), source))
     except Exception as exc:  # an old or locked-down /version must not cost the audit
