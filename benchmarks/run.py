@@ -10,8 +10,8 @@ per CPU, the default), the same with ``-j 1`` (one process) and
 the file, cut on a line; jq is slow, so MB/s is measured on the slice and stated as such).
 Then, once, ``hunt`` with and without ``--no-prefilter`` on a smaller slice.
 
-Any native audit log works: the generated noise of gen_audit.py (~0.1 % exec) or a dense one made from
-``execguard simulate`` (``gen_audit.py --simulate``, ~40 % exec). Beside MB/s it reports lines/s and the
+Any native audit log works: gen_audit.py's sparse file (``--exec-rate 0.001``, the default) or a dense one
+(``--exec-rate 0.4``; ``--simulate`` for the simulator's own labelled file, ~38 % exec). Beside MB/s it reports lines/s and the
 ratios of hunt to grep and to jq from the same run, which hold better than MB/s on a shared machine.
 
 The page cache is warmed first (the file is read once). Peak RSS of the largest process comes from

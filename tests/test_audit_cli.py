@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from execguard.audit import live
 from execguard.audit.engine import CatalogueError, Item, catalogue, evaluate, parse_catalogue
+from execguard.audit.gather import live
 from execguard.cli import app
 from execguard.testing.dockerd import free_port
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
-from execguard.audit.docker import parse_dockerd, parse_host
+from execguard.audit.collect.docker import parse_dockerd, parse_host
+from execguard.audit.run import run_audit
 from execguard.testing.dockerd import Dockerd, free_port
 
 DATA = Path(__file__).parent / "data" / "audit" / "docker"
@@ -114,8 +114,8 @@ def test_unreachable_docker_host_is_an_error() -> None:
 
 @pytest.mark.parametrize(("mode", "expected"), [(0o666, {"EG-DOCKER-010"}), (0o660, set()), (0o600, set())])
 def test_socket_mode(tmp_path: Path, mode: int, expected: set[str]) -> None:
-    from execguard.audit.docker_live import local_socket_items
     from execguard.audit.engine import evaluate
+    from execguard.audit.gather.docker_live import local_socket_items
 
     path = tmp_path / "d.sock"
     with socket.socket(socket.AF_UNIX) as s:

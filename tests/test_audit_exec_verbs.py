@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
-from execguard.audit.inputs import CommandLine, Inputs, Obj
-from execguard.audit.version import exec_needs_create
+from execguard.audit.collect.version import exec_needs_create
+from execguard.audit.gather.inputs import CommandLine, Inputs, Obj
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 MANIFEST = """apiVersion: v1

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit import kube
-from execguard.audit.cli import run_audit
-from execguard.audit.inputs import Obj, read_dir
-from execguard.audit.kube import KUBELET_BOOL, anonymous_facts, go_bool, go_int32, parse_flags, policy_coverage
+from execguard.audit.collect import kube_items
+from execguard.audit.collect.apiserver import anonymous_facts
+from execguard.audit.collect.audit_policy import policy_coverage
+from execguard.audit.collect.flags import go_bool, go_int32, parse_flags
+from execguard.audit.collect.kubelet import KUBELET_BOOL
+from execguard.audit.gather.inputs import Obj, read_dir
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 
@@ -279,7 +282,7 @@ def test_malformed_manifests_do_not_crash_the_apiserver_collector(tmp_path: Path
             "policy.yaml": "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: 5\n",
         },
     )
-    items = kube.collect(read_dir(tmp_path))  # kube.py's collector alone
+    items = kube_items(read_dir(tmp_path))  # the Kubernetes component collectors alone
     api = [i.facts for i in items if i.kind == "apiserver"]
     assert len(api) == 1 and api[0]["authorization_known"] is False  # authorizers that do not decode: unknown, not a crash
     assert api[0]["anonymous_auth"] is True and api[0]["anonymous_paths"] == []  # conditions: 3 is no condition list

@@ -21,9 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from execguard.audit import live
-from execguard.audit.cli import run_audit
 from execguard.audit.engine import Finding
+from execguard.audit.gather import live
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 CLUSTER = DATA / "kube-api"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from execguard.audit.engine import evaluate
-from execguard.audit.probe import probe
+from execguard.audit.gather.probe import probe
 from execguard.testing.dockerd import DockerdUnavailable, make_test_certs
 
 FORBIDDEN = b"Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource=proxy)"

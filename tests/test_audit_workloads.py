@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
-from execguard.audit.inputs import Obj
-from execguard.audit.owners import items_without_template_copies
-from execguard.audit.workloads import runtime_socket_exposed, workload_items
+from execguard.audit.collect.owners import items_without_template_copies
+from execguard.audit.collect.workloads import runtime_socket_exposed, workload_items
+from execguard.audit.gather.inputs import Obj
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit" / "workloads"
 

@@ -7,6 +7,9 @@ one-key operator mapping: ``in``, ``not_in``, ``ne``, ``set`` (true: fact is not
 
 from __future__ import annotations
 
+import difflib
+import re
+import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -15,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..model import SEVERITIES, severity_rank
+from .facts import FACTS
 
 MITIGATIONS = {
     "M1018": "User Account Management",
@@ -82,7 +86,9 @@ class CatalogueError(ValueError):
     pass
 
 
-def parse_catalogue(entries: Any) -> list[Check]:
+def parse_catalogue(entries: Any, facts: dict[str, frozenset[str]] | None = None) -> list[Check]:
+    """Checks from parsed YAML; with ``facts`` (item kind -> the facts it carries), every kind and fact a check
+    names must be in it."""
     if not isinstance(entries, list):
         raise CatalogueError("catalogue must be a list of checks")
     checks: list[Check] = []
@@ -94,14 +100,43 @@ def parse_catalogue(entries: Any) -> list[Check]:
         if e["severity"] not in SEVERITIES or e["mitigation"] not in MITIGATIONS or e["id"] in seen:
             raise CatalogueError(f"{e['id']}: bad severity/mitigation or duplicate id")
         seen.add(e["id"])
+        if facts is not None:
+            _check_facts(e, facts)
         checks.append(Check(**{k: e[k] for k in REQUIRED}, when=e.get("when") or {}, description=e.get("description", "")))
     return checks
+
+
+def _check_facts(e: dict[str, Any], facts: dict[str, frozenset[str]]) -> None:
+    """The check's kind is one a collector builds and every fact it names (``when:``, templates) is one that kind
+    carries: a misspelt fact would otherwise never match (or render as '?')."""
+    kind = e["kind"]
+    known = facts.get(kind)
+    if known is None:
+        raise CatalogueError(f"{e['id']}: unknown item kind {kind!r}{_hint(kind, facts)}")
+    when = e.get("when") or {}
+    if not isinstance(when, dict):
+        raise CatalogueError(f"{e['id']}: when must be a mapping of fact to expected value")
+    named = [("when", str(k)) for k in when]
+    for part in ("evidence", "remediation"):
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(str(e[part])) if f]
+        except ValueError as exc:
+            raise CatalogueError(f"{e['id']}: {part}: bad template ({exc})") from None
+        named += [(part, re.split(r"[.\[]", f, maxsplit=1)[0]) for f in fields]
+    for part, fact in named:
+        if fact not in known:
+            raise CatalogueError(f"{e['id']}: {part} names fact {fact!r}, which a {kind} item never has{_hint(fact, known)}")
+
+
+def _hint(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @lru_cache(maxsize=1)
 def catalogue() -> tuple[Check, ...]:
     text = (resources.files("execguard.audit") / "checks.yml").read_text(encoding="utf-8")
-    return tuple(parse_catalogue(yaml.safe_load(text)))
+    return tuple(parse_catalogue(yaml.safe_load(text), FACTS))
 
 
 def _holds(actual: Any, expected: Any) -> bool:

@@ -16,8 +16,8 @@ from rich.text import Text
 
 from .. import __version__
 from ..model import severity_rank
+from .collect.rbac import CAPABILITIES, Grant
 from .engine import MITIGATIONS, Check, Finding, catalogue
-from .rbac import CAPABILITIES, Grant
 
 STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}

@@ -1,7 +1,12 @@
-"""OCSF 1.1 Detection Finding (class 2004) per alert."""
+"""OCSF 1.1 Detection Finding (class 2004) per alert.
+
+Checked against a JSON schema derived from ocsf/ocsf-schema v1.1.0 (tests/test_ocsf_schema.py): only the
+class's attributes (what has no place in it goes under ``unmapped``), and no nulls: an unknown value is left out.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import IO, Any
 
@@ -22,6 +27,12 @@ def _epoch_ms(ts: str | None) -> int | None:
         return None
 
 
+def _time(ts: str | None) -> int:
+    """The event's time; ``time`` is required, so the finding's own when the event has none."""
+    ms = _epoch_ms(ts)
+    return int(time.time() * 1000) if ms is None else ms
+
+
 def to_ocsf(alert: Alert) -> dict[str, Any]:
     d = alert.to_dict()
     ev = alert.event
@@ -36,7 +47,7 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
                 "labels": [x for x in (ev.target.container, ev.target.image) if x],
             }
         )
-    return {
+    finding: dict[str, Any] = {
         "class_uid": 2004,
         "class_name": "Detection Finding",
         "category_uid": 2,
@@ -48,14 +59,14 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
         "severity": alert.severity.capitalize(),
         "status_id": 3 if alert.suppressed is not None else 1,  # OCSF finding status: 1 New, 3 Suppressed
         "status_detail": alert.suppressed,
-        "time": _epoch_ms(ev.time),
+        "time": _time(ev.time),
         "message": d["reasons"][0] if d["reasons"] else d["title"],
         "metadata": {
             "version": "1.1.0",
             "product": {"name": "execguard", "vendor_name": "execguard", "version": __version__},
             "log_name": ev.source.format,
             "original_time": ev.time,
-            "uid": ev.event_id,
+            "uid": ev.event_id or ev.raw,  # a record with no id of its own: its short reference (file:line)
         },
         "finding_info": {
             "uid": f"{d['rule_id']}:{ev.event_id or ev.raw}",
@@ -73,21 +84,40 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
             }
         ],
         "actor": {"user": {"name": ev.actor.user, "groups": [{"name": g} for g in ev.actor.groups]}},
-        "src_endpoint": {"ip": ev.actor.source_ip[0]} if ev.actor.source_ip else None,
-        "http_request": {"user_agent": ev.actor.user_agent, "url": {"path": ev.request_uri}} if ev.request_uri else None,
         "resources": resources,
         "evidences": [
             {
-                "process": {"cmd_line": d["command_display"]} if ev.command else None,
-                "container": {"name": ev.target.container, "uid": ev.target.container_id, "image": {"name": ev.target.image}},
+                "process": {
+                    "cmd_line": d["command_display"] if ev.command else None,
+                    # the command runs in the target container (an image object needs an image id, which is not known)
+                    "container": {"name": ev.target.container, "uid": ev.target.container_id},
+                },
+                "src_endpoint": {"ip": ev.actor.source_ip[0]} if ev.actor.source_ip else None,
                 "data": {
                     "action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code,
                     "source": d["source"], "sources": d["sources"],
                 },
             }
         ],
-        "unmapped": {"execguard": {"command": ev.command, "command_origin": ev.command_origin, "tty": ev.tty, "stdin": ev.stdin}},
+        "unmapped": {
+            "execguard": {
+                "command": ev.command, "command_origin": ev.command_origin, "tty": ev.tty, "stdin": ev.stdin,
+                # a Detection Finding has no http_request: the API request the exec came in
+                "request_uri": ev.request_uri, "user_agent": ev.actor.user_agent if ev.request_uri else None,
+            }
+        },
     }
+    return _compact(finding)
+
+
+def _compact(value: Any) -> Any:
+    """``value`` without null attributes, nor objects left empty by them (OCSF has no null values)."""
+    if isinstance(value, dict):
+        out = {k: _compact(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in out.items() if v != {}}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
 
 
 class OcsfSink:

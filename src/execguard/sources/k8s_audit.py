@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import redact
+from ..k8s import BY_RESOURCE
 from ..model import Actor, Event, SourceRef, Target
 from . import k8s_rbac
 from .base import SourceError, as_dict, as_int, as_str, as_str_list
@@ -54,18 +55,6 @@ KUBELET_ACTIONS = {
     "portforward": "kubelet_portforward",
     "portForward": "kubelet_portforward",
     "cri": "kubelet_cri",
-}
-# resource -> kind and where its pod spec lives
-WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "pods": ("Pod", ("spec",)),
-    "deployments": ("Deployment", ("spec", "template", "spec")),
-    "replicasets": ("ReplicaSet", ("spec", "template", "spec")),
-    "statefulsets": ("StatefulSet", ("spec", "template", "spec")),
-    "daemonsets": ("DaemonSet", ("spec", "template", "spec")),
-    "replicationcontrollers": ("ReplicationController", ("spec", "template", "spec")),
-    "jobs": ("Job", ("spec", "template", "spec")),
-    "cronjobs": ("CronJob", ("spec", "jobTemplate", "spec", "template", "spec")),
-    "podtemplates": ("PodTemplate", ("template", "spec")),
 }
 WRITE_VERBS = {"create", "update", "patch"}
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
@@ -191,7 +180,7 @@ def workload_containers(resource: str, body: Any) -> list[dict[str, Any]]:
         return _containers_from_patch_ops(body)
     if not isinstance(body, dict):
         return []
-    spec = _dig(body, WORKLOADS[resource][1])
+    spec = _dig(body, BY_RESOURCE[resource][1])
     if not isinstance(spec, dict):
         return []
     out: list[dict[str, Any]] = []
@@ -294,12 +283,12 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         yield base
         return
 
-    if resource in WORKLOADS and verb in WRITE_VERBS:
+    if resource in BY_RESOURCE and verb in WRITE_VERBS:
         body = obj.get("requestObject")
         commands = [(c, origin, argv) for c in workload_containers(resource, body) for origin, argv in container_commands(c)]
         if commands:
             base.action = "create"
-            base.target.kind = WORKLOADS[resource][0]
+            base.target.kind = BY_RESOURCE[resource][0]
             if base.target.pod is None and resource == "pods" and isinstance(body, dict):
                 meta = as_dict(body.get("metadata"), "metadata")
                 base.target.pod = as_str(meta.get("name") or meta.get("generateName"))

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Item
-from .inputs import CommandLine, Inputs, Obj, sequence
+from ..engine import Item
+from ..gather.inputs import CommandLine, Inputs, Obj, sequence
 
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 SHORT_WITH_VALUE = {"H": "host", "G": "group", "p": "pidfile", "l": "log-level"}

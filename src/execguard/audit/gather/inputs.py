@@ -23,6 +23,11 @@ COMMANDS = ("kubelet", "kube-apiserver", "dockerd")
 DOCKER_KEYS = frozenset({"hosts", "tls", "tlsverify", "userns-remap", "authorization-plugins", "group", "tlscacert", "live-restore"})
 
 
+# The cli merges only the objects of a live collection, so list failures travel as one internal object that
+# coverage_items() turns into findings. Not a Kubernetes kind.
+COVERAGE_KIND = "ExecguardListCoverage"
+
+
 def mapping(value: Any) -> dict[str, Any]:
     """A field that must be a mapping; any other shape (named by shapes.problems) reads as empty."""
     return value if isinstance(value, dict) else {}

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..rbac import (  # noqa: F401 - the matching core lives in execguard.rbac; audit modules import it from here too
+from ...k8s import WORKLOAD_KINDS, pod_spec_path
+from ...rbac import (  # noqa: F401 - the matching core lives in execguard.rbac; audit modules import it from here too
     CAPABILITIES,
     EXEC_FAMILY,
     RBAC_GROUP,
@@ -32,12 +33,10 @@ from ..rbac import (  # noqa: F401 - the matching core lives in execguard.rbac; 
     subject_label,
     verb_matches,
 )
-from .engine import Item
-from .inputs import Inputs, Obj, mapping, sequence
+from ..engine import Item
+from ..gather.inputs import Inputs, Obj, mapping, sequence
 from .owners import items_without_template_copies
 from .version import exec_needs_create
-
-WORKLOAD_KINDS = ("Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job", "CronJob")
 
 
 def effective_rules(inputs: Inputs) -> tuple[dict[str, list[dict[str, Any]]], dict[tuple[str, str], list[dict[str, Any]]]]:
@@ -173,12 +172,13 @@ def grant_items(gs: Iterable[Grant], needs_create: bool | None = None, why: str 
 
 
 def pod_spec(o: Obj) -> dict[str, Any] | None:
-    spec = mapping(o.data.get("spec"))
     if o.kind == "Pod":
-        return spec
-    if o.kind == "CronJob":
-        spec = mapping(mapping(spec.get("jobTemplate")).get("spec"))
-    tpl = mapping(spec.get("template")).get("spec")
+        return mapping(o.data.get("spec"))
+    *outer, last = pod_spec_path(o.kind)
+    spec: dict[str, Any] = o.data
+    for key in outer:
+        spec = mapping(spec.get(key))
+    tpl = spec.get(last)
     return tpl if isinstance(tpl, dict) else None
 
 

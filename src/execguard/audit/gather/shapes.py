@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ...k8s import WORKLOADS
 from .inputs import Obj
 
 Shape = tuple[tuple[str, ...], type]  # path ("*" = every element of a list) and the type it must have
@@ -47,12 +48,10 @@ SHAPES: dict[str, list[Shape]] = {
     "ClusterRole": _RULES + _AGGREGATION,
     "RoleBinding": _BINDING,
     "ClusterRoleBinding": _BINDING,
-    "Pod": _template("spec"),
-    "CronJob": _template("spec", "jobTemplate", "spec", "template", "spec"),
     "DockerDaemonConfig": [(("authorization-plugins",), list)],
 }
-for _kind in ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job"):
-    SHAPES[_kind] = _template("spec", "template", "spec")
+for _kind, (_, _path) in WORKLOADS.items():
+    SHAPES[_kind] = _template(*_path)
 
 _NAMES: dict[type, str] = {dict: "a mapping", list: "a list"}
 

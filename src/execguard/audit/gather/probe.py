@@ -11,7 +11,7 @@ import socket
 import ssl
 from typing import Any
 
-from .engine import Item
+from ..engine import Item
 from .live import LiveError
 
 PROBE_PORTS = {2375: "docker", 2376: "docker-tls", 10250: "kubelet", 10255: "kubelet-readonly"}

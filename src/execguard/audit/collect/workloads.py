@@ -5,10 +5,11 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from .engine import Item
-from .inputs import Inputs, Obj, mapping, sequence
+from ...k8s import WORKLOAD_KINDS
+from ..engine import Item
+from ..gather.inputs import Inputs, Obj, mapping, sequence
 from .owners import items_without_template_copies
-from .rbac import WORKLOAD_KINDS, pod_spec
+from .rbac import pod_spec
 
 # Host paths that hand a pod the container runtime's API (the socket itself or a directory holding it).
 RUNTIME_SOCKETS = (

@@ -8,8 +8,9 @@ nodes/proxy has no such check: `get` on it still reaches the kubelet's /exec.
 
 from __future__ import annotations
 
-from .inputs import Inputs
-from .kube import apiserver_commands, apiserver_version, feature_gates, parse_flags
+from ..gather.inputs import Inputs
+from .apiserver import apiserver_commands, apiserver_version, feature_gates
+from .flags import parse_flags
 
 GATE = "AuthorizePodWebsocketUpgradeCreatePermission"
 FIRST = (1, 35)  # first release with the check on by default

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .engine import Item
-from .inputs import Inputs, Obj, flatten
+from ...k8s import WORKLOAD_KINDS
+from .inputs import COVERAGE_KIND, Inputs, Obj, flatten
 
 
 class LiveError(Exception):
@@ -36,11 +36,7 @@ PAGE = 500  # list in chunks (limit/continue) so a large cluster is not one huge
 
 # What a missing list leaves unevaluated (shown in the coverage finding).
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-CONTROLLER_KINDS = ("Pod", "ReplicationController", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 
-# The cli merges only the objects of a live collection, so list failures travel as one internal object that
-# coverage_items() turns into findings. Not a Kubernetes kind.
-COVERAGE_KIND = "ExecguardListCoverage"
 
 
 def kube_client(kubeconfig: str, context: str | None = None) -> Any:
@@ -58,7 +54,7 @@ def _affects(kind: str) -> str:
         return "who-can-exec (EG-RBAC-*) may be incomplete"
     if kind == "ServiceAccount":
         return "automountServiceAccountToken of service accounts unknown: EG-RBAC-020 assumes tokens are mounted"
-    if kind in CONTROLLER_KINDS:
+    if kind in WORKLOAD_KINDS:
         return f"{kind} pod templates not evaluated (EG-WL-*, EG-RBAC-020)"
     return f"{kind} not evaluated"
 
@@ -133,22 +129,12 @@ def kube_inputs(api_client: Any) -> Inputs:
             inputs.objects.extend(flatten(page, source, None))
     if gaps:
         inputs.objects.append(Obj({"kind": COVERAGE_KIND, "metadata": {"name": source}, "gaps": gaps}, source))
-    try:  # the version decides whether get alone on pods/exec can exec (version.py); optional
+    try:  # the version decides whether get alone on pods/exec can exec (collect/version.py); optional
         answer = client.VersionApi(api_client).get_code(_request_timeout=10)
         inputs.objects.append(Obj(server_version_object(api_client.sanitize_for_serialization(answer), source), source))
     except Exception as exc:  # an old or locked-down /version must not cost the audit
         inputs.warnings.append(f"{source}: GET /version: {str(exc)[:120]}; exec via get judged for any version")
     return inputs
-
-
-def coverage_items(inputs: Inputs) -> list[Item]:
-    """One item per list the live collection could not read."""
-    items = []
-    for o in inputs.of_kind(COVERAGE_KIND):
-        for gap in o.data.get("gaps") or []:
-            facts = {"api": o.name, **gap}
-            items.append(Item("kube_api_coverage", f"{o.name} list {gap['list']}", facts, o.file, None))
-    return items
 
 
 def server_version_object(data: dict[str, Any], source: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .engine import Item
-from .inputs import Obj, sequence
+from ..engine import Item
+from ..gather.inputs import Obj, sequence
 
 
 def _uid(o: Obj) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .docker import DockerConfig, daemon_items, parse_host
-from .engine import Item
+from ..collect.docker import DockerConfig, daemon_items, parse_host
+from ..engine import Item
 from .live import LiveError
 from .probe import CLIENT_CERT_ALERTS, alert_name, docker_anonymous
 
