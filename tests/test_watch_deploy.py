@@ -9,7 +9,7 @@ import orjson
 import yaml
 from typer.testing import CliRunner
 
-from execguard.audit.kube import policy_coverage
+from execguard.audit.collect.audit_policy import policy_coverage
 from execguard.cli import app
 
 DEPLOY = Path(__file__).parent.parent / "docs" / "deploy.md"

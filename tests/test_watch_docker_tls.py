@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.docker_live import client_tls
+from execguard.audit.gather.docker_live import client_tls
 from execguard.live.docker import DockerInput
 from execguard.model import Event
 from execguard.testing.dockerd import IMAGE, Dockerd, DockerdUnavailable, make_test_certs, start_dockerd, why_unavailable

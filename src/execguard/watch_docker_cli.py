@@ -17,8 +17,8 @@ from typing import IO, Annotated, Any
 import typer
 from rich.console import Console
 
-from .audit import docker_live
-from .audit.live import LiveError
+from .audit.gather import docker_live
+from .audit.gather.live import LiveError
 from .cliutil import EXIT_USAGE, check_output, error, fail, os_error_line, silence_stdout, warning
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import orjson
 
-from ..audit.docker_live import ClientTLS
+from ..audit.gather.docker_live import ClientTLS
 from ..model import Event, SourceRef
 from ..sources import docker_events
 from ..sources.base import SourceError, as_dict, as_int, as_str, as_str_list

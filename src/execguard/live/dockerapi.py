@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from ..audit.docker import parse_host
-from ..audit.docker_live import ClientTLS, _context
+from ..audit.collect.docker import parse_host
+from ..audit.gather.docker_live import ClientTLS, _context
 
 TIMEOUT = 5.0
 MAX_BODY = 8 << 20

@@ -246,7 +246,7 @@ class TailInput:
             produce = functools.partial(f.parser.feed, lineno or 0, line)
             events: Iterable[Event] = self.reader._guard(f.path, lineno, produce, dockerd_log.FORMAT)
         else:
-            events = self.reader._json_line(f.path, lineno or 0, line)
+            events = self.reader.json_line(f.path, lineno or 0, line)
         for ev in events:
             emit(ev)
 

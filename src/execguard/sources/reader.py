@@ -121,6 +121,10 @@ class Reader:
     def _decoder(self) -> JsonDecoder:
         return JsonDecoder(self.stats, self.warn, self._record, BLOCK)
 
+    def json_line(self, name: str, lineno: int, line: bytes) -> Iterator[Event]:
+        """One JSON line handed in from outside the reader's own loops (watch --tail), counted and warned about alike."""
+        return self._decoder().line(name, lineno, line)
+
     # ---- mode and format -------------------------------------------------------------
     def _read_stream(self, name: str, stream: Input) -> Iterator[Event]:
         state = {"line": 0}
