@@ -18,13 +18,11 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..model import Event
-
-if TYPE_CHECKING:
-    from .correlate import Correlation
-    from .sigma import Fields
+from .fields import Lookup
+from .rule import Correlation
 
 PER_RULE = 16
 MAX_KEYS = 16
@@ -46,7 +44,7 @@ class Done:
     fresh: list[Step] = field(default_factory=list)
 
 
-def keys(corr: Correlation, ref: str, fields: Fields) -> list[tuple[str, ...]]:
+def keys(corr: Correlation, ref: str, fields: Lookup) -> list[tuple[str, ...]]:
     """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
     out: list[tuple[str, ...]] = [()]
     for name in corr.group_by:
@@ -75,7 +73,7 @@ class Chains:
         # per rule: group key -> referenced rule -> recent steps
         self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
 
-    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Fields, title: str = "") -> Done | None:
+    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Lookup, title: str = "") -> Done | None:
         """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes."""
         groups = self._groups.setdefault(rule_id, OrderedDict())
         done: Done | None = None
