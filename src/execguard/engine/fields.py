@@ -114,11 +114,28 @@ for _name in ("command", "command.present", "command.argv0", "command.line", "co
     BASIS[_name] = _command_key
 BASIS_GROUP = {name: ("command" if fn is _command_key else name) for name, fn in BASIS.items()}
 
+# The same for the fields that are an attribute of the event (path for operator.attrgetter), so a
+# whole key can be read in one C call; list-valued ones are turned into tuples after.
+ATTRS: dict[str, str] = {
+    "time": "time", "source.format": "source.format", "source.file": "source.file", "source.line": "source.line",
+    "actor.user": "actor.user", "actor.groups": "actor.groups", "actor.source_ip": "actor.source_ip",
+    "actor.user_agent": "actor.user_agent", "actor.impersonated_user": "actor.impersonated_user",
+    "actor.kind": "actor.kind", "actor.credential_pod": "actor.credential_pod", "action": "action", "verb": "verb",
+    "resource": "resource", "subresource": "subresource", "request_uri": "request_uri", "stage": "stage",
+    "target.cluster": "target.cluster", "target.namespace": "target.namespace", "target.pod": "target.pod",
+    "target.container": "target.container", "target.container_id": "target.container_id",
+    "target.image": "target.image", "target.node": "target.node", "target.kind": "target.kind",
+    "command": "command", "command.origin": "command_origin", "command.body_conflict": "command_body", "tty": "tty",
+    "stdin": "stdin", "privileged": "privileged", "run_as_user": "run_as_user", "binds": "binds",
+    "outcome": "outcome", "code": "code", "event_id": "event_id",
+}  # fmt: skip
+LISTS = frozenset({"actor.groups", "actor.source_ip", "command", "command.body_conflict", "binds"})
+
 
 class FieldView:
     """The fields of one event, each computed on first read. ``get`` is what matchers and reasons use."""
 
-    __slots__ = ("_fold", "_gate", "_lower", "_text", "event", "values")
+    __slots__ = ("_fold", "_gate", "_lower", "_text", "event", "shown", "values")
 
     def __init__(self, event: Event) -> None:
         self.event = event
@@ -128,6 +145,7 @@ class FieldView:
         self._text: dict[str, list[str]] = {}
         self._fold: dict[str, list[str]] = {}
         self._gate: dict[str, list[str]] = {}
+        self.shown: dict[Any, str] = {}  # placeholders of reasons as rendered (engine/reason.py)
 
     def get(self, name: str, default: Any = None, /) -> Any:
         value = self.values.get(name, _MISSING)

@@ -33,6 +33,7 @@ class Engine:
         self._by_action = by_action
         self._deciders: dict[str, Decider] = {}  # per action: its rules, then the rules of any action
         self._tags = {r.rule_id: procedure_tags(r.tags) for r in rules}
+        self._last: tuple[Event, FieldView] | None = None  # the view ``hits`` built, for ``decide`` to reuse
 
     def actions(self) -> set[str] | None:
         """Every action some rule can fire on; None when a rule accepts any action."""
@@ -52,6 +53,7 @@ class Engine:
         if not decider.candidates:
             return []
         view = FieldView(event)
+        self._last = (event, view)
         tags = self._tags
         return [RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), r.explain(view)) for r in decider.matches(event, view)]
 
@@ -65,7 +67,10 @@ class Engine:
             hits = self.hits(event)  # a binding's role became known from an earlier record
         if correlated is not None and hits and self.correlator:
             # counted before the severity floor and stage folding: a burst of low alerts is the signal
-            folded, alerts = self.correlator.step(event, FieldView(event), hits)
+            last = self._last
+            # an RBAC event may have been completed since (grants): its fields are read afresh
+            view = last[1] if last is not None and last[0] is event and event.rbac is None else FieldView(event)
+            folded, alerts = self.correlator.step(event, view, hits)
             hits = hits + folded  # a chain this event completes is part of its own alert
             correlated.extend(a for a in alerts if severity_rank(a.severity) >= self.min_rank)
         if self.silent:

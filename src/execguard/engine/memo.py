@@ -1,57 +1,106 @@
 """Decide a list of rules for an event, once per distinct tuple of the values the rules read.
 
 Commands repeat heavily (CI runners exec the same few commands all day), so the stateless part of
-matching, which rules an event satisfies, is remembered per group of rules that read the same
-fields, keyed on those fields' values (engine/fields.py BASIS: the argv stands for every command.*
-field). Only ``hits`` use this: correlations and chains keep state and run on every event.
-A group whose keys rarely repeat (it reads a pod name or a time) stops remembering.
+matching, which rules an event satisfies, is remembered, keyed on the values of the fields the
+rules read (engine/fields.py BASIS: the argv stands for every command.* field). Only ``hits`` use
+this: correlations and chains keep state and run on every event.
+
+Two levels: one key over every field of every candidate rule (one lookup when the event repeats
+an earlier one), then on a miss one key per group of rules that read the same fields, so a rule
+reading a pod name does not make the others decide afresh. A group whose keys rarely repeat stops
+remembering. Memory is bounded: a memo is emptied when full.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from operator import attrgetter
+from typing import Any
 
 from ..model import Event
-from .fields import BASIS, BASIS_GROUP, FieldView
+from .fields import ATTRS, BASIS, BASIS_GROUP, LISTS, FieldView
 from .rule import Rule
 
-LIMIT = 8192  # entries per group; the memo is emptied when full (bounded memory, no LRU bookkeeping)
-TRIAL = 4096  # lookups before a group's hit rate is judged
-MIN_HITS = 0.25  # below this share of repeats a group decides every event afresh
+LIMIT = 8192  # entries per memo
+TRIAL = 4096  # lookups before a memo's hit rate is judged
+MIN_HITS = 0.25  # below this share of repeats a memo is switched off
+
+Decision = tuple[bool, ...]
 
 
-class _Group:
-    __slots__ = ("basis", "hits", "lookups", "memo", "on", "positions", "rules")
+def _keyer(names: tuple[str, ...]) -> Callable[[Event], Hashable]:
+    """A function giving an event's key for these basis names: one attrgetter, then the rest."""
+    attrs = [n for n in names if n in ATTRS]
+    rest = [BASIS[n] for n in names if n not in ATTRS]
+    lists = [i for i, n in enumerate(attrs) if n in LISTS]
+    get: Callable[[Event], Any] = attrgetter(*[ATTRS[n] for n in attrs]) if attrs else (lambda e: ())
+    single = len(attrs) == 1
 
-    def __init__(self, names: tuple[str, ...], positions: list[int], rules: list[Rule]) -> None:
-        self.basis: list[Callable[[Event], Hashable]] = [BASIS[n] for n in names]
-        self.positions = positions
-        self.rules = rules
-        self.memo: dict[Hashable, tuple[bool, ...]] = {}
+    def key(e: Event) -> Hashable:
+        got = get(e)
+        values = [got] if single else list(got)
+        for i in lists:
+            values[i] = tuple(values[i])
+        for b in rest:
+            values.append(b(e))
+        return tuple(values)
+
+    return key
+
+
+class _Memo:
+    __slots__ = ("hits", "key", "lookups", "memo", "on")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.key = _keyer(names)
+        self.memo: dict[Hashable, Any] = {}
         self.on = True
         self.lookups = 0
         self.hits = 0
 
-    def decide(self, event: Event, view: FieldView) -> tuple[bool, ...]:
+    def get(self, event: Event) -> tuple[Hashable, Any]:
+        """The event's key and what is remembered for it (None: nothing, or not remembering)."""
         if not self.on:
-            return tuple(r.matcher(view) for r in self.rules)
+            return None, None
         try:
-            key = tuple(b(event) for b in self.basis)
+            key = self.key(event)
             got = self.memo.get(key)
         except TypeError:  # a value that cannot be a key (a dict in a list): decide afresh
-            return tuple(r.matcher(view) for r in self.rules)
+            return None, None
         self.lookups += 1
         if got is not None:
             self.hits += 1
-            return got
-        got = tuple(r.matcher(view) for r in self.rules)
+        return key, got
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if key is None or not self.on:
+            return
         if len(self.memo) >= LIMIT:
             self.memo.clear()
-        self.memo[key] = got
-        if self.lookups == TRIAL and self.hits < TRIAL * MIN_HITS:
+        self.memo[key] = value
+        if self.lookups >= TRIAL and self.hits < self.lookups * MIN_HITS:
             self.on = False
             self.memo.clear()
+
+
+class _Group:
+    __slots__ = ("memo", "positions", "rules")
+
+    def __init__(self, names: tuple[str, ...], positions: list[int], rules: list[Rule]) -> None:
+        self.memo = _Memo(names)
+        self.positions = positions
+        self.rules = rules
+
+    def decide(self, event: Event, view: FieldView) -> Decision:
+        key, got = self.memo.get(event)
+        if got is None:
+            got = tuple(r.matcher(view) for r in self.rules)
+            self.memo.put(key, got)
         return got
+
+
+def _names(rule: Rule) -> set[str]:
+    return {BASIS_GROUP[n] for n in (rule.reads or rule.fields_used) if n in BASIS_GROUP}
 
 
 class Decider:
@@ -61,16 +110,21 @@ class Decider:
         self.candidates = candidates
         by_basis: dict[tuple[str, ...], list[int]] = {}
         for i, rule in enumerate(candidates):
-            names = tuple(sorted({BASIS_GROUP[n] for n in (rule.reads or rule.fields_used) if n in BASIS_GROUP}))
-            by_basis.setdefault(names, []).append(i)
+            by_basis.setdefault(tuple(sorted(_names(rule))), []).append(i)
         self.groups = [_Group(names, pos, [candidates[i] for i in pos]) for names, pos in by_basis.items()]
+        self.whole = _Memo(tuple(sorted(set().union(*by_basis)))) if len(self.groups) > 1 else None
 
     def matches(self, event: Event, view: FieldView) -> list[Rule]:
-        if len(self.groups) == 1:
+        if self.whole is None:
             g = self.groups[0]
             return [r for r, ok in zip(g.rules, g.decide(event, view), strict=True) if ok]
+        key, got = self.whole.get(event)
+        if got is not None:
+            return got
         matched = [False] * len(self.candidates)
         for g in self.groups:
             for i, ok in zip(g.positions, g.decide(event, view), strict=True):
                 matched[i] = ok
-        return [r for r, ok in zip(self.candidates, matched, strict=True) if ok]
+        rules = [r for r, ok in zip(self.candidates, matched, strict=True) if ok]
+        self.whole.put(key, rules)
+        return rules

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from .checks import PLACEHOLDER
-from .fields import Lookup
+from .fields import FieldView, Lookup
 
 
 def _where(fields: Lookup) -> str:
@@ -78,4 +78,19 @@ def _value(name: str, default: str | None, fields: Lookup) -> str:
 
 def render(template: str, fields: Lookup) -> str:
     """Fill {field} placeholders; {field|text} gives the text to show when the field is empty."""
-    return "".join(p if p.__class__ is str else _value(p[0], p[1], fields) for p in _parts(template))
+    # several rules' reasons of one event name the same placeholders ({who}, {where}): a FieldView
+    # keeps what each came to, so each is worked out once per event
+    shown: dict[Any, str] | None = fields.shown if isinstance(fields, FieldView) else None
+    out = []
+    for p in _parts(template):
+        if p.__class__ is str:
+            out.append(p)
+            continue
+        if shown is None:
+            out.append(_value(p[0], p[1], fields))
+            continue
+        text = shown.get(p)
+        if text is None:
+            text = shown[p] = _value(p[0], p[1], fields)
+        out.append(text)
+    return "".join(out)
