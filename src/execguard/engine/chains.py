@@ -48,7 +48,8 @@ def keys(corr: Correlation, ref: str, fields: Lookup) -> list[tuple[str, ...]]:
     """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
     out: list[tuple[str, ...]] = [()]
     for name in corr.group_by:
-        value = fields.get(corr.aliases.get(name, {}).get(ref, name))
+        alias = corr.aliases.get(name)
+        value = fields.get(alias.get(ref, name) if alias else name)
         values = [str(v) for v in value if v not in (None, "")] if isinstance(value, list) else [] if value in (None, "") else [str(value)]
         if not values:
             return []  # an event without the key cannot be joined to anything
@@ -92,8 +93,16 @@ class Chains:
 
     @staticmethod
     def _step(state: dict[str, deque[Step]], corr: Correlation, ref: str, event: Event, when: float, title: str) -> Done | None:
-        steps = state.setdefault(ref, deque(maxlen=PER_RULE))
-        same = next((s for s in steps if event.event_id and s.event.event_id == event.event_id), None)
+        steps = state.get(ref)
+        if steps is None:
+            steps = state[ref] = deque(maxlen=PER_RULE)
+        same = None
+        eid = event.event_id
+        if eid:
+            for s in steps:
+                if s.event.event_id == eid:
+                    same = s
+                    break
         if same is not None:
             # a later audit stage of a request already seen: the same answer as its first stage, nothing new
             return Done() if same.reported else None

@@ -9,7 +9,7 @@ from ..model import Alert, Event, RuleMatch, severity_rank
 from .correlate import Correlator, silent_rules
 from .fields import FieldView
 from .grants import GrantMemory
-from .memo import Decider
+from .memo import Decider, Reasons
 from .rule import Rule, procedure_tags
 
 SEEN_LIMIT = 200_000
@@ -33,6 +33,7 @@ class Engine:
         self._by_action = by_action
         self._deciders: dict[str, Decider] = {}  # per action: its rules, then the rules of any action
         self._tags = {r.rule_id: procedure_tags(r.tags) for r in rules}
+        self._reasons = Reasons(rules)
         self._last: tuple[Event, FieldView] | None = None  # the view ``hits`` built, for ``decide`` to reuse
 
     def actions(self) -> set[str] | None:
@@ -54,8 +55,8 @@ class Engine:
             return []
         view = FieldView(event)
         self._last = (event, view)
-        tags = self._tags
-        return [RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), r.explain(view)) for r in decider.matches(event, view)]
+        tags, explain = self._tags, self._reasons.explain
+        return [RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), explain(r, view)) for r in decider.matches(event, view)]
 
     def decide(self, event: Event, hits: list[RuleMatch], correlated: list[Alert] | None = None) -> Alert | None:
         """The alert for an event and its hits, after correlation, the severity floor and stage folding.

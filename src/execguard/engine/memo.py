@@ -19,6 +19,7 @@ from typing import Any
 
 from ..model import Event
 from .fields import ATTRS, BASIS, BASIS_GROUP, LISTS, FieldView
+from .reason import reads
 from .rule import Rule
 
 LIMIT = 8192  # entries per memo
@@ -48,7 +49,7 @@ def _keyer(names: tuple[str, ...]) -> Callable[[Event], Hashable]:
     return key
 
 
-class _Memo:
+class Memo:
     __slots__ = ("hits", "key", "lookups", "memo", "on")
 
     def __init__(self, names: tuple[str, ...]) -> None:
@@ -87,7 +88,7 @@ class _Group:
     __slots__ = ("memo", "positions", "rules")
 
     def __init__(self, names: tuple[str, ...], positions: list[int], rules: list[Rule]) -> None:
-        self.memo = _Memo(names)
+        self.memo = Memo(names)
         self.positions = positions
         self.rules = rules
 
@@ -112,7 +113,7 @@ class Decider:
         for i, rule in enumerate(candidates):
             by_basis.setdefault(tuple(sorted(_names(rule))), []).append(i)
         self.groups = [_Group(names, pos, [candidates[i] for i in pos]) for names, pos in by_basis.items()]
-        self.whole = _Memo(tuple(sorted(set().union(*by_basis)))) if len(self.groups) > 1 else None
+        self.whole = Memo(tuple(sorted(set().union(*by_basis)))) if len(self.groups) > 1 else None
 
     def matches(self, event: Event, view: FieldView) -> list[Rule]:
         if self.whole is None:
@@ -128,3 +129,23 @@ class Decider:
         rules = [r for r, ok in zip(self.candidates, matched, strict=True) if ok]
         self.whole.put(key, rules)
         return rules
+
+
+class Reasons:
+    """A rule's reason for an event, remembered per distinct values of the fields its template reads."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self._memos: dict[str, Memo | None] = {}
+        for rule in rules:
+            names = reads(rule.reason or rule.title)
+            self._memos[rule.rule_id] = None if names is None else Memo(tuple(sorted({BASIS_GROUP[n] for n in names})))
+
+    def explain(self, rule: Rule, view: FieldView) -> str:
+        memo = self._memos.get(rule.rule_id)
+        if memo is None:
+            return rule.explain(view)
+        key, got = memo.get(view.event)
+        if got is None:
+            got = rule.explain(view)
+            memo.put(key, got)
+        return got

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from .checks import PLACEHOLDER
-from .fields import FieldView, Lookup
+from .fields import FIELDS, FieldView, Lookup
 
 
 def _where(fields: Lookup) -> str:
@@ -39,6 +39,11 @@ def _who(fields: Lookup) -> str:
 
 # placeholders computed from several fields, so reasons read well for every source
 DERIVED: dict[str, Callable[[Lookup], str]] = {"where": _where, "who": _who}
+# the fields each derived placeholder reads
+DERIVED_READS = {
+    "where": ("target.namespace", "target.pod", "target.container", "target.container_id", "command.origin", "target.node"),
+    "who": ("actor.user", "actor.source_ip"),
+}
 _DEFAULTS = {"command.line": "(no command recorded)", "command.text": "(no command recorded)", "command": "(no command recorded)"}
 
 
@@ -94,3 +99,19 @@ def render(template: str, fields: Lookup) -> str:
             text = shown[p] = _value(p[0], p[1], fields)
         out.append(text)
     return "".join(out)
+
+
+def reads(template: str) -> set[str] | None:
+    """The fields a template's rendering depends on; None when it names something else (a correlation's count)."""
+    out: set[str] = set()
+    for p in _parts(template):
+        if p.__class__ is str:
+            continue
+        name = p[0]
+        if name in DERIVED_READS:
+            out.update(DERIVED_READS[name])
+        elif name in FIELDS:
+            out.add(name)
+        else:
+            return None
+    return out
