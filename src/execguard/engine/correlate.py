@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -184,6 +185,7 @@ def silent_rules(rules: list[Rule]) -> set[str]:
     return {ref for ref, generate in said.items() if not generate and ref in plain}
 
 
+@lru_cache(maxsize=256)  # each correlation an event feeds asks again for the same timestamp
 def _seconds(time: str | None) -> float | None:
     if not time:
         return None
