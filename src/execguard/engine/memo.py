@@ -22,7 +22,7 @@ from .fields import ATTRS, BASIS, BASIS_GROUP, LISTS, FieldView
 from .reason import reads
 from .rule import Rule
 
-LIMIT = 8192  # entries per memo
+LIMIT = 4096  # entries per memo (keys share the event's strings: a few hundred bytes each)
 TRIAL = 4096  # lookups before a memo's hit rate is judged
 MIN_HITS = 0.25  # below this share of repeats a memo is switched off
 
