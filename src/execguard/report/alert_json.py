@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from ..model import Alert, RbacChange, SourceRef, Target, display, severity_rank
+
+# reasons and commands repeat from alert to alert; escaping them is a pure function of the text
+_display = lru_cache(maxsize=4096)(display)
 
 
 def _source(s: SourceRef) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         "action": ev.action,
         "verb": ev.verb,
         "command": ev.command,
-        "command_display": display(" ".join(ev.command)),
+        "command_display": _display(" ".join(ev.command)),
         "command_origin": ev.command_origin,
         "command_body_conflict": ev.command_body,
         "tty": ev.tty,
@@ -72,7 +76,7 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         "code": ev.code,
         "event_id": ev.event_id,
         "request_uri": ev.request_uri,
-        "reasons": [display(m.reason) for m in ranked],
+        "reasons": [_display(m.reason) for m in ranked],
         "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
         **marked,
         **({"rbac": _rbac(ev.rbac)} if ev.rbac is not None else {}),
