@@ -13,6 +13,7 @@ from execguard.engine.grants import GrantMemory
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.model import Alert, Event, RbacChange
+from execguard.report.alert_json import alert_dict
 from execguard.sim.simulate import write as simulate
 from execguard.sources import literals_for
 from execguard.sources.reader import Reader
@@ -74,7 +75,7 @@ def test_token_recon_then_exec(tmp_path: Path) -> None:
     text = reason(first, TOKEN_CHAIN)
     assert text.startswith(f"{WEB_SA} ran exec in payments/payments-api-0")
     assert "(allowed) after list secrets (denied), list secrets web, list pods within 10m" in text
-    assert "S0683 Peirates" in first.to_dict()["procedures"]
+    assert "S0683 Peirates" in alert_dict(first)["procedures"]
     assert all(a.lead.rule_id == TOKEN_CHAIN and "an earlier step of this chain" in a.lead.reason for a in found[1:4])
     assert found[4].event.target.pod == "cart-1"  # the reads are still inside the window: the chain completes again
     # the reads are alerted once, however many execs follow
@@ -253,7 +254,7 @@ def test_binding_of_a_role_seen_earlier(tmp_path: Path) -> None:
         "kubernetes-admin create RoleBinding shop/b: Role/debugger (Role/debugger seen at "
         f"{tmp_path / 'audit.log'}:1) grants pods/exec to ServiceAccount web/webapp"
     )
-    assert binding.to_dict()["rbac"]["capabilities"] == ["pods/exec"]
+    assert alert_dict(binding)["rbac"]["capabilities"] == ["pods/exec"]
 
 
 def test_binding_to_a_default_service_account_is_high(tmp_path: Path) -> None:
@@ -357,10 +358,10 @@ def test_same_alerts_with_two_workers(tmp_path: Path) -> None:
         engine = Engine(load_rules())
         reader = Reader(literals=literals_for(engine.actions()))
         if not workers:
-            return [a.to_dict() for a in engine.run(reader.read([str(path)]))]
+            return [alert_dict(a) for a in engine.run(reader.read([str(path)]))]
         units = parallel.plan(reader, [str(path)], unit=16 << 10)
         assert units is not None and len(units) > 8
-        return [a.to_dict() for a in parallel.ParallelHunt(reader, engine, units, jobs=2).alerts()]
+        return [alert_dict(a) for a in parallel.ParallelHunt(reader, engine, units, jobs=2).alerts()]
 
     serial = alerts(False)
     assert alerts(True) == serial

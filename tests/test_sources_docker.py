@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from execguard.engine.fields import flat_fields
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.model import Event
@@ -215,7 +216,7 @@ def test_log_redacts_secrets(tmp_path: Path) -> None:
     body = body.replace('\\"Env\\":null', '\\"Env\\":[\\"DB_PASSWORD=hunter2\\"]')
     events, _ = read(write_lines(tmp_path, "secret.log", [lines[380], body]))
     assert events[0].command == ["mysql", "--password=[REDACTED]", "-e", "select 1"]
-    assert "hunter2" not in json.dumps([e.fields() for e in events], default=str)
+    assert "hunter2" not in json.dumps([flat_fields(e) for e in events], default=str)
 
 
 def test_log_start_without_create(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ class Collect:
                     return found
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no such alert within {timeout}s; got {[a.to_dict()['command'] for a in self.alerts]}")
+                    raise AssertionError(f"no such alert within {timeout}s; got {[a.event.command for a in self.alerts]}")
                 self.cond.wait(left)
 
 

@@ -1,17 +1,14 @@
 """The one normalized Event every source produces, and the Alert the engine emits.
 
 Field names here are the contract between sources and rules: rules only name the
-flat keys returned by ``Event.fields()`` (documented in docs/fields.md).
+flat field names of engine/fields.py (documented in docs/fields.md).
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
-
-from .decode import command_text, decoded_blobs
 
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "pwsh", "powershell", "cmd", "cmd.exe"})
 
@@ -170,82 +167,6 @@ class Event:
     raw: str | None = None  # short reference to the record: file:line or an id
     rbac: RbacChange | None = None  # action "rbac" only
 
-    def fields(self) -> dict[str, Any]:
-        """Flat view the rules match against (see docs/fields.md)."""
-        argv0 = posixpath.basename(self.command[0]) if self.command else None
-        line = " ".join(self.command)
-        decoded = decoded_blobs(self.command)
-        return {
-            "time": self.time,
-            "source.format": self.source.format,
-            "source.file": self.source.file,
-            "source.line": self.source.line,
-            "actor.user": self.actor.user,
-            "actor.groups": self.actor.groups,
-            "actor.source_ip": self.actor.source_ip,
-            "actor.user_agent": self.actor.user_agent,
-            "actor.impersonated_user": self.actor.impersonated_user,
-            "actor.kind": self.actor.kind,
-            "actor.principals": self.actor.principals(),
-            "actor.credential_pod": self.actor.credential_pod,
-            "action": self.action,
-            "verb": self.verb,
-            "resource": self.resource,
-            "subresource": self.subresource,
-            "request_uri": self.request_uri,
-            "stage": self.stage,
-            "target.cluster": self.target.cluster,
-            "target.namespace": self.target.namespace,
-            "target.pod": self.target.pod,
-            "target.container": self.target.container,
-            "target.container_id": self.target.container_id,
-            "target.image": self.target.image,
-            "target.node": self.target.node,
-            "target.kind": self.target.kind,
-            "command": self.command,
-            "command.present": bool(self.command),
-            "command.argv0": argv0,
-            "command.line": line,
-            "command.decoded": decoded,
-            "command.text": command_text(line, decoded),
-            "command.shell": argv0 in SHELLS if argv0 else False,
-            "command.origin": self.command_origin,
-            "command.body_conflict": self.command_body,
-            "tty": self.tty,
-            "stdin": self.stdin,
-            "privileged": self.privileged,
-            "run_as_user": self.run_as_user,
-            "binds": self.binds,
-            "outcome": self.outcome,
-            "code": self.code,
-            "event_id": self.event_id,
-            **_rbac_fields(self.rbac),
-        }
-
-
-def _rbac_fields(rbac: RbacChange | None) -> dict[str, Any]:
-    if rbac is None:
-        return dict.fromkeys(RBAC_FIELDS)
-    return {
-        "rbac.kind": rbac.kind,
-        "rbac.name": f"{rbac.namespace}/{rbac.name}" if rbac.namespace and rbac.name else rbac.name,
-        "rbac.role": rbac.role_ref,
-        "rbac.subjects": rbac.subjects,
-        "rbac.principals": rbac.principals,
-        "rbac.subject_class": rbac.subject_classes,
-        "rbac.capabilities": rbac.capabilities,
-        "rbac.known": rbac.known,
-    }
-
-
-RBAC_FIELDS = (
-    "rbac.kind", "rbac.name", "rbac.role", "rbac.subjects", "rbac.principals", "rbac.subject_class", "rbac.capabilities", "rbac.known",
-)
-
-
-# Every name a rule may match on: the keys of Event.fields(), listed in docs/fields.md (a test keeps them equal).
-FIELDS: tuple[str, ...] = tuple(Event().fields())
-
 
 @dataclass(slots=True)
 class RuleMatch:
@@ -273,50 +194,3 @@ class Alert:
     @property
     def severity(self) -> str:
         return self.lead.severity
-
-    def to_dict(self) -> dict[str, Any]:
-        lead = self.lead
-        ev = self.event
-        tags = sorted({t for m in self.matches for t in m.tags})
-        marked = {"suppressed": self.suppressed} if self.suppressed is not None else {}
-        return {
-            "rule_id": lead.rule_id,
-            "title": lead.title,
-            "severity": lead.severity,
-            "technique": "T1609",
-            "procedures": [t for t in tags if not t.startswith("T")],
-            "time": ev.time,
-            "source": asdict(ev.source),
-            "sources": [asdict(ev.source), *(asdict(s) for s in self.also_seen)],
-            "actor": {
-                "user": ev.actor.user,
-                "groups": ev.actor.groups,
-                "source_ip": ev.actor.source_ip,
-                "user_agent": ev.actor.user_agent,
-                "impersonated_user": ev.actor.impersonated_user,
-                "kind": ev.actor.kind,
-                "credential_pod": ev.actor.credential_pod,
-            },
-            "target": asdict(ev.target),
-            "action": ev.action,
-            "verb": ev.verb,
-            "command": ev.command,
-            "command_display": display(" ".join(ev.command)),
-            "command_origin": ev.command_origin,
-            "command_body_conflict": ev.command_body,
-            "tty": ev.tty,
-            "stdin": ev.stdin,
-            "privileged": ev.privileged,
-            "run_as_user": ev.run_as_user,
-            "outcome": ev.outcome,
-            "code": ev.code,
-            "event_id": ev.event_id,
-            "request_uri": ev.request_uri,
-            "reasons": [display(m.reason) for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))],
-            "rules": [
-                {"rule_id": m.rule_id, "title": m.title, "severity": m.severity}
-                for m in sorted(self.matches, key=lambda m: -severity_rank(m.severity))
-            ],
-            **marked,
-            **({"rbac": {k.split(".", 1)[1]: v for k, v in _rbac_fields(ev.rbac).items()}} if ev.rbac is not None else {}),
-        }

@@ -18,13 +18,11 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..model import Event
-
-if TYPE_CHECKING:
-    from .correlate import Correlation
-    from .sigma import Fields
+from .fields import Lookup
+from .rule import Correlation
 
 PER_RULE = 16
 MAX_KEYS = 16
@@ -46,11 +44,12 @@ class Done:
     fresh: list[Step] = field(default_factory=list)
 
 
-def keys(corr: Correlation, ref: str, fields: Fields) -> list[tuple[str, ...]]:
+def keys(corr: Correlation, ref: str, fields: Lookup) -> list[tuple[str, ...]]:
     """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
     out: list[tuple[str, ...]] = [()]
     for name in corr.group_by:
-        value = fields.get(corr.aliases.get(name, {}).get(ref, name))
+        alias = corr.aliases.get(name)
+        value = fields.get(alias.get(ref, name) if alias else name)
         values = [str(v) for v in value if v not in (None, "")] if isinstance(value, list) else [] if value in (None, "") else [str(value)]
         if not values:
             return []  # an event without the key cannot be joined to anything
@@ -75,7 +74,7 @@ class Chains:
         # per rule: group key -> referenced rule -> recent steps
         self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
 
-    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Fields, title: str = "") -> Done | None:
+    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Lookup, title: str = "") -> Done | None:
         """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes."""
         groups = self._groups.setdefault(rule_id, OrderedDict())
         done: Done | None = None
@@ -94,8 +93,16 @@ class Chains:
 
     @staticmethod
     def _step(state: dict[str, deque[Step]], corr: Correlation, ref: str, event: Event, when: float, title: str) -> Done | None:
-        steps = state.setdefault(ref, deque(maxlen=PER_RULE))
-        same = next((s for s in steps if event.event_id and s.event.event_id == event.event_id), None)
+        steps = state.get(ref)
+        if steps is None:
+            steps = state[ref] = deque(maxlen=PER_RULE)
+        same = None
+        eid = event.event_id
+        if eid:
+            for s in steps:
+                if s.event.event_id == eid:
+                    same = s
+                    break
         if same is not None:
             # a later audit stage of a request already seen: the same answer as its first stage, nothing new
             return Done() if same.reported else None

@@ -12,9 +12,9 @@ from collections.abc import Collection, Iterable
 
 from sigma.exceptions import SigmaConditionError, SigmaError, SigmaRegularExpressionError
 
-from ..model import FIELDS
+from .fields import FIELDS
 
-# {field} or {field|text shown when the field is empty}; the renderer in sigma.py uses the same pattern
+# {field} or {field|text shown when the field is empty}; the renderer in reason.py uses the same pattern
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_.]*)(?:\|([^{}]*))?\}")
 _BRACES = re.compile(r"\{([^{}]*)\}|[{}]")
 _FORM = "write {field} or {field|text when empty}"

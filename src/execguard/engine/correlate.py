@@ -11,11 +11,10 @@ time rather than half-supported.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -27,43 +26,17 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaError
 
-from ..model import FIELDS, Alert, Event, RuleMatch
+from ..model import Alert, Event, RuleMatch
 from .chains import Chains, extras
 from .checks import nearest
-from .sigma import LEVELS, Fields, Rule, RuleError, _render, procedure_tags
+from .fields import FIELDS, Overlay
+from .reason import Lookup, render
+from .rule import Correlation, Rule, RuleError, procedure_tags, rule_from
 
 # placeholders a correlation's reason may use besides the event's fields (set in Correlator._count)
 PLACEHOLDERS = ("count", "timespan", "first_time", "values", "chain")
 TEMPORAL = (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED)
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
-
-
-@dataclass
-class Correlation:
-    rules: list[str]  # referenced rule ids (Sigma `name`s)
-    group_by: list[str]
-    seconds: float
-    timespan: str
-    threshold: int  # events (event_count) or distinct values (value_count) needed within the timespan
-    field: str | None = None  # value_count: the field whose distinct values are counted
-    kind: str = "event_count"  # event_count | value_count | temporal | temporal_ordered
-    aliases: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # group-by alias -> rule id -> field
-    generate: bool = True  # false only when the rule says `generate: false`: its rules' hits are not alerts
-
-    @property
-    def temporal(self) -> bool:
-        return self.kind.startswith("temporal")
-
-    @property
-    def ordered(self) -> bool:
-        return self.kind == "temporal_ordered"
-
-    def key(self, fields: Fields) -> tuple[str, ...]:
-        out = []
-        for name in self.group_by:
-            value = fields.get(name)
-            out.append(",".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value))
-        return tuple(out)
 
 
 def is_correlation(text: str) -> bool:
@@ -158,22 +131,9 @@ def _temporal_rule(parsed: SigmaCorrelationRule, raw: dict[str, Any], where: str
 
 
 def _rule(parsed: SigmaCorrelationRule, corr: Correlation, where: str) -> Rule:
-    group_by, field_name = corr.group_by, corr.field
-    level = LEVELS.get(str(parsed.level.name).lower() if parsed.level else "", "medium")
-    return Rule(
-        rule_id=parsed.name or str(parsed.id),
-        sigma_id=str(parsed.id) if parsed.id else "",
-        title=parsed.title,
-        severity=level,
-        tags=[f"{t.namespace}.{t.name}".lower() for t in parsed.tags],
-        description=parsed.description or "",
-        reason=str(parsed.custom_attributes.get("reason", "")),
-        matcher=lambda f: False,  # never matches one event; the Correlator decides
-        actions=set(),  # resolved from the referenced rules
-        path=where,
-        fields_used=set(group_by) | ({field_name} if field_name else set()),
-        correlation=corr,
-    )
+    used = set(corr.group_by) | ({corr.field} if corr.field else set())
+    # never matches one event; the Correlator decides. Actions are resolved from the referenced rules.
+    return rule_from(parsed, where, lambda f: False, set(), used, correlation=corr)
 
 
 def resolve(rules: list[Rule]) -> None:
@@ -225,6 +185,7 @@ def silent_rules(rules: list[Rule]) -> set[str]:
     return {ref for ref, generate in said.items() if not generate and ref in plain}
 
 
+@lru_cache(maxsize=256)  # each correlation an event feeds asks again for the same timestamp
 def _seconds(time: str | None) -> float | None:
     if not time:
         return None
@@ -253,13 +214,13 @@ class Correlator:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def feed(self, event: Event, fields: Fields, hits: list[RuleMatch]) -> Iterator[Alert]:
+    def feed(self, event: Event, fields: Lookup, hits: list[RuleMatch]) -> Iterator[Alert]:
         """Every correlation alert the event completes, its own chain matches as alerts of their own."""
         folded, alerts = self.step(event, fields, hits)
         yield from (Alert(event, [m]) for m in folded)
         yield from alerts
 
-    def step(self, event: Event, fields: Fields, hits: list[RuleMatch]) -> tuple[list[RuleMatch], list[Alert]]:
+    def step(self, event: Event, fields: Lookup, hits: list[RuleMatch]) -> tuple[list[RuleMatch], list[Alert]]:
         """(chain matches for this event itself, alerts: counts completed here and earlier chain steps).
 
         A correlation's own result counts as a hit of it for the correlations that reference it.
@@ -293,7 +254,7 @@ class Correlator:
                     pending.append(rule.rule_id)
         return folded, alerts
 
-    def _chain(self, rule: Rule, corr: Correlation, ref: str, event: Event, fields: Fields) -> tuple[RuleMatch | None, list[Alert]]:
+    def _chain(self, rule: Rule, corr: Correlation, ref: str, event: Event, fields: Lookup) -> tuple[RuleMatch | None, list[Alert]]:
         when = _seconds(event.time)
         if when is None:
             return None, []
@@ -301,7 +262,7 @@ class Correlator:
         done = self._chains.add(rule.rule_id, corr, ref, event, when, fields, counted)
         if done is None:
             return None, []
-        reason = _render(rule.reason or rule.title, {**fields, **extras(done, when, corr.timespan)})
+        reason = render(rule.reason or rule.title, Overlay(fields, extras(done, when, corr.timespan)))
         tags = procedure_tags(rule.tags)
         match = RuleMatch(rule.rule_id, rule.title, rule.severity, tags, reason)
         earlier = [
@@ -310,7 +271,7 @@ class Correlator:
         ]
         return match, earlier
 
-    def _count(self, rule: Rule, event: Event, fields: Fields) -> Alert | None:
+    def _count(self, rule: Rule, event: Event, fields: Lookup) -> Alert | None:
         corr = rule.correlation
         assert corr is not None
         when = _seconds(event.time)
@@ -339,7 +300,7 @@ class Correlator:
             "first_time": datetime.fromtimestamp(min(inside.values()), tz=UTC).isoformat(),
             "values": ", ".join(str(v) for v in inside if v is not None) if corr.field else "",
         }
-        reason = _render(rule.reason or rule.title, {**fields, **extra})
+        reason = render(rule.reason or rule.title, Overlay(fields, extra))
         return Alert(event, [RuleMatch(rule.rule_id, rule.title, rule.severity, procedure_tags(rule.tags), reason)])
 
     @staticmethod

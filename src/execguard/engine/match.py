@@ -7,8 +7,10 @@ from collections.abc import Iterable, Iterator
 
 from ..model import Alert, Event, RuleMatch, severity_rank
 from .correlate import Correlator, silent_rules
+from .fields import FieldView
 from .grants import GrantMemory
-from .sigma import Rule, procedure_tags
+from .memo import Decider, Reasons
+from .rule import Rule, procedure_tags
 
 SEEN_LIMIT = 200_000
 
@@ -29,6 +31,10 @@ class Engine:
             for action in rule.actions or ():
                 by_action.setdefault(action, []).append(rule)
         self._by_action = by_action
+        self._deciders: dict[str, Decider] = {}  # per action: its rules, then the rules of any action
+        self._tags = {r.rule_id: procedure_tags(r.tags) for r in rules}
+        self._reasons = Reasons(rules)
+        self._last: tuple[Event, FieldView] | None = None  # the view ``hits`` built, for ``decide`` to reuse
 
     def actions(self) -> set[str] | None:
         """Every action some rule can fire on; None when a rule accepts any action."""
@@ -42,15 +48,15 @@ class Engine:
 
     def hits(self, event: Event) -> list[RuleMatch]:
         """The rules the event matches, by itself: no state, so it may run in another process."""
-        candidates = self._by_action.get(event.action, []) + self._any_action
-        if not candidates:
+        decider = self._deciders.get(event.action)
+        if decider is None:
+            decider = self._deciders[event.action] = Decider(self._by_action.get(event.action, []) + self._any_action)
+        if not decider.candidates:
             return []
-        fields = event.fields()
-        return [
-            RuleMatch(r.rule_id, r.title, r.severity, procedure_tags(r.tags), r.explain(fields))
-            for r in candidates
-            if r.matcher(fields)
-        ]
+        view = FieldView(event)
+        self._last = (event, view)
+        tags, explain = self._tags, self._reasons.explain
+        return [RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), explain(r, view)) for r in decider.matches(event, view)]
 
     def decide(self, event: Event, hits: list[RuleMatch], correlated: list[Alert] | None = None) -> Alert | None:
         """The alert for an event and its hits, after correlation, the severity floor and stage folding.
@@ -62,7 +68,10 @@ class Engine:
             hits = self.hits(event)  # a binding's role became known from an earlier record
         if correlated is not None and hits and self.correlator:
             # counted before the severity floor and stage folding: a burst of low alerts is the signal
-            folded, alerts = self.correlator.step(event, event.fields(), hits)
+            last = self._last
+            # an RBAC event may have been completed since (grants): its fields are read afresh
+            view = last[1] if last is not None and last[0] is event and event.rbac is None else FieldView(event)
+            folded, alerts = self.correlator.step(event, view, hits)
             hits = hits + folded  # a chain this event completes is part of its own alert
             correlated.extend(a for a in alerts if severity_rank(a.severity) >= self.min_rank)
         if self.silent:

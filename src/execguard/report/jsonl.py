@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from typing import IO
 
-import orjson
-
 from ..model import Alert
+from .alert_json import alert_json
 
 
 class JsonlSink:
@@ -12,7 +11,7 @@ class JsonlSink:
         self.out = out
 
     def write(self, alert: Alert) -> None:
-        self.out.write(orjson.dumps(alert.to_dict()) + b"\n")
+        self.out.write(alert_json(alert) + b"\n")
         self.out.flush()
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import orjson
 
 from .. import __version__
 from ..model import Alert
+from .alert_json import alert_dict
 
 SEVERITY_ID = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
@@ -34,7 +35,7 @@ def _time(ts: str | None) -> int:
 
 
 def to_ocsf(alert: Alert) -> dict[str, Any]:
-    d = alert.to_dict()
+    d = alert_dict(alert)
     ev = alert.event
     resources: list[dict[str, Any]] = []
     if ev.target.pod or ev.target.container or ev.target.container_id:

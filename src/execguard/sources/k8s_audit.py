@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -87,10 +88,24 @@ def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
     yield from from_audit_event(obj, ref)
 
 
+# Where exec is dense the same URIs and commands come back again and again (CI runners, probes):
+# their parsing and redaction, pure functions of the string, are kept for the most recent ones.
+@lru_cache(maxsize=4096)
 def _query(uri: str) -> tuple[str, list[tuple[str, str]]]:
+    """The path and parameters (read-only: shared between events with the same URI)."""
     parts = urlsplit(uri)
     # parse_qsl turns '+' into a space and decodes %XX, as the API server does
     return unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True)
+
+
+@lru_cache(maxsize=4096)
+def _redacted_uri(uri: str) -> str:
+    return redact.text(uri)
+
+
+@lru_cache(maxsize=4096)
+def _redacted_argv(args: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(redact.argv(list(args)))
 
 
 def _flag(params: list[tuple[str, str]], *names: str) -> bool | None:
@@ -227,7 +242,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         verb=verb,
         resource=resource,
         subresource=subresource,
-        request_uri=redact.text(uri) if uri else None,
+        request_uri=_redacted_uri(uri) if uri else None,
         stage=as_str(obj.get("stage")),
         target=target,
         outcome=_outcome(code, as_str(annotations.get("authorization.k8s.io/decision")), as_str(status.get("status"))),
@@ -243,7 +258,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
     if resource == "pods" and subresource in POD_SUBRESOURCE_ACTIONS:
         base.action = POD_SUBRESOURCE_ACTIONS[subresource]
         base.target.container = _first(params, "container")
-        base.command = redact.argv([v for k, v in params if k == "command"])
+        base.command = list(_redacted_argv(tuple(v for k, v in params if k == "command")))
         base.tty = _flag(params, "tty")
         base.stdin = _flag(params, "stdin")
         if base.action == "ephemeral_container":

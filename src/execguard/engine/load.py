@@ -1,0 +1,98 @@
+"""Load rule files (built-in and given directories) into compiled, checked rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+from .checks import field_line, line_of, read_problem, reason_problem, sigma_problem, unknown_field
+from .compile import compile_rule
+from .correlate import PLACEHOLDERS, compile_correlation, is_correlation, resolve
+from .fields import FIELDS
+from .reason import DERIVED
+from .rule import Rule, RuleError
+
+try:  # pySigma >= 2 checks |re values with RE2, whose C++ logging writes its own lines to stderr. The matchers
+    # here run Python's re, so check with that: the same dialect, and nothing on stderr but our one error line.
+    from sigma.policy import SigmaPolicy
+    from sigma.policy.regex_engine import PythonRegexEngine
+
+    _POLICY: SigmaPolicy | None = SigmaPolicy(regex_engine=PythonRegexEngine())
+except ImportError:  # pragma: no cover - older pySigma
+    _POLICY = None
+
+
+def _rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def _parse(text: str) -> SigmaRule:
+    if _POLICY is None:  # pragma: no cover - pySigma before policies checked |re with Python's re already
+        return SigmaRule.from_yaml(text)
+    return SigmaRule.from_yaml(text, policy=_POLICY)
+
+
+def _at(where: str, line: int | None) -> str:
+    return f"{where}:{line}" if line else where
+
+
+def check_rule(rule: Rule, text: str) -> None:
+    """Refuse a rule that names a field no event has or whose reason cannot be rendered."""
+    bad = unknown_field(rule.fields_used)
+    if bad is not None:
+        raise RuleError(_at(rule.path, field_line(text, bad[0])), bad[1])
+    names = {*FIELDS, *DERIVED, *(PLACEHOLDERS if rule.correlation is not None else ())}
+    problem = reason_problem(rule.reason, names)
+    if problem is not None:
+        raise RuleError(_at(rule.path, line_of(text, r"^reason[ \t]*:")), problem)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot read: {exc.strerror or exc}") from None
+
+
+def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rule]:
+    texts: list[tuple[str, str]] = []
+    if builtin:
+        root = resources.files("execguard") / "rules"
+        with resources.as_file(root) as base:
+            for p in _rule_files(Path(base)):
+                texts.append((f"builtin:{p.relative_to(base)}", _read(p)))
+    for d in extra_dirs:
+        base = Path(d)
+        if base.is_file():
+            texts.append((str(base), _read(base)))
+            continue
+        if not base.is_dir():
+            raise RuleError(d, "no such rules directory or file")
+        for p in _rule_files(base):
+            texts.append((str(p), _read(p)))
+    rules = []
+    seen: dict[str, str] = {}
+    for where, text in texts:
+        try:
+            rule = compile_correlation(text, where) if is_correlation(text) else compile_rule(_parse(text), where)
+        except RuleError:
+            raise
+        except SigmaError as exc:  # also raised while compiling: conditions are parsed lazily
+            line, message = sigma_problem(text, exc)
+            raise RuleError(_at(where, line), message) from None
+        except Exception as exc:  # yaml errors and the like
+            line, message = read_problem(exc)
+            raise RuleError(_at(where, line), message) from None
+        check_rule(rule, text)
+        if rule.rule_id in seen:
+            raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
+        seen[rule.rule_id] = where
+        rules.append(rule)
+    resolve(rules)
+    return rules

@@ -1,0 +1,88 @@
+"""An alert as a JSON object: the shape the jsonl and OCSF outputs (and tests) share."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from ..model import Alert, RbacChange, SourceRef, Target, display, severity_rank
+
+# reasons and commands repeat from alert to alert; escaping them is a pure function of the text
+_display = lru_cache(maxsize=4096)(display)
+
+
+def _source(s: SourceRef) -> dict[str, Any]:
+    return {"format": s.format, "file": s.file, "line": s.line}
+
+
+def _target(t: Target) -> dict[str, Any]:
+    return {
+        "cluster": t.cluster, "namespace": t.namespace, "pod": t.pod, "container": t.container,
+        "container_id": t.container_id, "image": t.image, "node": t.node, "kind": t.kind,
+    }  # fmt: skip
+
+
+def _rbac(r: RbacChange) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "name": f"{r.namespace}/{r.name}" if r.namespace and r.name else r.name,
+        "role": r.role_ref,
+        "subjects": list(r.subjects),
+        "principals": list(r.principals),
+        "subject_class": list(r.subject_classes),
+        "capabilities": list(r.capabilities),
+        "known": r.known,
+    }
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    lead = alert.lead
+    ev = alert.event
+    tags = sorted({t for m in alert.matches for t in m.tags})
+    ranked = sorted(alert.matches, key=lambda m: -severity_rank(m.severity))
+    marked = {"suppressed": alert.suppressed} if alert.suppressed is not None else {}
+    return {
+        "rule_id": lead.rule_id,
+        "title": lead.title,
+        "severity": lead.severity,
+        "technique": "T1609",
+        "procedures": [t for t in tags if not t.startswith("T")],
+        "time": ev.time,
+        "source": _source(ev.source),
+        "sources": [_source(ev.source), *(_source(s) for s in alert.also_seen)],
+        "actor": {
+            "user": ev.actor.user,
+            "groups": list(ev.actor.groups),
+            "source_ip": list(ev.actor.source_ip),
+            "user_agent": ev.actor.user_agent,
+            "impersonated_user": ev.actor.impersonated_user,
+            "kind": ev.actor.kind,
+            "credential_pod": ev.actor.credential_pod,
+        },
+        "target": _target(ev.target),
+        "action": ev.action,
+        "verb": ev.verb,
+        "command": ev.command,
+        "command_display": _display(" ".join(ev.command)),
+        "command_origin": ev.command_origin,
+        "command_body_conflict": ev.command_body,
+        "tty": ev.tty,
+        "stdin": ev.stdin,
+        "privileged": ev.privileged,
+        "run_as_user": ev.run_as_user,
+        "outcome": ev.outcome,
+        "code": ev.code,
+        "event_id": ev.event_id,
+        "request_uri": ev.request_uri,
+        "reasons": [_display(m.reason) for m in ranked],
+        "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
+        **marked,
+        **({"rbac": _rbac(ev.rbac)} if ev.rbac is not None else {}),
+    }
+
+
+def alert_json(alert: Alert) -> bytes:
+    """One line of JSON, without the trailing newline."""
+    return orjson.dumps(alert_dict(alert))
