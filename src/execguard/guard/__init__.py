@@ -1,0 +1,1 @@
+"""guard: block container administration commands before they run (Docker AuthZ plugin, Kubernetes admission)."""
