@@ -18,11 +18,11 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..model import SEVERITIES
-from .match import check_glob, check_service_account, compile_cidr, compile_regex
-from .model import ACTIONS, API_VERSION, KIND, SCOPE_KEYS, Entry, Policy, Scope
+from .match import check_glob, check_label, check_service_account, compile_cidr, compile_regex
+from .model import ACTIONS, API_VERSION, KIND, MODES, SCOPE_KEYS, Entry, Policy, Scope
 
 TOP_KEYS = ("apiVersion", "kind", "metadata", "entries")
-ENTRY_KEYS = ("name", "action", "reason", "expires", "severity", "match")
+ENTRY_KEYS = ("name", "action", "reason", "expires", "severity", "mode", "match")
 METADATA_KEYS = ("name", "description")
 MAX_BYTES = 4 << 20  # a policy is hand-written; anything bigger is the wrong file
 
@@ -186,13 +186,22 @@ class _Reader:
         severity = None
         if "severity" in keys:
             severity = self.text(keys["severity"][1], f"{where} severity")
-            if action in ("allow", "suppress"):
+            if action is not None and action != "severity":
                 self.error(keys["severity"][0], f"{where}: severity applies to action: severity only")
             elif severity is not None and severity.lower() not in SEVERITIES:
                 self.error(keys["severity"][1], f"{where} severity {severity!r}: choose one of {', '.join(SEVERITIES)}")
             severity = severity.lower() if severity else None
         elif action == "severity":
             self.error(node, f"{where} ({name}): action severity needs severity: one of {', '.join(SEVERITIES)}")
+        mode = None
+        if "mode" in keys:
+            mode = self.text(keys["mode"][1], f"{where} mode")
+            if action is not None and action not in ("deny", "mode"):
+                self.error(keys["mode"][0], f"{where}: mode applies to action: deny or action: mode only")
+            elif mode is not None and mode not in MODES:
+                self.error(keys["mode"][1], f"{where} mode {mode!r}: choose one of {', '.join(MODES)}")
+        elif action == "mode":
+            self.error(node, f"{where} ({name}): action mode needs mode: one of {', '.join(MODES)}")
         expires = self.expires(keys["expires"][1], where) if "expires" in keys else None
         scope = None
         if "match" not in keys:
@@ -201,7 +210,7 @@ class _Reader:
             scope = self.scope(keys["match"][1], where)
         if len(self.problems) > before or action is None or reason is None or scope is None:
             return None
-        return Entry(name, action, reason, scope, severity, expires, _line(node))
+        return Entry(name, action, reason, scope, severity, expires, _line(node), mode)
 
     def expires(self, node: Node, where: str) -> date | datetime | None:
         value = self.scalar(node, f"{where} expires")
@@ -228,6 +237,7 @@ class _Reader:
             "serviceAccounts": check_service_account,
             "commandRegex": compile_regex,
             "sourceIPs": compile_cidr,
+            "labels": check_label,
         }
         values: dict[str, tuple[str, ...]] = {}
         for key, (_, value) in keys.items():

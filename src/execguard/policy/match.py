@@ -70,6 +70,13 @@ def check_service_account(text: str) -> None:
         raise ValueError(f"service account {text!r}: write NAMESPACE/NAME (globs allowed), e.g. ci/deployer")
 
 
+def check_label(text: str) -> None:
+    key, eq, _ = text.partition("=")
+    if not eq or not key:
+        raise ValueError(f"label {text!r}: write KEY=VALUE (globs allowed), e.g. app=web or team=*")
+    check_glob(text)
+
+
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(text.strip("[]"))
@@ -140,8 +147,16 @@ class ScopeMatcher:
             nets = [compile_cidr(c) for c in scope.source_ips]
             tests.append(lambda ev: _all_inside(ev.actor.source_ip, nets))
         self.tests = tests
+        self.labels = compile_globs(scope.labels) if scope.labels else None
 
-    def event(self, ev: Event) -> bool:
+    def event(self, ev: Event, labels: dict[str, str] | None = None) -> bool:
+        """Labels come beside the event (guard knows them; logged events do not): none given never matches a labels key."""
+        if self.labels is not None:
+            if not labels:
+                return False
+            glob = self.labels
+            if not any(glob.match(f"{k}={v}") for k, v in labels.items()):
+                return False
         return all(t(ev) for t in self.tests)
 
     def rule(self, rule_id: str) -> bool:

@@ -11,10 +11,13 @@ from datetime import UTC, date, datetime
 API_VERSION = "execguard/v1"
 KIND = "Policy"
 
-# allow: the actor/command is expected (guard will let it through; hunt hides its alerts)
+# allow: the actor/command is expected (guard lets it through; hunt hides its alerts)
 # suppress: known noise, hidden from hunt; severity: re-rate the matching rules' hits
-ACTIONS = ("allow", "suppress", "severity")
+# deny: guard refuses what the scope matches (hunt ignores it); mode: how guard acts in a scope
+ACTIONS = ("allow", "suppress", "severity", "deny", "mode")
 HIDING = frozenset({"allow", "suppress"})
+# enforce: refuse; warn: let through with a warning to the client; audit: let through, record only
+MODES = ("enforce", "warn", "audit")
 
 SCOPE_KEYS = {
     "rules": "rules",
@@ -28,6 +31,7 @@ SCOPE_KEYS = {
     "commands": "commands",
     "commandRegex": "command_regex",
     "sourceIPs": "source_ips",
+    "labels": "labels",
 }
 
 
@@ -46,6 +50,7 @@ class Scope:
     commands: tuple[str, ...] = ()  # globs over the argv joined with spaces
     command_regex: tuple[str, ...] = ()  # regular expressions searched in the joined argv
     source_ips: tuple[str, ...] = ()  # addresses or CIDRs; every one of the actor's source IPs (X-Forwarded-For is forgeable)
+    labels: tuple[str, ...] = ()  # KEY=VALUE globs over the pod's labels (guard only: logged events carry no labels)
 
     def given(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
@@ -60,6 +65,7 @@ class Entry:
     severity: str | None = None  # the new level, for action: severity
     expires: date | datetime | None = None
     line: int = 0  # where the entry starts in the file
+    mode: str | None = None  # deny and mode entries: enforce | warn | audit
 
     def expired(self, now: datetime) -> bool:
         """A date is the last day the entry applies (UTC); a datetime is the instant it stops."""
