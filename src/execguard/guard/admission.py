@@ -11,8 +11,8 @@ failurePolicy says what the API server then does (docs/guard-kubernetes.md).
 from __future__ import annotations
 
 import socket
-import sys
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.timeout
+        self.request.settimeout(self.server.limits.timeout)  # StreamRequestHandler's class-wide timeout, per server
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:

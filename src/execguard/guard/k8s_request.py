@@ -89,6 +89,13 @@ def judged(f: Facts) -> bool:
 
 def events(request: dict[str, Any], f: Facts) -> list[Event]:
     """The Events of a judged request: one per command it would run (none: nothing to judge)."""
+    try:
+        return _events(request, f)
+    except SourceError as exc:  # a field of the wrong type: the body is not an AdmissionReview
+        raise RequestError(str(exc)) from None
+
+
+def _events(request: dict[str, Any], f: Facts) -> list[Event]:
     user = as_dict(request.get("userInfo"), "request.userInfo")
     group = as_str(as_dict(request.get("resource"), "request.resource").get("group")) or ""
     prefix = f"/apis/{group}/v1" if group else "/api/v1"
@@ -110,10 +117,7 @@ def events(request: dict[str, Any], f: Facts) -> list[Event]:
     if f.subresource == "ephemeralcontainers":
         return _ephemeral(audit, obj, request.get("oldObject"))
     audit["requestObject"] = obj
-    try:
-        evs = list(k8s_audit.from_audit_event(audit, SourceRef(FORMAT, "admission")))
-    except SourceError as exc:
-        raise RequestError(str(exc)) from None
+    evs = list(k8s_audit.from_audit_event(audit, SourceRef(FORMAT, "admission")))
     if f.subresource:
         return evs  # exec/attach/portforward: judged with or without a command
     return [ev for ev in evs if ev.command]
@@ -128,10 +132,7 @@ def _ephemeral(audit: dict[str, Any], obj: Any, old: Any) -> list[Event]:
     for c in added:
         pod = dict(obj) if isinstance(obj, dict) else {}
         pod["spec"] = {"ephemeralContainers": [c]}
-        try:
-            out.extend(k8s_audit.from_audit_event({**audit, "requestObject": pod}, SourceRef(FORMAT, "admission")))
-        except SourceError as exc:
-            raise RequestError(str(exc)) from None
+        out.extend(k8s_audit.from_audit_event({**audit, "requestObject": pod}, SourceRef(FORMAT, "admission")))
     return out
 
 

@@ -73,12 +73,16 @@ def _webhook(o: Options, name: str, rules: list[dict[str, Any]], failure: str) -
     }
 
 
-def webhook_configuration(o: Options) -> dict[str, Any]:
-    exec_rules = [
+def exec_rules() -> list[dict[str, Any]]:
+    return [
         {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec", "pods/attach", "pods/portforward"],
          "scope": "Namespaced"},
-        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"], "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"],
+         "scope": "Namespaced"},
     ]  # fmt: skip
+
+
+def webhook_configuration(o: Options) -> dict[str, Any]:
     workload_rules = [
         {"apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": list(res), "scope": "Namespaced"}
         for group, res in WORKLOAD_RULES
@@ -88,7 +92,7 @@ def webhook_configuration(o: Options) -> dict[str, Any]:
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": NAME, "labels": _labels()},
         "webhooks": [
-            _webhook(o, "exec", exec_rules, o.exec_failure_policy),
+            _webhook(o, "exec", exec_rules(), o.exec_failure_policy),
             _webhook(o, "workloads", workload_rules, o.workload_failure_policy),
         ],
     }
@@ -201,13 +205,7 @@ def admission_policy(o: Options) -> list[dict[str, Any]]:
         "metadata": {"name": name, "labels": _labels()},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"],
-                     "resources": ["pods/exec", "pods/attach", "pods/portforward"]},
-                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods/ephemeralcontainers"]},
-                ],
-            },  # fmt: skip
+            "matchConstraints": {"resourceRules": [{k: v for k, v in r.items() if k != "scope"} for r in exec_rules()]},
             "validations": [
                 {
                     "expression": f"request.userInfo.groups.exists(g, g in [{groups}])",
