@@ -417,6 +417,10 @@ app.command("simulate")(simulate_command)
 app.command("emulate")(emulate_command)
 app.command("score")(score_command)
 
+from .guard_cli import guard_app  # noqa: E402
+
+app.add_typer(guard_app, name="guard")
+
 
 @app.callback(invoke_without_command=True)
 def main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:

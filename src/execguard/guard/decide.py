@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import redact
 from ..engine.match import Engine
 from ..engine.sigma import Rule
 from ..model import Actor, Event, RuleMatch, SourceRef, Target, display, severity_rank
@@ -77,7 +78,7 @@ class Request:
             subresource=subresource,
             request_uri=self.uri,
             target=Target(namespace=self.namespace, pod=self.pod, container=self.container, image=self.image, kind=kind),
-            command=list(self.argv),
+            command=redact.argv(list(self.argv)),  # as the log sources do: secrets never reach a message or record
             command_origin=origin if self.argv else None,
             tty=self.tty,
             stdin=self.stdin,

@@ -1,0 +1,149 @@
+"""`execguard guard ...`: refuse container administration commands before they run (docs/guard.md).
+
+A sub-app so the Kubernetes half (`admission`, `manifests`) can be added with one more
+``guard_app.command(...)`` line. Errors are one line on stderr with exit code 2 (cliutil).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cliutil import Group, error, fail, note, one_line
+from .engine.sigma import RuleError, load_rules
+from .guard.approvals import ApprovalStore, add_approval, parse_duration, state_dir
+from .guard.decide import DENY_AT
+from .guard.record import JsonlRecorder
+from .guard.runtime import GuardRuntime
+from .model import SEVERITIES
+from .policy import PolicyError
+from .policy.model import MODES
+
+guard_app = typer.Typer(
+    cls=Group, no_args_is_help=True, rich_markup_mode=None, help="Block container administration commands before they run (docs/guard.md)."
+)
+
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="Policy file: deny/allow entries and modes per scope (docs/policy.md).")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Approvals and decision record [env EXECGUARD_STATE_DIR; /var/lib/execguard]."),
+]
+RecordOpt = Annotated[
+    str | None, typer.Option("--record", help="JSON lines record of decisions and approvals ('-': stdout) [STATE_DIR/decisions.jsonl].")
+]
+
+
+def _recorder(record: str | None, states: Path) -> JsonlRecorder:
+    try:
+        return JsonlRecorder(None if record == "-" else Path(record) if record else states / "decisions.jsonl")
+    except OSError as exc:
+        fail(f"{record or states / 'decisions.jsonl'}: cannot write the decision record: {exc.strerror or exc}")
+
+
+def runtime_from_options(
+    policy: Path | None, mode: str, deny_at: str, rules: list[str] | None, states: Path, record: str | None
+) -> GuardRuntime:
+    """What every guard server shares (the Docker plugin here, the admission webhook later)."""
+    if mode not in MODES:
+        fail(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    if deny_at not in SEVERITIES:
+        fail(f"--deny-at {deny_at!r}: choose one of {', '.join(SEVERITIES)}")
+    try:
+        loaded = load_rules(rules or [])
+    except RuleError as exc:
+        fail(str(exc))
+    recorder = _recorder(record, states)
+    try:
+        return GuardRuntime(loaded, recorder, policy, mode, deny_at, ApprovalStore(states), warn=lambda m: error(m))
+    except PolicyError as exc:
+        for line in exc.lines()[:-1]:
+            error(line)
+        fail(exc.lines()[-1])
+
+
+def serve_until_signalled(serve: threading.Thread, stop: threading.Event, runtime: GuardRuntime) -> None:
+    """SIGHUP reloads the policy (the last good one stays on a bad file); SIGTERM/SIGINT stop."""
+    signal.signal(signal.SIGHUP, lambda *_: note("policy reloaded") if runtime.reload() else None)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    serve.start()
+    while not stop.wait(0.5):
+        if not serve.is_alive():
+            break
+
+
+@guard_app.command("docker-authz")
+def docker_authz(
+    policy: PolicyOpt = None,
+    socket_path: Annotated[
+        Path | None,
+        typer.Option("--socket", help="Unix socket [/run/docker/plugins/execguard.sock]; dockerd finds NAME.sock there."),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="Where no policy entry says: enforce (refuse), warn or audit (allow, record).")
+    ] = "enforce",
+    deny_at: Annotated[str, typer.Option("--deny-at", help="Lowest rule severity that denies.")] = DENY_AT,
+    fail_mode: Annotated[
+        str, typer.Option("--fail", help="Unreadable body of a guarded call: closed (deny) or open (allow, record).")
+    ] = "closed",
+    rules: Annotated[list[str] | None, typer.Option("--rules", "-r", help="Extra rule directory or file (repeatable).")] = None,
+    state: StateOpt = None,
+    record: RecordOpt = None,
+) -> None:
+    """Docker authorization plugin: judge exec, exec start, attach and container create; pass everything else."""
+    from .guard.docker_authz import FAIL_MODES, AuthzPlugin, UnixHTTPServer, socket_for
+
+    if fail_mode not in FAIL_MODES:
+        fail(f"--fail {fail_mode!r}: choose closed or open")
+    states = state_dir(state)
+    runtime = runtime_from_options(policy, mode, deny_at, rules, states, record)
+    path = socket_path or socket_for("execguard")
+    try:
+        server = UnixHTTPServer(path, AuthzPlugin(runtime, fail_mode))
+    except OSError as exc:
+        fail(f"{path}: cannot listen: {exc.strerror or exc}")
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    note(f"execguard docker-authz listening on {path} (plugin name {path.stem}; dockerd --authorization-plugin={path.stem})")
+    try:
+        serve_until_signalled(thread, stop, runtime)
+    finally:
+        server.shutdown()
+        server.server_close()
+        runtime.recorder.close()
+
+
+@guard_app.command("approve")
+def approve(
+    user: Annotated[str, typer.Option("--user", help="The user the approval is for (Docker: the TLS client certificate's CN).")],
+    duration: Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1h30m (at most 24h).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: the incident or ticket. Recorded with every decision it allows.")],
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Only in this namespace (Kubernetes); all when left out.")] = None,
+    state: StateOpt = None,
+    record: RecordOpt = None,
+) -> None:
+    """Break glass: let USER through guard's denials for a while. Every use is recorded."""
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        fail(f"--for: {exc}")
+    states = state_dir(state)
+    by = os.environ.get("SUDO_USER") or os.environ.get("USER") or None
+    try:
+        approval = add_approval(states, user, namespace, length, reason, by)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{states}: cannot write the approval: {exc.strerror or exc}")
+    recorder = _recorder(record, states)
+    recorder.record("approval", {"id": approval.id, "user": approval.user, "namespace": approval.namespace,
+                                 "until": approval.until.isoformat(), "reason": approval.reason, "by": approval.by})  # fmt: skip
+    recorder.close()
+    where = f" in namespace {approval.namespace}" if approval.namespace else ""
+    sys.stdout.write(f"approval {approval.id}: {one_line(user)}{one_line(where)} until {approval.until.isoformat(timespec='seconds')}\n")
