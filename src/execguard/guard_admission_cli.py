@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import ssl
 import sys
 import threading
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,11 +14,13 @@ import typer
 import yaml
 
 from .cliutil import error, fail, note, one_line
-from .engine.sigma import RuleError, load_rules
 from .guard import admission, manifests
-from .guard.decide import Decider
-from .model import Event
-from .policy import Policy, PolicyError, load_policy
+from .guard.approvals import state_dir
+from .guard.decide import DENY_AT, Decision
+from .guard.review import Judge
+from .guard.runtime import GuardRuntime
+from .model import Event, display
+from .policy import PolicyError, load_policy
 from .policy.model import MODES
 
 LOG_LOCK = threading.Lock()
@@ -46,39 +48,50 @@ def _log(line: str) -> None:
         sys.stderr.flush()
 
 
-class Judges:
-    """The decider in force; SIGHUP swaps in a new one built from the policy file, or keeps the old on error."""
+def describe(ev: Event, uid: str | None) -> dict[str, Any]:
+    """What a decision record says about a Kubernetes request (guard/runtime.py's describe, from an Event)."""
+    return {
+        "platform": "k8s",
+        "operation": ev.action,
+        "uid": uid,
+        "user": ev.actor.user,
+        "groups": ev.actor.groups,
+        "namespace": ev.target.namespace,
+        "pod": ev.target.pod,
+        "target_kind": ev.target.kind,
+        "container": ev.target.container,
+        "image": ev.target.image,
+        "command": ev.command,
+        "command_display": display(" ".join(ev.command)),
+        "command_origin": ev.command_origin,
+        "privileged": ev.privileged,
+        "uri": ev.request_uri,
+    }
 
-    def __init__(self, policy_path: str | None, mode: str, rule_dirs: list[str]) -> None:
-        self.policy_path = policy_path
-        self.mode = mode
-        self.rules = load_rules(rule_dirs)
-        self.decider = Decider(self.rules, self._policy(), default_mode=mode)
 
-    def _policy(self) -> Policy:
-        return load_policy(self.policy_path) if self.policy_path else Policy()
+def judge_with(runtime: GuardRuntime) -> Judge:
+    """The policy in force (SIGHUP swaps it), approvals honoured, every decision recorded."""
 
-    def reload(self) -> None:
-        try:
-            self.decider = Decider(self.rules, self._policy(), default_mode=self.mode)
-        except PolicyError as exc:
-            for line in exc.lines():
-                _log(f"error: {line}")
-            _log(f"admission: policy {self.policy_path} not reloaded; the last good policy stays in force")
-            return
-        _log(f"admission: policy {self.policy_path} reloaded")
+    def judge(ev: Event, labels: dict[str, str]) -> Decision:
+        decision = runtime.current().decide_event(ev, labels, datetime.now(UTC))
+        runtime.recorder.record("decision", {**describe(ev, ev.event_id), **decision.to_dict()})
+        return decision
 
-    def __call__(self, event: Event, labels: dict[str, str]) -> Any:
-        return self.decider.decide_event(event, labels)
+    return judge
 
 
 def admission_command(
     tls_cert: Annotated[Path, typer.Option("--tls-cert", help="PEM serving certificate (chain).")],
     tls_key: Annotated[Path, typer.Option("--tls-key", help="PEM private key of the certificate.")],
     listen: Annotated[str, typer.Option("--listen", metavar="ADDR:PORT", help="Where to listen (HTTPS).")] = "0.0.0.0:8443",
-    policy: Annotated[str | None, typer.Option("--policy", help="Policy file (deny/allow/mode entries); SIGHUP reloads it.")] = None,
-    mode: Annotated[str, typer.Option("--mode", callback=_mode, help="Default mode: enforce, warn or audit.")] = "enforce",
-    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules directory or file (repeatable).")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (deny/allow/mode entries); SIGHUP reloads it.")] = None,
+    mode: Annotated[str, typer.Option("--mode", callback=_mode, help="Where no policy entry says: enforce, warn or audit.")] = "enforce",
+    deny_at: Annotated[str, typer.Option("--deny-at", help="Lowest rule severity that denies.")] = DENY_AT,
+    rules: Annotated[list[str] | None, typer.Option("--rules", "-r", help="Extra rule directory or file (repeatable).")] = None,
+    state: Annotated[Path | None, typer.Option("--state-dir", help="Approvals and decision record [env EXECGUARD_STATE_DIR].")] = None,
+    record: Annotated[
+        str | None, typer.Option("--record", help="JSON lines decision record ('-': stdout) [STATE_DIR/decisions.jsonl].")
+    ] = None,
     max_connections: Annotated[int, typer.Option("--max-connections", min=1, max=4096, help="Connections served at once.")] = (
         admission.MAX_CONNECTIONS
     ),
@@ -86,6 +99,9 @@ def admission_command(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a connection may stay silent.")] = admission.TIMEOUT,
 ) -> None:
     """Validating admission webhook: judge exec/attach/port-forward, kubectl debug and pod commands before they run."""
+    # guard_cli registers this command; its helpers are imported here, not at the top, so neither module imports the other first
+    from .guard_cli import runtime_from_options, serve_until_signalled
+
     try:
         address = admission.parse_listen(listen)
     except ValueError as exc:
@@ -94,32 +110,21 @@ def admission_command(
         context = admission.tls_context(str(tls_cert), str(tls_key))
     except (ssl.SSLError, OSError) as exc:
         fail(f"{tls_cert}, {tls_key}: cannot load the TLS certificate and key: {getattr(exc, 'strerror', None) or exc}")
-    try:
-        judges = Judges(policy, mode, list(rules or []))
-    except PolicyError as exc:
-        for line in exc.lines()[:-1]:
-            error(line)
-        fail(exc.lines()[-1])
-    except RuleError as exc:
-        fail(str(exc))
+    runtime = runtime_from_options(policy, mode, deny_at, rules, state_dir(state), record)
     limits = admission.Limits(max_body=max_body, timeout=timeout, max_connections=max_connections)
     try:
-        server = admission.serve(address, context, judges, _log, limits)
+        server = admission.serve(address, context, judge_with(runtime), _log, limits)
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if policy:
-        signal.signal(signal.SIGHUP, lambda *_: judges.reload())
-    thread = threading.Thread(target=server.serve_forever, name="admission", daemon=True)
-    thread.start()
-    note(f"admission webhook on {server.url} ({len(judges.rules)} rules, mode {mode}{f', policy {policy}' if policy else ''})")
-    while not stop.wait(3600):
-        pass
-    server.shutdown()
-    server.server_close()
-    note("admission webhook stopped")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="admission", daemon=True)
+    note(f"execguard admission webhook on {server.url} ({len(runtime.rules)} rules, mode {mode}{f', policy {policy}' if policy else ''})")
+    try:
+        serve_until_signalled(thread, stop, runtime)
+    finally:
+        server.shutdown()
+        server.server_close()
+        runtime.recorder.close()
 
 
 def _read(path: Path | None, what: str) -> bytes:

@@ -16,6 +16,8 @@ from typing import Any
 from .. import __version__
 
 NAME = "execguard-admission"
+APPROVALS = f"{NAME}-approvals"
+STATE_DIR = "/var/lib/execguard"
 PORT = 8443
 WORKLOAD_RULES = (
     ("", ("pods", "replicationcontrollers")),
@@ -127,10 +129,18 @@ def policy_config_map(o: Options) -> dict[str, Any]:
 
 
 def deployment(o: Options) -> dict[str, Any]:
-    args = ["guard", "admission", "--tls-cert", "/tls/tls.crt", "--tls-key", "/tls/tls.key", "--listen", f"0.0.0.0:{PORT}"]
-    mounts = [{"name": "tls", "mountPath": "/tls", "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    # decisions go to stdout (kubectl logs, the cluster's log pipeline); break-glass approvals come from a ConfigMap
+    # that `execguard guard approve` output is loaded into (docs/guard-kubernetes.md), optional so the pod starts without
+    args = ["guard", "admission", "--tls-cert", "/tls/tls.crt", "--tls-key", "/tls/tls.key", "--listen", f"0.0.0.0:{PORT}",
+            "--state-dir", STATE_DIR, "--record", "-"]  # fmt: skip
+    mounts = [
+        {"name": "tls", "mountPath": "/tls", "readOnly": True},
+        {"name": "approvals", "mountPath": STATE_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     volumes: list[dict[str, Any]] = [
         {"name": "tls", "secret": {"secretName": f"{NAME}-tls", "defaultMode": 0o440}},
+        {"name": "approvals", "configMap": {"name": APPROVALS, "optional": True}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
     ]
     if o.policy_text is not None:
@@ -208,7 +218,8 @@ def admission_policy(o: Options) -> list[dict[str, Any]]:
             "matchConstraints": {"resourceRules": [{k: v for k, v in r.items() if k != "scope"} for r in exec_rules()]},
             "validations": [
                 {
-                    "expression": f"request.userInfo.groups.exists(g, g in [{groups}])",
+                    # a user with no groups has no groups field: has() keeps the expression from erroring
+                    "expression": f"has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in [{groups}])",
                     "messageExpression": (
                         f"'execguard: ' + request.resource.resource + '/' + request.subResource + ' in namespace ' + "
                         f"request.namespace + ' is only for group {listed} (ValidatingAdmissionPolicy {name})'"

@@ -113,10 +113,9 @@ def review(body: Any, judge: Judge) -> Outcome:
 def _message(verdict: Verdict, ev: Event) -> str:
     """The decider's message, with the rules and the policy entry named when it does not name them, and where."""
     text = verdict.message
-    rule = verdict.rules[0] if verdict.rules else None
     extra = []
-    if rule and rule not in text:
-        extra.append(f"rule {rule}")
+    if verdict.rules and not any(r in text for r in verdict.rules):
+        extra.append(f"rules hit: {', '.join(verdict.rules[:3])}")
     if verdict.entry and verdict.entry not in text:
         extra.append(f"policy entry {verdict.entry}")
     if ev.command_origin and ev.command_origin != "container":
