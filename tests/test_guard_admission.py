@@ -8,6 +8,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,11 @@ import pytest
 
 from execguard.engine.sigma import load_rules
 from execguard.guard import admission
+from execguard.guard.approvals import ApprovalStore, add_approval
 from execguard.guard.decide import Decider
+from execguard.guard.record import JsonlRecorder
+from execguard.guard.runtime import GuardRuntime
+from execguard.guard_admission_cli import judge_with
 from execguard.policy import parse_policy
 from execguard.testing import reviews
 from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, make_test_certs
@@ -277,3 +282,27 @@ def test_bad_certificate_files_are_reported(tmp_path: Path) -> None:
     bad.write_text("not a certificate\n")
     with pytest.raises((ssl.SSLError, OSError)):
         admission.tls_context(str(bad), str(bad))
+
+
+def test_break_glass_approval_lets_the_user_through_and_is_recorded(certs: TLSFiles, tmp_path: Path) -> None:
+    record = tmp_path / "decisions.jsonl"
+    runtime = GuardRuntime(RULES, JsonlRecorder(record), approvals=ApprovalStore(tmp_path))
+    server = admission.serve(("127.0.0.1", 0), admission.tls_context(str(certs.server_cert), str(certs.server_key)),
+                             judge_with(runtime), [].append)  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = Webhook(server, str(certs.ca))
+        assert hook.ask(reviews.connect("exec", MINER))["response"]["allowed"] is False
+        add_approval(tmp_path, reviews.USER["username"], "shop", timedelta(minutes=30), "INC-7 forensics", "oncall")
+        resp = hook.ask(reviews.connect("exec", MINER))["response"]
+        assert resp["allowed"] is True and any("INC-7 forensics" in w for w in resp["warnings"])
+        # the approval is for namespace shop only
+        assert hook.ask(reviews.connect("exec", MINER, namespace="prod"))["response"]["allowed"] is False
+    finally:
+        server.shutdown()
+        server.server_close()
+        runtime.recorder.close()
+    rows = [orjson.loads(line) for line in record.read_bytes().splitlines()]
+    assert [(r["allowed"], r["approval"] is not None, r["namespace"]) for r in rows] == [
+        (False, False, "shop"), (True, True, "shop"), (False, False, "prod")]  # fmt: skip
+    assert all(r["kind"] == "decision" and r["platform"] == "k8s" and r["uid"] for r in rows)
