@@ -306,3 +306,30 @@ def test_break_glass_approval_lets_the_user_through_and_is_recorded(certs: TLSFi
     assert [(r["allowed"], r["approval"] is not None, r["namespace"]) for r in rows] == [
         (False, False, "shop"), (True, True, "shop"), (False, False, "prod")]  # fmt: skip
     assert all(r["kind"] == "decision" and r["platform"] == "k8s" and r["uid"] for r in rows)
+
+
+RS_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
+
+
+def pod_create(user: str, owner: bool) -> dict[str, Any]:
+    review = reviews.deployment([])
+    req = review["request"]
+    obj = reviews.pod(name="api-7d9f-x2x", containers=[{"name": "helper", "image": "alpine:3", "command": MINER}])
+    if owner:
+        ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9f", "uid": "1f", "controller": True}
+        obj["metadata"]["ownerReferences"] = [ref]
+    gvr, gvk = {"group": "", "version": "v1", "resource": "pods"}, {"group": "", "version": "v1", "kind": "Pod"}
+    req.update(kind=gvk, resource=gvr, requestKind=gvk, requestResource=gvr, name="", object=obj,
+               userInfo={"username": user, "groups": ["system:serviceaccounts", "system:authenticated"]})  # fmt: skip
+    return review
+
+
+def test_pods_a_controller_writes_for_a_judged_owner_are_not_judged_again(webhook: Webhook) -> None:
+    # the ReplicaSet controller's pods: the Deployment was judged (and maybe approved or warned) at its own write
+    review = pod_create(RS_CONTROLLER, owner=True)
+    assert check_shape(webhook.ask(review), review)["allowed"] is True
+    assert any(review["request"]["uid"] in line and "ReplicaSet/api-7d9f" in line for line in webhook.log)
+    # anyone may write ownerReferences: from another user, or without an owner, the pod is judged
+    for review in (pod_create("alice@example.com", owner=True), pod_create(RS_CONTROLLER, owner=False)):
+        resp = check_shape(webhook.ask(review), review)
+        assert resp["allowed"] is False and "container helper" in resp["status"]["message"]

@@ -18,6 +18,7 @@ FORMAT = "k8s-admission"
 CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
 # operation -> the audit verb of the same call (CONNECT is a POST, or a websocket GET, logged as create/get)
 VERBS = {"CONNECT": "create", "CREATE": "create", "UPDATE": "update"}
+CONTROLLER_USERS = "system:serviceaccount:kube-system:"  # with a name ending in "controller": replicaset-controller ...
 
 
 class RequestError(ValueError):
@@ -37,6 +38,8 @@ class Facts:
     name: str
     user: str
     dry_run: bool
+    controller: str = ""  # kind/name of the controlling owner when a built-in controller writes the object
+
 
     def what(self) -> str:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
@@ -75,7 +78,28 @@ def facts(request: dict[str, Any]) -> Facts:
         name=field(request, "name"),
         user=field(request.get("userInfo"), "username"),
         dry_run=request.get("dryRun") is True,
+        controller=_controller(request),
     )
+
+
+def _controller(request: dict[str, Any]) -> str:
+    """The owner a built-in controller writes this object for (a ReplicaSet's pods, a Deployment's ReplicaSets).
+
+    Its commands were judged at the owner's write, with the user who made it; judging them again would
+    refuse, under the controller's name, what that user's approval or warn mode let through. Only
+    kube-system's controllers count: anyone may set ownerReferences on a pod of their own.
+    """
+    user = request.get("userInfo")
+    name = as_str(user.get("username")) if isinstance(user, dict) else None
+    if not name or not ((name.startswith(CONTROLLER_USERS) and name.endswith("controller")) or name == "system:kube-controller-manager"):
+        return ""
+    obj = request.get("object")
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    owners = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    for ref in owners if isinstance(owners, list) else []:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return f"{as_str(ref.get('kind')) or '?'}/{as_str(ref.get('name')) or '?'}"
+    return ""
 
 
 def judged(f: Facts) -> bool:
@@ -84,7 +108,7 @@ def judged(f: Facts) -> bool:
         return f.operation == "CONNECT"
     if f.resource == "pods" and f.subresource == "ephemeralcontainers":
         return f.operation == "UPDATE"
-    return f.resource in k8s_audit.WORKLOADS and not f.subresource and f.operation in ("CREATE", "UPDATE")
+    return f.resource in k8s_audit.WORKLOADS and not f.subresource and f.operation in ("CREATE", "UPDATE") and not f.controller
 
 
 def events(request: dict[str, Any], f: Facts) -> list[Event]:

@@ -90,6 +90,8 @@ def review(body: Any, judge: Judge) -> Outcome:
     """The outcome for a parsed AdmissionReview body; RequestError when it is not one (the server answers 400)."""
     request = k8s_request.parse_review(body)
     f = k8s_request.facts(request)
+    if f.controller and f.resource in k8s_audit.WORKLOADS:
+        return Outcome(f, True, note=f"not judged: written by a controller for {f.controller}, judged at that owner's write")
     if not k8s_request.judged(f):
         return Outcome(f, True, note=f"not judged ({f.kind or 'no kind'} {f.operation or 'no operation'}): allowed")
     evs = k8s_request.events(request, f)
