@@ -52,7 +52,7 @@ class Plugin:
         return resp.status, json.loads(resp.read())
 
     def req(self, method: str, uri: str, body: Any = None, user: str = "", **extra: Any) -> dict[str, Any]:
-        payload = {"User": user, "UserAuthNMethod": "TLS" if user else "", "RequestMethod": method, "RequestURI": uri, **extra}
+        payload = {"User": user, "UserAuthNMethod": "TLS" if user else "", "RequestMethod": method, "RequestUri": uri, **extra}
         if body is not None:
             payload["RequestBody"] = base64.b64encode(json.dumps(body).encode()).decode()
         status, answer = self.post("/AuthZPlugin.AuthZReq", payload)
@@ -119,7 +119,7 @@ def test_other_calls_pass_untouched_and_unrecorded(plugin: Plugin) -> None:
 
 def test_bad_bodies_fail_closed_by_default(plugin: Plugin) -> None:
     for extra in ({}, {"RequestBody": "!!notbase64"}, {"RequestBody": base64.b64encode(b"[1]").decode()}):
-        payload = {"RequestMethod": "POST", "RequestURI": "/v1.41/containers/web/exec", **extra}
+        payload = {"RequestMethod": "POST", "RequestUri": "/v1.41/containers/web/exec", **extra}
         status, answer = plugin.post("/AuthZPlugin.AuthZReq", payload)
         assert status == 200 and answer["Allow"] is False and "fail-closed" in answer["Msg"]
     assert plugin.req("POST", "/containers/web/exec", {"Cmd": 42})["Allow"] is False
@@ -128,7 +128,7 @@ def test_bad_bodies_fail_closed_by_default(plugin: Plugin) -> None:
 def test_bad_bodies_fail_open_when_asked(tmp_path: Path) -> None:
     p = Plugin(tmp_path, fail="open")
     try:
-        status, answer = p.post("/AuthZPlugin.AuthZReq", {"RequestMethod": "POST", "RequestURI": "/containers/web/exec"})
+        status, answer = p.post("/AuthZPlugin.AuthZReq", {"RequestMethod": "POST", "RequestUri": "/containers/web/exec"})
         assert status == 200
         assert answer["Allow"] is True
         assert p.records()[0]["kind"] == "unparseable" and p.records()[0]["allowed"] is True
@@ -140,7 +140,7 @@ def test_exec_start_is_judged_with_its_create(plugin: Plugin) -> None:
     body = {"Cmd": ["id"], "User": "0"}
     req = {
         "RequestMethod": "POST",
-        "RequestURI": "/v1.41/containers/web/exec",
+        "RequestUri": "/v1.41/containers/web/exec",
         "RequestBody": base64.b64encode(json.dumps(body).encode()).decode(),
     }
     res = {**req, "ResponseStatusCode": 201, "ResponseBody": base64.b64encode(b'{"Id":"abc123"}').decode()}

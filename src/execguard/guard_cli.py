@@ -6,6 +6,7 @@ A sub-app so the Kubernetes half (`admission`, `manifests`) can be added with on
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -104,6 +105,7 @@ def docker_authz(
     states = state_dir(state)
     runtime = runtime_from_options(policy, mode, deny_at, rules, states, record)
     path = socket_path or socket_for("execguard")
+    gc.freeze()  # compiled rules live as long as the process: keep the collector from walking them mid-request
     try:
         server = UnixHTTPServer(path, AuthzPlugin(runtime, fail_mode))
     except OSError as exc:

@@ -44,6 +44,11 @@ class BadBody(ValueError):
     """A guarded call whose body cannot be read: denied when failing closed, allowed and recorded when open."""
 
 
+def _uri(req: dict[str, Any]) -> str:
+    # Go's encoding/json writes the field RequestURI under its tag, "RequestUri"; read either spelling
+    return str(req.get("RequestUri") or req.get("RequestURI") or "")
+
+
 def _segments(uri: str) -> tuple[list[str], dict[str, str]]:
     parts = urlsplit(uri)
     segs = [s for s in parts.path.split("/") if s]
@@ -99,7 +104,7 @@ def _mounts(host: dict[str, Any]) -> list[str]:
 def to_request(req: dict[str, Any]) -> Request | None:
     """The guard Request for an AuthZReq, or None for a call guard does not judge; BadBody when it cannot tell."""
     method = str(req.get("RequestMethod") or "").upper()
-    uri = str(req.get("RequestURI") or "")
+    uri = _uri(req)
     segs, query = _segments(uri)
     user = str(req.get("User") or "") or None
     shown = redact.text(uri)
@@ -163,7 +168,7 @@ class AuthzPlugin:
         return {"Implements": ["authz"]}
 
     def authz_req(self, req: dict[str, Any]) -> dict[str, Any]:
-        method, uri = str(req.get("RequestMethod") or ""), str(req.get("RequestURI") or "")
+        method, uri = str(req.get("RequestMethod") or ""), _uri(req)
         segs, _ = _segments(uri)
         if method.upper() == "POST" and len(segs) == 3 and segs[0] == "exec" and segs[2] == "start":
             return self._start(segs[1], req)
@@ -181,25 +186,25 @@ class AuthzPlugin:
             request = self._execs.get(exec_id)
         if request is None:
             # created before this plugin ran (or its create answer never reached us): the create is where guard judges
-            uri = redact.text(str(req.get("RequestURI") or ""))
+            uri = redact.text(_uri(req))
             why = "exec start of an exec guard did not see created"
             self.runtime.recorder.record("unjudged", {"platform": "docker", "uri": uri, "user": req.get("User") or None, "why": why})
             return {"Allow": True}
         # judged again: an approval may have run out or the policy changed since the create
-        request.uri = redact.text(str(req.get("RequestURI") or ""))
+        request.uri = redact.text(_uri(req))
         decision = self.runtime.decide(request, {"stage": "exec_start", "exec_id": exec_id})
         return {"Allow": decision.allowed, "Msg": decision.message if not decision.allowed else ""}
 
     def _bad(self, req: dict[str, Any], why: str) -> dict[str, Any]:
         allow = self.fail == "open"
-        uri = redact.text(str(req.get("RequestURI") or ""))
+        uri = redact.text(_uri(req))
         self.runtime.recorder.record("unparseable", {"platform": "docker", "uri": uri, "user": req.get("User") or None,
                                                      "why": why, "allowed": allow, "fail": self.fail})  # fmt: skip
         return {"Allow": allow, "Msg": "" if allow else f"execguard denied {uri}: {why} (fail-closed)"}
 
     def authz_res(self, req: dict[str, Any]) -> dict[str, Any]:
         """After an exec create: remember its ID with the request, so the start is judged with the command."""
-        segs, _ = _segments(str(req.get("RequestURI") or ""))
+        segs, _ = _segments(_uri(req))
         if str(req.get("RequestMethod") or "").upper() == "POST" and len(segs) == 3 and segs[0] == "containers" and segs[2] == "exec":
             with contextlib.suppress(BadBody, ValueError, binascii.Error):
                 request = to_request(req)

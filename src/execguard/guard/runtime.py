@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.sigma import Rule
-from ..model import display
+from ..model import Event, display
 from ..policy import Policy, PolicyError, load_policy
 from .approvals import ApprovalStore
 from .decide import Decider, Decision, Request
@@ -77,14 +77,14 @@ class GuardRuntime:
         return self.decider
 
     def decide(self, request: Request, extra: dict[str, Any] | None = None) -> Decision:
-        decision = self.current().decide(request, datetime.now(UTC))
-        self.recorder.record("decision", {**describe(request), **decision.to_dict(), **(extra or {})})
+        event = request.event()
+        decision = self.current().decide_event(event, request.labels, datetime.now(UTC), request.host_pid)
+        self.recorder.record("decision", {**describe(request, event), **decision.to_dict(), **(extra or {})})
         return decision
 
 
-def describe(request: Request) -> dict[str, Any]:
-    """What a decision record says about the request: who, where, what; never the environment."""
-    ev = request.event()  # redacted argv
+def describe(request: Request, ev: Event) -> dict[str, Any]:
+    """What a decision record says about the request: who, where, what (the event's argv is redacted); never the environment."""
     return {
         "platform": request.platform,
         "operation": request.operation,

@@ -219,6 +219,7 @@ def start_dockerd(
     timeout: float = START_TIMEOUT,
     tls: TLSFiles | None = None,
     tlsverify: bool | None = True,
+    authz_plugins: tuple[str, ...] = (),
 ) -> Dockerd:
     """Start dockerd -D in fresh temporary directories, wait for /_ping, import the busybox image.
 
@@ -226,6 +227,8 @@ def start_dockerd(
     ``tlsverify=True`` passes ``--tlsverify``; ``False`` passes ``--tls --tlsverify=false`` (any client is
     served); ``None`` passes ``--tls`` alone, which dockerd >= 20.10 treats as ``--tlsverify``.
     The unix socket, which the helper's own client uses, is unaffected.
+    ``authz_plugins`` are passed as ``--authorization-plugin=NAME``: dockerd finds each at
+    /run/docker/plugins/NAME.sock (``plugin_socket``), which must answer before the first /_ping.
     """
     reason = why_unavailable()
     if reason:
@@ -245,6 +248,7 @@ def start_dockerd(
     ]  # fmt: skip
     if tcp_url:
         cmd += ["--host", tcp_url]
+    cmd += [f"--authorization-plugin={name}" for name in authz_plugins]
     if tls:
         cmd += {True: ["--tlsverify"], False: ["--tls", "--tlsverify=false"], None: ["--tls"]}[tlsverify]
         cmd += ["--tlscacert", str(tls.ca), "--tlscert", str(tls.server_cert), "--tlskey", str(tls.server_key)]
@@ -267,6 +271,18 @@ def start_dockerd(
         daemon.stop()
         raise
     return daemon
+
+
+PLUGIN_DIR = Path("/run/docker/plugins")  # dockerd's fixed discovery dir for plugin sockets
+
+
+def unique_plugin_name(prefix: str = "execguard-test") -> str:
+    """A plugin name no other test run uses: the discovery dir is shared by every daemon on the host."""
+    return f"{prefix}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def plugin_socket(name: str) -> Path:
+    return PLUGIN_DIR / f"{name}.sock"
 
 
 @contextlib.contextmanager
