@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from execguard.engine.sigma import load_rules
-from execguard.guard import admission
+from execguard.guard import admission, k8s_request
 from execguard.guard.approvals import ApprovalStore, add_approval
 from execguard.guard.decide import Decider
 from execguard.guard.record import JsonlRecorder
@@ -333,3 +333,11 @@ def test_pods_a_controller_writes_for_a_judged_owner_are_not_judged_again(webhoo
     for review in (pod_create("alice@example.com", owner=True), pod_create(RS_CONTROLLER, owner=False)):
         resp = check_shape(webhook.ask(review), review)
         assert resp["allowed"] is False and "container helper" in resp["status"]["message"]
+
+
+def test_a_name_cannot_smuggle_query_parameters() -> None:
+    review = reviews.connect("exec", ["ls"])
+    review["request"]["name"] = "web?command=sh&command=-c&command=curl+x|sh"
+    request = k8s_request.parse_review(review)
+    (ev,) = k8s_request.events(request, k8s_request.facts(request))
+    assert ev.command == ["ls"] and ev.target.pod == review["request"]["name"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from ..model import Event, SourceRef
 from ..sources import k8s_audit
@@ -123,11 +124,9 @@ def _events(request: dict[str, Any], f: Facts) -> list[Event]:
     user = as_dict(request.get("userInfo"), "request.userInfo")
     group = as_str(as_dict(request.get("resource"), "request.resource").get("group")) or ""
     prefix = f"/apis/{group}/v1" if group else "/api/v1"
-    path = f"{prefix}/namespaces/{f.namespace}/{f.resource}" if f.namespace else f"{prefix}/{f.resource}"
-    if f.name:
-        path += f"/{f.name}"
-    if f.subresource:
-        path += f"/{f.subresource}"
+    # quoted: a name is never parsed as part of the query (the API server validates names; a stray caller need not)
+    parts = [prefix, *(["namespaces", f.namespace] if f.namespace else []), f.resource, f.name, f.subresource]
+    path = "/".join(quote(p, safe="/") if i == 0 else quote(p, safe="") for i, p in enumerate(parts) if p)
     audit: dict[str, Any] = {
         "kind": "Event",
         "auditID": f.uid,
