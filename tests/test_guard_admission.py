@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
@@ -213,8 +214,12 @@ def test_malformed_body_gets_400_and_the_server_keeps_serving(webhook: Webhook, 
 def test_oversized_and_chunked_bodies_are_refused(webhook: Webhook) -> None:
     conn = webhook.connect()
     try:
-        status, answer = reviews.post(conn, b"{" + b" " * (70 << 10) + b"}")
-        assert status == 413 and b"limit" in answer
+        # the headers announce 70 kB (the limit here is 64 kB): refused before a byte of the body is read
+        conn.putrequest("POST", "/")
+        conn.putheader("Content-Length", str(70 << 10))
+        conn.endheaders()
+        resp = conn.getresponse()
+        assert resp.status == 413 and b"limit" in resp.read()
     finally:
         conn.close()
     conn = webhook.connect()
@@ -239,7 +244,8 @@ def test_health_and_plain_http_and_silent_clients(webhook: Webhook) -> None:
     # plain HTTP on the TLS port, and a client that connects and says nothing: neither stops the server
     with socket.create_connection((str(host), int(port)), timeout=5) as raw:
         raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
-        raw.recv(100)
+        with contextlib.suppress(ConnectionResetError):  # closed with bytes unread: the kernel may reset
+            raw.recv(100)
     with socket.create_connection((str(host), int(port)), timeout=5) as silent:
         assert silent.recv(10) == b""  # closed by the server after its timeout (2 s here)
     with pytest.raises(ssl.SSLError):
