@@ -149,3 +149,10 @@ def approve(
     recorder.close()
     where = f" in namespace {approval.namespace}" if approval.namespace else ""
     sys.stdout.write(f"approval {approval.id}: {one_line(user)}{one_line(where)} until {approval.until.isoformat(timespec='seconds')}\n")
+
+
+# the Kubernetes half (G2): the admission webhook and the manifests that install it
+from .guard_admission_cli import admission_command, manifests_command  # noqa: E402
+
+guard_app.command("admission")(admission_command)
+guard_app.command("manifests")(manifests_command)
