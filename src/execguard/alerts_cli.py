@@ -42,6 +42,11 @@ def _when(value: str | None) -> int | None:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _check_when(value: str | None) -> str | None:
+    _when(value)  # as a callback, so the error names the option
+    return value
+
+
 def _key(alert: Alert, by: CountBy) -> str:
     if by is CountBy.rule:
         return alert.lead.rule_id
@@ -52,8 +57,12 @@ def _key(alert: Alert, by: CountBy) -> str:
 
 def alerts_command(
     store: Annotated[Path, typer.Option("--store", help="The alert store (hunt --store, watch).")] = Path("execguard.db"),
-    since: Annotated[str | None, typer.Option("--since", help="At or after this time: RFC 3339 or an age (30m, 2h, 1d).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="At or before this time: RFC 3339 or an age (30m, 2h, 1d).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="At or after this time: RFC 3339 or an age (30m, 2h, 1d).", callback=_check_when)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="At or before this time: RFC 3339 or an age (30m, 2h, 1d).", callback=_check_when)
+    ] = None,
     min_severity: Annotated[
         str, typer.Option("--severity", "--min-severity", help="This level and above.", callback=severity_option)
     ] = "info",
@@ -68,11 +77,11 @@ def alerts_command(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Table: show at most N alerts, the most severe; 0 = all.")] = 2000,
 ) -> None:
     """Query the alert store: time window, severity, rule, actor, namespace and pod, as a table, JSON lines or counts."""
+    query = Query(_when(since), _when(until), min_severity or "info", namespace or [], pod or [], user or [])
     try:
         db = connect(store, create=False)
     except StoreError as exc:
         fail(exc)
-    query = Query(_when(since), _when(until), min_severity or "info", namespace or [], pod or [], user or [])
     keep = AlertFilter(query.since, query.until, query.namespaces, query.pods, query.users, rule or [])
     console = Console()
     counts: Counter[str] = Counter()
