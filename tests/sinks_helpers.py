@@ -50,6 +50,7 @@ class Receiver:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     gate: threading.Event | None = None
     tls: Any = None  # an ssl.SSLContext for https
+    arrived: int = 0  # requests read, answered or not
 
     def start(self) -> Receiver:
         receiver = self
@@ -57,6 +58,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.arrived += 1
                 if receiver.gate is not None:
                     receiver.gate.wait(30)
                 code = receiver.status.pop(0) if receiver.status else 200
