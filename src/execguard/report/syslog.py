@@ -55,11 +55,16 @@ def structured_data(d: dict[str, Any]) -> str:
     return f"[{SD_ID} " + " ".join(f'{k}="{_param(v)}"' for k, v in params.items() if v not in (None, "")) + "]"
 
 
-def message(d: dict[str, Any], facility: int, host: str, now: float | None = None) -> bytes:
+def message(d: dict[str, Any], facility: int, host: str, now: float | None = None, limit: int | None = None) -> bytes:
+    """One RFC 5424 message; with ``limit`` the text is cut (at a character) so the whole fits, header and data intact."""
     pri = facility * 8 + SEVERITY.get(str(d.get("severity")), 6)
     stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     header = f"<{pri}>1 {stamp} {_name(host, 255)} execguard {os.getpid()} {_name(str(d.get('rule_id') or '-'), 32)} "
-    return header.encode() + structured_data(d).encode() + b" " + BOM + chat_text(d).encode()
+    head = header.encode() + structured_data(d).encode() + b" " + BOM
+    text = chat_text(d).encode()
+    if limit is not None and len(head) + len(text) > limit:
+        text = text[: max(0, limit - len(head))].decode("utf-8", "ignore").encode()
+    return head + text
 
 
 class SyslogSink(BackgroundSink):
@@ -83,12 +88,12 @@ class SyslogSink(BackgroundSink):
         )
 
     def _send_one(self, d: dict[str, Any]) -> None:
-        data = message(d, self.facility, self.hostname)
+        data = message(d, self.facility, self.hostname, limit=UDP_MAX if self.transport == "udp" else None)
         try:
             if self.transport == "udp":
                 if self._sock is None:
                     self._sock = socket.socket(_family(self.address[0]), socket.SOCK_DGRAM)
-                self._sock.sendto(data[:UDP_MAX], self.address)
+                self._sock.sendto(data, self.address)
                 return
             if self._sock is None:
                 self._sock = socket.create_connection(self.address, timeout=self.timeout)
