@@ -8,7 +8,7 @@ from pathlib import Path
 from execguard.model import Alert
 from execguard.report.store import Query, StoreSink, connect, rows
 from execguard.report.throttle import ThrottledAlert, ThrottleSink
-from sinks_helpers import sample_alerts
+from sinks_helpers import sample_alerts, wait_for
 
 
 class Clock:
@@ -84,3 +84,28 @@ def test_summaries_are_stored_once(tmp_path: Path) -> None:
     stored = [d for _, d in rows(db_, Query())]
     db_.close()
     assert len(stored) == 2 and stored[1]["throttled"]["count"] == 2
+
+
+def test_memory_is_bounded_by_max_keys() -> None:
+    inner = Collect()
+    sink = ThrottleSink(inner, window=3600, clock=Clock(), max_keys=2)
+    base = next(a for a in sample_alerts() if a.event.target.pod)
+    sink.write(repeat(base, 0, pod="a"))
+    sink.write(repeat(base, 1, pod="a"))  # held
+    sink.write(repeat(base, 2, pod="b"))
+    sink.write(repeat(base, 3, pod="c"))  # a third key: the window of "a" closes early, with its count
+    assert len(sink._open) == 2
+    assert [a.event.target.pod for a in inner.alerts] == ["a", "b", "a", "c"]
+    assert inner.alerts[2].to_dict()["throttled"]["count"] == 1
+    sink.close()
+
+
+def test_timer_closes_windows_without_new_alerts() -> None:
+    inner = Collect()
+    sink = ThrottleSink(inner, window=0.2, timer=True)
+    base = sample_alerts()[0]
+    for i in range(3):
+        sink.write(repeat(base, i))
+    assert wait_for(lambda: len(inner.alerts) == 2, timeout=10)  # the summary came on its own
+    assert inner.alerts[1].to_dict()["throttled"]["count"] == 2
+    sink.close()

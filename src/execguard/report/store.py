@@ -108,7 +108,8 @@ def connect(path: Path | str, create: bool = True) -> sqlite3.Connection:
         if create and p.parent and not p.parent.exists():
             raise StoreError(f"{p}: directory {p.parent} does not exist")
         db = sqlite3.connect(p, timeout=30, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        if create:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: set once by the writer, readers find it
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash, not a power cut
         _migrate(db, p)
     except sqlite3.Error as exc:
@@ -116,11 +117,19 @@ def connect(path: Path | str, create: bool = True) -> sqlite3.Connection:
     return db
 
 
+def _version(db: sqlite3.Connection) -> int:
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone() is None:
+        return 0
+    return int(db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0)
+
+
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    if _version(db) == SCHEMA_VERSION:
+        return  # nothing to write: a read-only store can still be queried
     db.execute("BEGIN IMMEDIATE")  # one writer migrates; a second opener waits, then sees the new version
     try:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ns INTEGER NOT NULL)")
-        current = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+        current = _version(db)
         if current > SCHEMA_VERSION:
             raise StoreError(f"{path}: store schema version {current} is newer than this execguard reads ({SCHEMA_VERSION})")
         for version in range(current + 1, SCHEMA_VERSION + 1):
