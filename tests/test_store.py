@@ -167,3 +167,18 @@ def test_bad_stores_get_one_line(tmp_path: Path) -> None:
     assert code == 2 and "does not exist" in err
     code, _, err = run("alerts", "--store", str(junk), "--since", "yesterday")
     assert code == 2 and "--since" in err
+
+
+def test_no_secret_reaches_the_store_or_sinks(tmp_path: Path) -> None:
+    from test_cli import LEAKS, SECRETS, exec_event
+
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join(json.dumps(exec_event(i, argv)) for i, argv in enumerate(SECRETS.values())) + "\n")
+    db, out = tmp_path / "s.db", tmp_path / "s.jsonl"
+    code, _, _ = run("hunt", "-q", "-o", "jsonl", "--store", str(db), "--sink", f"file:{out}", str(log))
+    assert code == 0
+    code, shown, _ = run("alerts", "--store", str(db))
+    assert code == 0 and "[REDACTED]" in shown
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s."))
+    for secret in LEAKS:
+        assert secret.encode() not in stored and secret not in shown, secret
