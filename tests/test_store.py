@@ -13,7 +13,7 @@ from execguard.cli import app
 from execguard.report import store as store_mod
 from execguard.report.restore import restore
 from execguard.report.store import SCHEMA_VERSION, StoreError, StoreSink, connect
-from sinks_helpers import sample_alerts
+from sinks_helpers import sample_alerts, wait_for
 
 runner = CliRunner()
 
@@ -154,6 +154,16 @@ def test_commits_in_batches(tmp_path: Path) -> None:
     sink.close()
     assert count() == 5
     reader.close()
+
+
+def test_a_quiet_stream_is_committed_on_time(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    sink = StoreSink(db, batch=1000, interval=0.1)
+    sink.write(sample_alerts()[0])  # one alert, then nothing: a watch at night
+    reader = sqlite3.connect(db)
+    assert wait_for(lambda: reader.execute("SELECT count(*) FROM alerts").fetchone()[0] == 1, timeout=10)
+    reader.close()
+    sink.close()
 
 
 def test_bad_stores_get_one_line(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -44,7 +45,7 @@ class Options:
     timeout: float = 5.0
     queue_size: int = 1000
     drain: float = 5.0  # seconds close() keeps delivering before it spills the rest
-    warn: Callable[[str], None] | None = None
+    warn: Callable[[str], None] | None = None  # None: "warning: ..." lines on stderr
 
 
 def _size(text: str) -> int:
@@ -62,9 +63,14 @@ def _query(spec: str, q: str, allowed: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def _stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def _spill(options: Options, name: str) -> Path | None:
     if options.spill_dir is None:
         return None
+    options.spill_dir.mkdir(parents=True, exist_ok=True)
     # one spill file per destination, stable across runs so a restart replays it
     return options.spill_dir / f"spill-{hashlib.sha256(name.encode()).hexdigest()[:16]}.jsonl"
 
@@ -72,6 +78,8 @@ def _spill(options: Options, name: str) -> Path | None:
 def make_sink(spec: str, options: Options | None = None) -> Sink:
     """The sink a --sink value names; SpecError (one line) when it names none."""
     opts = options or Options()
+    if opts.warn is None:  # a sink's trouble is never silent
+        opts = replace(opts, warn=_stderr)
     scheme, sep, rest = spec.partition(":")
     if not sep or scheme not in SCHEMES or not rest:
         raise SpecError(f"--sink {spec.split('//')[0]!r}: give store:PATH, file:PATH, webhook:URL, syslog+udp://HOST:PORT or syslog+tcp://HOST:PORT")

@@ -4,11 +4,13 @@ One row per alert (schema in docs/sinks.md). WAL journal, so ``execguard alerts`
 ``watch`` writes. Idempotent: a row is keyed on (event key, lead rule), the event key being the
 event's own id or, when the log gives none, a digest of the event; a replayed log or a restarted
 watch never doubles an alert (``INSERT OR IGNORE``). Rows are committed in batches (every
-``batch`` alerts or ``interval`` seconds, and at close), so memory holds at most one batch.
+``batch`` alerts or ``interval`` seconds, by a small timer thread when no alert comes, and at close), so
+memory holds at most one batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
@@ -156,9 +158,21 @@ class StoreSink:
     _last: float = field(default=0.0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self._db = connect(self.path)
         self._last = time.monotonic()
+        # a live watch may go quiet after one alert: the batch is committed within ``interval`` all the same
+        self._flusher = threading.Thread(target=self._flush_on_time, name="execguard-store-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_on_time(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                if self._pending and time.monotonic() - self._last >= self.interval:
+                    with contextlib.suppress(StoreError):  # kept in _pending; the next write raises it to the caller
+                        self._commit()
 
     def write(self, alert: Alert) -> None:
         self.write_dict(alert.to_dict())
@@ -194,6 +208,8 @@ class StoreSink:
         self.duplicates += len(rows) - added
 
     def close(self) -> None:
+        self._stop.set()
+        self._flusher.join(5)
         with self._lock:
             try:
                 self._commit()
