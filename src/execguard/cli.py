@@ -309,23 +309,18 @@ def hunt(
 
 
 def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
-    """--store and --sink: made before any input is read, so a bad one fails at once (report/specs.py)."""
+    """--store and --sink: opened before any input is read, so a bad one fails at once (docs/sinks.md)."""
     from .cliutil import warning
-    from .report.specs import Options, SpecError, Tee, make_sink
+    from .report.specs import Options, SpecError, open_sinks
     from .report.store import StoreError
 
     wanted = ([f"store:{store}"] if store is not None else []) + specs
     if not wanted:
         return None
-    made: list[Any] = []
     try:
-        for spec in wanted:
-            made.append(make_sink(spec, Options(drain=30.0, warn=warning)))
-    except (SpecError, StoreError, OSError) as exc:
-        for s in made:
-            s.close()
-        fail(os_error_line(exc) if isinstance(exc, OSError) and exc.filename else exc)
-    return Tee(made, warning, names=[w.split("?")[0] if not w.startswith("webhook:") else "webhook" for w in wanted])
+        return open_sinks(wanted, Options(drain=30.0, warn=warning))
+    except (SpecError, StoreError) as exc:
+        fail(exc)
 
 
 def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> PolicyFilter | None:

@@ -125,6 +125,25 @@ def make_sink(spec: str, options: Options | None = None) -> Sink:
         raise SpecError(f"--sink {spec}: {exc}") from None
 
 
+def open_sinks(specs: Sequence[str], options: Options | None = None) -> Tee:
+    """Every --sink of a command as one Tee; if one is refused, those already open are closed and SpecError raised.
+
+    Raises SpecError or StoreError (one line each); an OSError from opening a file is turned into SpecError.
+    """
+    made: list[Sink] = []
+    try:
+        for spec in specs:
+            made.append(make_sink(spec, options))
+    except (SpecError, StoreError, OSError) as exc:
+        for sink in made:
+            sink.close()
+        if isinstance(exc, OSError):
+            raise SpecError(f"--sink {spec}: {exc.strerror or exc}") from None
+        raise
+    names = ["webhook" if s.startswith("webhook:") else s.split("?")[0] for s in specs]  # a webhook URL is a secret
+    return Tee(made, (options and options.warn) or _stderr, names=names)
+
+
 class Tee:
     """Every alert to every sink. A sink whose write fails is reported once (``warn``) and written to no more.
 
