@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 from pathlib import Path
 
 import pytest
 
+from execguard.report.background import BackgroundSink
 from execguard.report.webhook import WebhookSink, chat_text, public_url
 from execguard.testing.dockerd import DockerdUnavailable, free_port, make_test_certs
 from sinks_helpers import Receiver, sample_alerts, wait_for
@@ -151,3 +153,39 @@ def test_public_url_hides_the_path() -> None:
     assert public_url("https://hooks.slack.com/services/T0/B0/XyZ?token=1") == "https://hooks.slack.com"
     with pytest.raises(ValueError, match="http:// or https://"):
         WebhookSink("ftp://example.com/secret")
+
+
+def test_damaged_spill_line_is_skipped_and_the_rest_delivered(tmp_path: Path) -> None:
+    spill = tmp_path / "spill.jsonl"
+    good = [a.to_dict() for a in sample_alerts()[:3]]
+    spill.write_bytes(b"".join([json_line(good[0]), b'{"truncated\n', json_line(good[1]), json_line(good[2])]))
+    receiver = Receiver().start()
+    warnings: list[str] = []
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{receiver.port}/", spill=spill, warn=warnings.append)
+        assert wait_for(lambda: len(receiver.bodies) == 3)
+        sink.close()
+    finally:
+        receiver.stop()
+    assert [b["alert"] for b in receiver.bodies] == good
+    assert sink.stats.rejected == 1 and any("not JSON" in w for w in warnings)
+
+
+def test_an_unexpected_error_is_retried_not_fatal() -> None:
+    delivered: list[dict] = []
+    failures = [RuntimeError("boom")]
+
+    def deliver(record: dict) -> None:
+        if failures:
+            raise failures.pop()
+        delivered.append(record)
+
+    sink = BackgroundSink("test", deliver, backoff=0.01)
+    sink.write(sample_alerts()[0])
+    assert wait_for(lambda: len(delivered) == 1)
+    sink.close()
+    assert sink.stats.failed == 1 and sink.stats.sent == 1
+
+
+def json_line(d: dict) -> bytes:
+    return json.dumps(d).encode() + b"\n"

@@ -14,6 +14,7 @@ import contextlib
 import os
 import queue
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -107,12 +108,22 @@ class BackgroundSink:
     def _send(self, line: bytes) -> bool:
         """Deliver one alert, retrying until it is sent, refused for good, or the close deadline passes."""
         attempt = 0
-        record = orjson.loads(line)
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:  # a spill file damaged on disk: that line is reported, the rest go on
+            self.stats.rejected += 1
+            self.warn(f"{self.name}: a spilled alert is not JSON; skipped")
+            return True
         while True:
             if time.monotonic() > self._deadline:
                 return False
             try:
-                self.deliver(record)
+                try:
+                    self.deliver(record)
+                except DeliveryError:
+                    raise
+                except Exception as exc:  # a bug must not end the thread: it is one more failure to retry
+                    raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
             except DeliveryError as exc:
                 self.stats.failed += 1
                 if not exc.retry:
@@ -122,7 +133,8 @@ class BackgroundSink:
                 if not self._down:
                     self._down = True
                     self.warn(f"{self.name}: {exc}; retrying with backoff, alerts are queued" + (" and spilled" if self.spill else ""))
-                delay = exc.after if exc.after is not None else random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+                backoff = min(self.max_backoff, self.backoff * 2 ** min(attempt, 30))
+                delay = exc.after if exc.after is not None else random.uniform(0, backoff)
                 attempt += 1
                 if time.monotonic() + delay > self._deadline:
                     return False
@@ -147,14 +159,16 @@ class BackgroundSink:
                 if not self.spill.exists() or self.spill.stat().st_size == 0:
                     return
                 os.replace(self.spill, replaying)
-        with open(replaying, "rb") as f:
-            lines = [line for line in f.read().splitlines() if line.strip()]
-        for i, line in enumerate(lines):
-            if self._stop.is_set() or not self._send(line):
-                # stopped mid-way: what is left goes back to the spill file for the next run
-                with self._spill_lock, open(self.spill, "ab") as out:
-                    out.write(b"".join(rest + b"\n" for rest in lines[i:]))
-                break
+        with open(replaying, "rb") as f:  # line by line: a spill file of hours of alerts is not read into memory
+            for line in f:
+                if not line.strip():
+                    continue
+                if self._stop.is_set() or not self._send(line.rstrip(b"\n")):
+                    # stopped mid-way: this line and the rest go back to the spill file for the next run
+                    with self._spill_lock, open(self.spill, "ab") as out:
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                        shutil.copyfileobj(f, out)
+                    break
         with contextlib.suppress(FileNotFoundError):
             replaying.unlink()
 
