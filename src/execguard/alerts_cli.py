@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,9 +16,9 @@ from .cliutil import error, fail, plural, silence_stdout
 from .engine.filters import AlertFilter, parse_when
 from .model import Alert, display
 from .options import severity_option
-from .report.restore import restore
-from .report.specs import Sink
-from .report.store import Query, StoreError, connect, rows
+
+if TYPE_CHECKING:
+    from .report.specs import Sink
 
 
 class AlertsOutput(str, Enum):
@@ -77,6 +76,12 @@ def alerts_command(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Table: show at most N alerts, the most severe; 0 = all.")] = 2000,
 ) -> None:
     """Query the alert store: time window, severity, rule, actor, namespace and pod, as a table, JSON lines or counts."""
+    # imported here: every other command starts without sqlite3 and hashlib
+    import sqlite3
+
+    from .report.restore import restore
+    from .report.store import Query, StoreError, connect, rows
+
     query = Query(_when(since), _when(until), min_severity or "info", namespace or [], pod or [], user or [])
     try:
         db = connect(store, create=False)
