@@ -176,6 +176,13 @@ def hunt(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Table: show at most N alerts, the most severe; 0 = all.")] = 2000,
     top: Annotated[int, typer.Option("--top", min=0, help="Closing summary: the N rules and actors with most alerts; 0 = none.")] = 5,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Also keep the alerts in this SQLite store, for execguard alerts (docs/sinks.md).")
+    ] = None,
+    sink_specs: Annotated[
+        list[str] | None,
+        typer.Option("--sink", help="Also send the alerts to store:PATH, file:PATH, webhook:URL, syslog+udp|tcp://HOST:PORT (repeatable)."),
+    ] = None,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
     inputs = list(paths or [])
@@ -191,6 +198,7 @@ def hunt(
         fail(exc)
     if not loaded:
         fail("no rules to run")
+    extra = _extra_sinks(store, sink_specs or [])
     if "" in inputs:  # Path("") is the current directory
         fail("an empty PATH")
     # a missing path is warned about by the reader, the others are hunted, and the exit status is 2
@@ -231,6 +239,8 @@ def hunt(
             worst = max(worst, severity_rank(alert.severity))
             summary.add(alert)
         sink.write(alert)
+        if extra is not None and alert.suppressed is None:  # a store keeps what the policy lets through
+            extra.write(alert)
 
     try:
         if progress is not None:
@@ -263,6 +273,8 @@ def hunt(
         if progress is not None:
             progress.stop()
         write_failed = _close(sink, text_out, stream if out and text_out is None else None, out, write_failed)
+        if extra is not None:
+            extra.close()
     warner.close()
     st = reader.stats
     if not quiet:
@@ -294,6 +306,21 @@ def hunt(
         raise typer.Exit(2)
     if fail_on is not None and worst >= severity_rank(fail_on):
         raise typer.Exit(1)
+
+
+def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
+    """--store and --sink: opened before any input is read, so a bad one fails at once (docs/sinks.md)."""
+    from .cliutil import warning
+    from .report.specs import Options, SpecError, open_sinks
+    from .report.store import StoreError
+
+    wanted = ([f"store:{store}"] if store is not None else []) + specs
+    if not wanted:
+        return None
+    try:
+        return open_sinks(wanted, Options(drain=30.0, warn=warning))
+    except (SpecError, StoreError) as exc:
+        fail(exc)
 
 
 def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> PolicyFilter | None:
@@ -424,6 +451,10 @@ app.add_typer(guard_app, name="guard")
 from .watch_cli import watch_command  # noqa: E402
 
 app.command("watch")(watch_command)
+
+from .alerts_cli import alerts_command  # noqa: E402
+
+app.command("alerts")(alerts_command)
 
 
 @app.callback(invoke_without_command=True)

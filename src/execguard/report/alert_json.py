@@ -80,6 +80,8 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
         **marked,
         **({"rbac": _rbac(ev.rbac)} if ev.rbac is not None else {}),
+        # a throttle summary (report/throttle.py) says how many repeats it held back
+        **({"throttled": throttled} if (throttled := getattr(alert, "throttled", None)) is not None else {}),
     }
 
 
