@@ -6,8 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-from execguard.audit.cli import run_audit
 from execguard.audit.engine import catalogue
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
 from execguard.audit.docker import parse_dockerd, parse_host
+from execguard.audit.run import run_audit
 from execguard.testing.dockerd import Dockerd, free_port
 
 DATA = Path(__file__).parent / "data" / "audit" / "docker"

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
 from execguard.audit.docker import DockerConfig
 from execguard.audit.docker_live import ClientTLS, client_tls
 from execguard.audit.engine import Finding
 from execguard.audit.live import LiveError
 from execguard.audit.probe import docker_anonymous, probe
+from execguard.audit.run import run_audit
 from execguard.testing.dockerd import Dockerd, DockerdUnavailable, TLSFiles, make_test_certs, start_dockerd, why_unavailable
 
 DATA = Path(__file__).parent / "data" / "audit" / "docker"

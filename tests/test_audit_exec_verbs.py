@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
 from execguard.audit.inputs import CommandLine, Inputs, Obj
+from execguard.audit.run import run_audit
 from execguard.audit.version import exec_needs_create
 
 DATA = Path(__file__).parent / "data" / "audit"

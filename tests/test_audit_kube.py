@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from execguard.audit import kube
-from execguard.audit.cli import run_audit
 from execguard.audit.inputs import Obj, read_dir
 from execguard.audit.kube import KUBELET_BOOL, anonymous_facts, go_bool, go_int32, parse_flags, policy_coverage
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 

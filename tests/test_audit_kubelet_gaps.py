@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from execguard.audit.cli import run_audit
+from execguard.audit.run import run_audit
 from execguard.cli import app
 
 HARDENED = """apiVersion: kubelet.config.k8s.io/v1beta1

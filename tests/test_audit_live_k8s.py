@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from execguard.audit import live
-from execguard.audit.cli import run_audit
 from execguard.audit.engine import Finding
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 CLUSTER = DATA / "kube-api"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
 from execguard.audit.inputs import read_dir
 from execguard.audit.rbac import allows, grants, resource_matches, selector_matches
+from execguard.audit.run import run_audit
 
 DATA = Path(__file__).parent / "data" / "audit"
 

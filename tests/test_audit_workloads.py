@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from execguard.audit.cli import run_audit
 from execguard.audit.inputs import Obj
 from execguard.audit.owners import items_without_template_copies
+from execguard.audit.run import run_audit
 from execguard.audit.workloads import runtime_socket_exposed, workload_items
 
 DATA = Path(__file__).parent / "data" / "audit" / "workloads"

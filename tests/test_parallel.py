@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from execguard import parallel
 from execguard.cli import app
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
+from execguard.pipeline import parallel
+from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
-from execguard.sources import literals_for
 from execguard.sources.reader import Reader
 
 UNIT = 24 << 10  # tiny units so a few hundred kB of input is cut in many places

@@ -10,7 +10,8 @@ import pytest
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.model import Event
-from execguard.sources import dockerd_log, literals_for
+from execguard.pipeline.prefilter import literals_for
+from execguard.sources import dockerd_log
 from execguard.sources.reader import Reader
 
 DOCKER = Path(__file__).parent / "data" / "docker"

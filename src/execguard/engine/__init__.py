@@ -1,1 +1,1 @@
-"""Rules (Sigma YAML) compiled to matchers over Event.fields(); the prefilter derived from them."""
+"""Rules (Sigma YAML) compiled to matchers over Event.fields(); pipeline/prefilter.py derives the prefilter from them."""

@@ -1,7 +1,7 @@
 """Read files, .gz, directories and stdin; frame them into records; hand records to sources.
 
 Line-delimited input is scanned in large blocks and, when the rules allow it, only lines
-holding one of a few byte literals are parsed at all (see ``engine.prefilter``).
+holding one of a few byte literals are parsed at all (see ``pipeline.prefilter``).
 
 Memory stays flat in the input size: line mode holds one block, one copy of its complete lines
 and at most ``max_line`` bytes of a partial line (``Stats.peak_buffer`` records the most it held);

@@ -26,9 +26,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
-from .engine.match import Engine
-from .model import Alert, Event
-from .sources.reader import Reader, Stats, Warn
+from ..engine.match import Engine
+from ..model import Alert, Event
+from ..sources.reader import Reader, Stats, Warn
 
 UNIT = 64 << 20  # bytes of a large file handed to one worker at a time
 MIN_TOTAL = 32 << 20  # below this a serial hunt is as fast as starting workers
