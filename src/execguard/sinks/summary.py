@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..model import SEVERITIES, Alert
+from ..model import display as clean  # log text made safe for a terminal, as the table shows it
 from ..words import plural
-from .table import clean
 
 if TYPE_CHECKING:
     from ..sources.reader import Stats
