@@ -1,0 +1,5 @@
+"""Moved to execguard.cli.options; this name stays while branches written against it are merged."""
+
+from .cli.options import severity_option
+
+__all__ = ["severity_option"]
