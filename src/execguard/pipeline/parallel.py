@@ -72,7 +72,7 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def plan(reader: Reader, paths: list[str], unit: int | None = None) -> list[Unit] | None:
+def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | None:
     """Units of work for ``paths`` in input order; None when stdin is among them (it cannot be shared).
 
     Work, not bytes, decides the cuts: a file whose lines mostly pass the prefilter (an exec-heavy log)
@@ -81,7 +81,6 @@ def plan(reader: Reader, paths: list[str], unit: int | None = None) -> list[Unit
     """
     if "-" in paths:
         return None
-    unit = UNIT if unit is None else unit
     units: list[Unit] = []
     for path in reader.expand(paths):
         try:
