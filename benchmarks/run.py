@@ -47,7 +47,7 @@ def execguard_cmd() -> list[str]:
 def prefilter_literals() -> list[bytes]:
     from execguard.engine.match import Engine
     from execguard.engine.sigma import load_rules
-    from execguard.sources import literals_for
+    from execguard.pipeline.prefilter import literals_for
 
     lits = literals_for(Engine(load_rules([], builtin=True)).actions())
     if lits is None:

@@ -20,14 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from execguard.cli import sample_dir
-from execguard.engine.filters import parse_when
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.model import Alert
-from execguard.report.restore import restore
-from execguard.report.store import Query, StoreSink, connect, rows
-from execguard.report.syslog import SyslogSink
-from execguard.report.webhook import WebhookSink
+from execguard.pipeline.filters import parse_when
+from execguard.sinks.restore import restore
+from execguard.sinks.store import Query, StoreSink, connect, rows
+from execguard.sinks.syslog import SyslogSink
+from execguard.sinks.webhook import WebhookSink
 from execguard.sources.reader import Reader
 
 

@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 from execguard.engine.match import Engine
 from execguard.engine.sigma import Rule, load_rules
 from execguard.model import Alert
-from execguard.sources import literals_for
+from execguard.pipeline.prefilter import literals_for
 from execguard.sources.reader import Reader
 
 KUBECTL_UA = "kubectl/v1.30.2 (linux/amd64) kubernetes/3968350"

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from execguard import parallel
 from execguard.engine.grants import GrantMemory
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.model import Alert, Event, RbacChange
-from execguard.report.alert_json import alert_dict
+from execguard.pipeline import parallel
+from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
-from execguard.sources import literals_for
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 from rules_builder import base_event, binding_body, deny, exec_event, hunt, rbac_event, role_body, write_jsonl
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from execguard.cli import app, sample_dir
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
-from execguard.report.table import TableSink
+from execguard.sinks.table import TableSink
 from execguard.sources.reader import Reader
 
 EXE = Path(sys.executable).parent / "execguard"

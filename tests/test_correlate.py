@@ -12,7 +12,7 @@ from execguard.engine.fields import flat_fields
 from execguard.engine.match import Engine
 from execguard.engine.sigma import RuleError, load_rules
 from execguard.model import Event, RuleMatch
-from execguard.report.alert_json import alert_dict
+from execguard.sinks.alert_json import alert_dict
 from rules_builder import builtin_rules, deny, exec_event, hunt, kubelet_event, write_jsonl
 
 BURST = "k8s-exec-denied-burst"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from execguard.model import Event
-from execguard.report.alert_json import alert_dict
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 from rules_builder import exec_event, hunt, rule_ids
 

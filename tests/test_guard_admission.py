@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 import pytest
 
+from execguard.cli.guard_admission import judge_with
 from execguard.engine.sigma import load_rules
 from execguard.guard import admission, k8s_request
 from execguard.guard.approvals import ApprovalStore, add_approval
 from execguard.guard.decide import Decider
 from execguard.guard.record import JsonlRecorder
 from execguard.guard.runtime import GuardRuntime
-from execguard.guard_admission_cli import judge_with
 from execguard.policy import parse_policy
 from execguard.testing import reviews
 from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, make_test_certs

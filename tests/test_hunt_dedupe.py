@@ -10,8 +10,8 @@ from typing import Any
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.engine.dedupe import DockerDedupe, same_exec
 from execguard.model import Alert, Event, RuleMatch, SourceRef, Target
+from execguard.pipeline.dedupe import DockerDedupe, same_exec
 
 DOCKER = Path(__file__).parent / "data" / "docker"
 EVENTS = str(DOCKER / "docker-events.jsonl")

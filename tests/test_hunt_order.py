@@ -13,14 +13,14 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from execguard import parallel
 from execguard.cli import app
-from execguard.engine.filters import AlertFilter, parse_when, time_ns
-from execguard.engine.order import KEYS, SpillSorter
-from execguard.engine.pipeline import Pipeline, sortable
 from execguard.model import Actor, Alert, Event, RuleMatch, SourceRef, Target
-from execguard.report.summary import Summary
-from execguard.report.table import TableSink
+from execguard.pipeline import parallel
+from execguard.pipeline.filters import AlertFilter, parse_when, time_ns
+from execguard.pipeline.order import KEYS, SpillSorter
+from execguard.pipeline.stages import Pipeline, sortable
+from execguard.sinks.summary import Summary
+from execguard.sinks.table import TableSink
 
 EXE = Path(sys.executable).parent / "execguard"
 

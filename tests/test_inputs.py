@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from execguard import parallel
 from execguard.cli import app
+from execguard.pipeline import parallel
 from execguard.sources import reader as reader_mod
 from execguard.sources import sniff
 from execguard.sources.reader import Reader

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execguard.engine.literals import fold, required
-from execguard.report.alert_json import alert_dict
+from execguard.sinks.alert_json import alert_dict
 
 RULES = Path(__file__).parents[1] / "src" / "execguard" / "rules"
 

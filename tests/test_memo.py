@@ -11,8 +11,8 @@ from execguard.engine.fields import FIELDS, FieldView
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
 from execguard.model import Event
-from execguard.report.alert_json import alert_dict
 from execguard.sim.simulate import write as simulate
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 
 

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from execguard import parallel
 from execguard.cli import app
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
+from execguard.pipeline import parallel
+from execguard.pipeline.prefilter import literals_for
 from execguard.policy import PolicyFilter, parse_policy
-from execguard.report.alert_json import alert_dict
 from execguard.sim.simulate import write as simulate
-from execguard.sources import literals_for
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 
 DATA = Path(__file__).parent / "data"

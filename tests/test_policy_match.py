@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from execguard.model import SEVERITIES, Actor, Alert, Event, RuleMatch, Target, severity_rank
 from execguard.policy import Entry, Policy, PolicyFilter, PolicyMatcher, Scope, parse_policy
 from execguard.policy.match import check_glob
-from execguard.report.alert_json import alert_dict
+from execguard.sinks.alert_json import alert_dict
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 

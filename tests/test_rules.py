@@ -13,7 +13,7 @@ from execguard.engine.correlate import silent_rules
 from execguard.engine.match import Engine
 from execguard.engine.sigma import procedure_tags
 from execguard.model import severity_rank
-from execguard.report.alert_json import alert_dict
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 from rules_builder import (
     HUMAN,

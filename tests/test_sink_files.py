@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.report.alert_json import alert_dict
-from execguard.report.rotating import RotatingJsonlSink
-from execguard.report.specs import SpecError, Tee, make_sink
-from execguard.report.store import StoreSink
-from execguard.report.syslog import SyslogSink
-from execguard.report.webhook import WebhookSink
+from execguard.sinks.alert_json import alert_dict
+from execguard.sinks.rotating import RotatingJsonlSink
+from execguard.sinks.specs import SpecError, Tee, make_sink
+from execguard.sinks.store import StoreSink
+from execguard.sinks.syslog import SyslogSink
+from execguard.sinks.webhook import WebhookSink
 from sinks_helpers import sample_alerts
 
 

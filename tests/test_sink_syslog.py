@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from execguard.model import Alert
-from execguard.report.syslog import FACILITIES, SD_ID, SEVERITY, SyslogSink
+from execguard.sinks.syslog import FACILITIES, SD_ID, SEVERITY, SyslogSink
 from execguard.testing.dockerd import free_port
 from sinks_helpers import TcpCollector, parse_syslog, sample_alerts, udp_listener, wait_for
 

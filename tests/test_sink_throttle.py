@@ -6,9 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from execguard.model import Alert
-from execguard.report.alert_json import alert_dict
-from execguard.report.store import Query, StoreSink, connect, rows
-from execguard.report.throttle import ThrottledAlert, ThrottleSink
+from execguard.sinks.alert_json import alert_dict
+from execguard.sinks.store import Query, StoreSink, connect, rows
+from execguard.sinks.throttle import ThrottledAlert, ThrottleSink
 from sinks_helpers import sample_alerts, wait_for
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from execguard.report.alert_json import alert_dict
-from execguard.report.background import BackgroundSink
-from execguard.report.webhook import WebhookSink, chat_text, public_url
+from execguard.sinks.alert_json import alert_dict
+from execguard.sinks.background import BackgroundSink
+from execguard.sinks.webhook import WebhookSink, chat_text, public_url
 from execguard.testing.dockerd import DockerdUnavailable, free_port, make_test_certs
 from sinks_helpers import Receiver, sample_alerts, wait_for
 

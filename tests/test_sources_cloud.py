@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from execguard.cli import app
 from execguard.model import Event, SourceRef
-from execguard.sources import aks, eks, gke, k8s_audit, literals_for
+from execguard.pipeline.prefilter import literals_for
+from execguard.sources import aks, eks, gke, k8s_audit
 from execguard.sources.base import SourceError
 from execguard.sources.reader import Reader
 

@@ -11,7 +11,8 @@ from execguard.engine.fields import flat_fields
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.model import Event
-from execguard.sources import dockerd_log, literals_for
+from execguard.pipeline.prefilter import literals_for
+from execguard.sources import dockerd_log
 from execguard.sources.reader import Reader
 
 DOCKER = Path(__file__).parent / "data" / "docker"

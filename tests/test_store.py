@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.report import store as store_mod
-from execguard.report.alert_json import alert_dict
-from execguard.report.restore import restore
-from execguard.report.store import SCHEMA_VERSION, StoreError, StoreSink, connect
+from execguard.sinks import store as store_mod
+from execguard.sinks.alert_json import alert_dict
+from execguard.sinks.restore import restore
+from execguard.sinks.store import SCHEMA_VERSION, StoreError, StoreSink, connect
 from sinks_helpers import sample_alerts, wait_for
 
 runner = CliRunner()

@@ -20,7 +20,7 @@ from execguard.live.metrics import Metrics
 from execguard.live.runner import Detector, OutFile, Runner
 from execguard.live.spool import Spool
 from execguard.live.webhook import Receiver, SpoolInput, serve, tls_context
-from execguard.report.jsonl import JsonlSink
+from execguard.sinks.jsonl import JsonlSink
 from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, free_port, make_test_certs
 from webhook_util import Client, alerts_by_audit_id, event_list, start_watch, stop, wait_healthy
 

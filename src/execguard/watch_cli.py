@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from .cliutil import error, fail, note, plural, warning
+from .cli.options import severity_option
+from .cli.util import error, fail, note, plural, warning
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, severity_rank
-from .options import severity_option
 from .policy import PolicyError, PolicyFilter, load_policy
 
 if TYPE_CHECKING:
@@ -59,14 +59,14 @@ def _problem(exc: Exception) -> str:
 
 def _sink(output: WatchOutput, stream: Any) -> Sink:
     if output is WatchOutput.jsonl:
-        from .report.jsonl import JsonlSink
+        from .sinks.jsonl import JsonlSink
 
         return JsonlSink(stream)
     if output is WatchOutput.ocsf:
-        from .report.ocsf import OcsfSink
+        from .sinks.ocsf import OcsfSink
 
         return OcsfSink(stream)
-    from .report.table import LiveSink
+    from .sinks.table import LiveSink
 
     console = Console(file=stream)
     return LiveSink(console, plain=not console.is_terminal)

@@ -19,13 +19,13 @@ from rich.console import Console
 
 from .audit.gather import docker_live
 from .audit.gather.live import LiveError
-from .cliutil import EXIT_USAGE, check_output, error, fail, os_error_line, silence_stdout, warning
+from .cli.options import severity_option
+from .cli.util import EXIT_USAGE, check_output, error, fail, os_error_line, silence_stdout, warning
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .live.docker import DockerInput
 from .live.run_inputs import AlertSink, LiveInput, Runner
 from .live.tail import TailInput
-from .options import severity_option
 from .sources import FORMATS
 
 
@@ -37,14 +37,14 @@ class WatchOutput(str, Enum):
 
 def _sink(output: WatchOutput, out: IO[bytes]) -> AlertSink:
     if output is WatchOutput.jsonl:
-        from .report.jsonl import JsonlSink
+        from .sinks.jsonl import JsonlSink
 
         return JsonlSink(out)
     if output is WatchOutput.ocsf:
-        from .report.ocsf import OcsfSink
+        from .sinks.ocsf import OcsfSink
 
         return OcsfSink(out)
-    from .report.table import LiveSink
+    from .sinks.table import LiveSink
 
     console = Console(file=sys.stdout)
     return LiveSink(console, plain=not console.is_terminal)

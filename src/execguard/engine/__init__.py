@@ -1,1 +1,1 @@
-"""Rules (Sigma YAML) compiled to matchers over an event's field view (fields.py); the prefilter derived from them."""
+"""Rules (Sigma YAML) compiled to matchers over an event's field view (fields.py); pipeline/prefilter.py derives the prefilter from them."""

@@ -83,7 +83,7 @@ class Engine:
             return None
         if event.event_id:
             # an audit event is logged once per stage: alert on the first stage only. Per source
-            # format: one exec in docker events and the dockerd log is merged later (engine/dedupe.py)
+            # format: one exec in docker events and the dockerd log is merged later (pipeline/dedupe.py)
             key = (event.source.format, event.event_id, event.target.container or "", alert.lead.rule_id)
             if key in self._seen:
                 self.suppressed += 1

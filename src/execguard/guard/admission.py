@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..cliutil import one_line
+from ..cli.util import one_line
 from .k8s_request import RequestError
 from .review import Judge, Outcome, review
 

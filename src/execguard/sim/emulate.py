@@ -15,22 +15,17 @@ import base64
 import contextlib
 import ipaddress
 import json
-import os
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import docker
 import docker.errors
-import typer
-
-from ..cliutil import check_output, error, fail, plural
 
 IMAGE = "local/bb:1"
 EMU_LABEL = "io.execguard.emulate"
@@ -177,41 +172,3 @@ def write_events(client: Any, since: int, out: IO[str]) -> None:
     until = int(time.time()) + 1  # the daemon ends the stream once this second has passed
     for ev in client.api.events(since=since, until=until, decode=True):
         out.write(json.dumps(ev, separators=(",", ":")) + "\n")
-
-
-def emulate_command(
-    target: Annotated[str, typer.Argument(help="What to emulate against: docker.")],
-    labels: Annotated[Path, typer.Option("--labels", help="Write what was done here (JSON lines).")],
-    host: Annotated[str | None, typer.Option("--host", help="Docker daemon URL (default: $DOCKER_HOST or the local socket).")] = None,
-    scenario: Annotated[str, typer.Option("--scenario", help="teamtnt, kinsing or all.")] = "all",
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Accept a daemon that is not on this host.")] = False,
-    events: Annotated[
-        Path | None, typer.Option("--events", help="Also write the daemon's events of the run here, for `execguard hunt` (JSON lines).")
-    ] = None,
-) -> None:
-    """Run the Docker-side attack procedures for real against a daemon (busybox, no network) and label them."""
-    if target != "docker":
-        fail(f"unknown target {target!r}: only docker")
-    if scenario != "all" and scenario not in SCENARIOS:
-        fail(f"--scenario {scenario!r}: choose teamtnt, kinsing or all")
-    check_output(labels)
-    check_output(events)
-    url = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    if not is_local(url) and not allow_remote:
-        fail(f"{url} is not a local daemon; refusing (use --allow-remote to run against it anyway)")
-    try:
-        client = docker.DockerClient(base_url=url, timeout=60)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        fail(f"cannot reach the Docker daemon at {url}: {exc}")
-    try:
-        with open(labels, "w", encoding="utf-8") as out, open(events or os.devnull, "w", encoding="utf-8") as ev_out:
-            try:
-                n = emulate(client, scenario, out, ev_out if events else None)
-            except docker.errors.DockerException as exc:
-                error(exc)  # the daemon failed mid-way (not the user): exit 1, as before
-                raise typer.Exit(1) from None
-    except OSError as exc:  # an output file failed while being written (a full disk); the containers are removed
-        fail(f"{exc.filename or labels}: {exc.strerror or exc}")
-    also = f"; daemon events in {events}" if events else ""
-    typer.echo(f"{plural(n, 'action')} against {url}; labels in {labels}{also}; containers removed", err=True)

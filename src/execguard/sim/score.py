@@ -14,19 +14,14 @@ event is caught when any of its records raised an alert. Precision is counted pe
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from ..cliutil import check_output, fail, write_output
-from ..model import SEVERITIES, severity_rank
-from ..options import severity_option
+from ..model import severity_rank
 
 
 class LabelError(ValueError):
@@ -70,7 +65,7 @@ class Result:
     left_out: list[str] = field(default_factory=list)  # label files no alert came from (not hunted, it seems)
 
 
-def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():
@@ -344,38 +339,3 @@ def markdown(res: Result, commands: list[str] | None = None) -> str:
     else:
         lines.append("None.")
     return "\n".join(lines) + "\n"
-
-
-def score_command(
-    alerts: Annotated[Path, typer.Argument(help="Alerts from `execguard hunt -o jsonl`.")],
-    labels: Annotated[Path, typer.Option("--labels", help="Labels written by `execguard simulate` or `execguard emulate`.")],
-    min_severity: Annotated[
-        str, typer.Option("--min-severity", help=f"Count alerts at or above: {', '.join(SEVERITIES)}.", callback=severity_option)
-    ] = "info",
-    md: Annotated[Path | None, typer.Option("--markdown", help="Also write the scorecard as Markdown here.")] = None,
-    all_files: Annotated[
-        bool, typer.Option("--all-files", help="Score every labelled file, also those no alert came from (a file hunted with no alert).")
-    ] = False,
-) -> None:
-    """Precision and recall of hunt's alerts against simulate's or emulate's labels, per scenario, procedure, format and rule."""
-    level = min_severity
-    for p in (labels, alerts):
-        if not p.exists():
-            fail(f"{p}: no such file")
-        if p.is_dir():
-            fail(f"{p}: is a directory")
-    check_output(md)
-    try:
-        res = score(_read_jsonl(labels), _read_jsonl(alerts), level, all_files=all_files)
-    except LabelError as exc:  # blank lines are skipped, so this is the n-th label, which is line n of a labels file we wrote
-        fail(f"{labels}: label {exc.number}: {exc.message}")
-    except KeyError as exc:
-        fail(f"{labels}: a label without {exc}")
-    except TypeError as exc:
-        fail(f"{labels} or {alerts}: a record of the wrong shape ({exc})")
-    except ValueError as exc:
-        fail(exc)
-    text = markdown(res)
-    sys.stdout.write(text)
-    if md is not None:
-        write_output(md, text.encode())

@@ -7,11 +7,8 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from ..cliutil import fail, os_error_line, output_dir_problem, plural
 from . import docker as dsim
 from . import k8s as ksim
 from .ops import Op
@@ -79,25 +76,3 @@ def write(out_dir: str | Path, scenario: str = "all", fmt: str | None = None, ev
                 counts["files"][name] = {"format": f, "records": n, "lines": writer.line}
                 counts["records"] += n
     return counts
-
-
-def simulate_command(
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the telemetry files and labels.jsonl into.")],
-    scenario: Annotated[str, typer.Option("--scenario", help=f"all, {', '.join(SCENARIOS)}.")] = "all",
-    fmt: Annotated[str | None, typer.Option("--format", help=f"Only this format: {', '.join(FORMATS)}.")] = None,
-    events: Annotated[int, typer.Option("--events", min=0, help="Background records per format (attacks are added).")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
-) -> None:
-    """Write realistic labelled T1609 telemetry (k8s audit, EKS, GKE, AKS, docker events, dockerd log)."""
-    problem = output_dir_problem(out)
-    if problem:
-        fail(f"cannot write {problem}")
-    try:
-        counts = write(out, scenario, fmt, events, seed)
-    except ValueError as exc:
-        fail(exc)
-    except OSError as exc:  # a disk that fills while writing: what was written stays
-        fail(os_error_line(exc) if exc.filename else f"{out}: {exc.strerror or exc}")
-    for name, c in counts["files"].items():
-        typer.echo(f"{out / name}: {plural(c['records'], 'record')}, {plural(c['lines'], 'line')} ({c['format']})", err=True)
-    typer.echo(f"{out / 'labels.jsonl'}: {plural(counts['records'], 'label')}, {counts['malicious']} malicious", err=True)

@@ -14,7 +14,7 @@ from .base import JsonSource
 JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events]
 
 # Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
-# Each module has FORMAT, LITERALS (lines the prefilter must keep) and Parser(file) -> TextParser.
+# Each module has FORMAT, LITERALS (lines the prefilter must keep, see pipeline/prefilter.py) and Parser(file) -> TextParser.
 TEXT_SOURCES: list[ModuleType] = [dockerd_log]
 
 FORMATS = ["auto"] + [s.FORMAT for s in JSON_SOURCES] + [m.FORMAT for m in TEXT_SOURCES]
@@ -26,21 +26,3 @@ def json_source(name: str) -> JsonSource | None:
             return src
     return None
 
-
-def literals_for(actions: set[str] | None) -> list[bytes] | None:
-    """Byte literals of which every line able to yield one of ``actions`` holds at least one.
-
-    None means no prefilter is possible (some action has no literal in some source).
-    """
-    if actions is None:
-        return None
-    found: set[bytes] = set()
-    for src in JSON_SOURCES:
-        for action in actions:
-            lits = src.LITERALS.get(action)
-            if lits is None:
-                if action in ("other",):
-                    return None
-                continue  # this source never yields that action
-            found.update(lits)
-    return sorted(found)

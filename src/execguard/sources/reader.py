@@ -1,7 +1,7 @@
 """Read files, .gz, directories and stdin; pick each input's mode and format; hand records to sources.
 
 The pieces: ``discover`` (which files), ``rawinput`` (bytes, gunzip), ``lines`` (framing and the
-prefilter scan: when the rules allow it, only lines holding one of a few byte literals are parsed),
+prefilter scan (see ``pipeline.prefilter``): when the rules allow it, only lines holding one of a few byte literals are parsed),
 ``documents`` (JSON lines and streamed documents), ``ranges`` (cuts for parallel reading). This
 module decides the mode from a file's head and dispatches each decoded record to its source.
 

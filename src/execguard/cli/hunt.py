@@ -1,39 +1,31 @@
-"""execguard command line: hunt (and, as they land, watch, audit, guard, simulate, emulate, rules)."""
+"""`execguard hunt`: options in, pipeline.run out. The work is in pipeline/; this module only wires and prints."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import IO, Annotated, Any, Protocol
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from . import __version__, parallel
-from .cliutil import Group, check_output, error, fail, note, one_line, os_error_line, plural, silence_stdout
-from .engine.filters import AlertFilter, parse_when
-from .engine.match import Engine
-from .engine.order import SORTS
-from .engine.pipeline import Pipeline, sortable
-from .engine.sigma import RuleError, load_rules
-from .model import SEVERITIES, Alert, severity_rank
+from .. import __version__
+from ..model import severity_rank
+from ..pipeline.order import SORTS
+from ..sources import FORMATS
 from .options import severity_option
-from .policy import PolicyError, PolicyFilter, load_policy, unknown_rules
-from .report.summary import Summary
-from .sources import FORMATS, literals_for
-from .sources.reader import InputError, Reader
+from .util import check_output, error, fail, note, one_line, os_error_line, plural, silence_stdout
 
-# help text is plain text: option help such as ADDR:PORT[/SERVICE] must not be read as rich markup
-app = typer.Typer(
-    cls=Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-    help="Find, audit and block T1609 container administration commands.",
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ..policy import PolicyFilter
+    from ..sinks import Sink
+
 err = Console(stderr=True)
 WARN_LIMIT_PER_FILE = 20
 
@@ -42,18 +34,6 @@ class Output(str, Enum):
     table = "table"
     jsonl = "jsonl"
     ocsf = "ocsf"
-
-
-class RulesOutput(str, Enum):
-    table = "table"
-    json = "json"
-    yaml = "yaml"
-
-
-class Sink(Protocol):
-    def write(self, alert: Alert) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def _format(value: str) -> str:
@@ -91,6 +71,8 @@ class Warner:
 def _when(value: str | None) -> int | None:
     if value is None:
         return None
+    from ..pipeline.filters import parse_when
+
     try:
         return parse_when(value)
     except ValueError as exc:
@@ -103,26 +85,6 @@ def _sort(value: str | None) -> str | None:
     return value
 
 
-def _sink(output: Output, out: IO[bytes], console: Console, limit: int = 2000, live: bool = False) -> Sink:
-    if output is Output.jsonl:
-        from .report.jsonl import JsonlSink
-
-        return JsonlSink(out)
-    if output is Output.ocsf:
-        from .report.ocsf import OcsfSink
-
-        return OcsfSink(out)
-    from .report.table import LiveSink, TableSink
-
-    # not a terminal: plain blocks, wrapped at spaces only if COLUMNS asks for a width
-    plain = not console.is_terminal
-    width = console.width if plain and os.environ.get("COLUMNS") else None
-    if live:  # a pipe among the inputs: one block per alert as it is found
-        return LiveSink(console, plain=plain, width=width)
-    return TableSink(console, limit, plain=plain, width=width)
-
-
-@app.command()
 def hunt(
     paths: Annotated[list[str] | None, typer.Argument(help="Files, directories (recursive), .gz, or - for stdin.")] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"Input format: {', '.join(FORMATS)}.", callback=_format)] = "auto",
@@ -185,6 +147,17 @@ def hunt(
     ] = None,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
+    from .. import sinks
+    from ..engine.match import Engine
+    from ..engine.sigma import RuleError
+    from ..pipeline import prefilter
+    from ..pipeline.filters import AlertFilter
+    from ..pipeline.rules import load
+    from ..pipeline.run import Hunt, start_workers, usable_jobs
+    from ..pipeline.stages import sortable
+    from ..sinks.summary import run_line
+    from ..sources.reader import InputError, Reader
+
     inputs = list(paths or [])
     if samples:
         # the data files only: NOTICE.md documents them
@@ -193,7 +166,7 @@ def hunt(
         fail("give at least one PATH, - for stdin, or --samples")
     check_output(out)
     try:
-        loaded = load_rules(rules or [], builtin=not no_builtin)
+        loaded = load(rules or [], builtin=not no_builtin)
     except RuleError as exc:
         fail(exc)
     if not loaded:
@@ -210,37 +183,24 @@ def hunt(
     streaming = not sortable(inputs)
     if streaming and sort and not quiet:
         err.print(f"note: a stream is among the inputs: alerts are printed as they arrive (--sort {sort} not applied)")
-    pipe = Pipeline(keep, sort=None if streaming else sort or "time")
-    summary = Summary(top)
     warner = Warner(quiet)
     if policy is not None:
         _policy_warnings(policy, [r.rule_id for r in loaded], warner)
-    literals = None if no_prefilter else literals_for(engine.actions())
-    reader = Reader(fmt=fmt, literals=literals, warn=warner)
-    jobs = _jobs(jobs, quiet)
-    units = parallel.plan(reader, inputs) if jobs > 1 else None
-    workers = parallel.ParallelHunt(reader, engine, units, jobs) if units and parallel.worth_it(units, jobs) else None
-    files = inputs if units is None else list(dict.fromkeys(u.path for u in units))
+    reader = Reader(fmt=fmt, literals=prefilter.literals(engine, enabled=not no_prefilter), warn=warner)
+    asked = jobs
+    jobs, cap = usable_jobs(asked)
+    if cap is not None and not quiet:
+        note(f"-j {asked} capped at {plural(cap, 'usable CPU')}")
+    workers, files = start_workers(reader, engine, inputs, jobs)
 
     # one handle on --out: bytes for jsonl/ocsf, text for the table
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
     console = Console(file=text_out or sys.stdout)
-    sink = _sink(output, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
-    counts: Counter[str] = Counter()
-    worst = -1
+    sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
+    run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra)
     unreadable = interrupted = write_failed = False
     progress = _progress() if err.is_terminal and not quiet else None
-
-    def emit(alert: Alert) -> None:
-        nonlocal worst
-        if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
-            counts[alert.severity] += 1
-            worst = max(worst, severity_rank(alert.severity))
-            summary.add(alert)
-        sink.write(alert)
-        if extra is not None and alert.suppressed is None:  # a store keeps what the policy lets through
-            extra.write(alert)
 
     try:
         if progress is not None:
@@ -249,10 +209,7 @@ def hunt(
             reader.on_progress = lambda n: progress.advance(task, n)
             if workers is not None:
                 workers.on_progress = reader.on_progress
-        alerts = workers.alerts() if workers is not None else engine.run(reader.read(files))
-        if policy is not None:
-            alerts = policy.filter(alerts)  # in this process, after correlation: -j gives the same result
-        pipe.run(alerts, emit)
+        run.files(reader, files, workers)
     except InputError as exc:
         error(exc)
         unreadable = True
@@ -278,23 +235,8 @@ def hunt(
     warner.close()
     st = reader.stats
     if not quiet:
-        by_sev = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s]) or "none"
-        formats = ", ".join(f"{k}={v}" for k, v in sorted(st.by_format.items())) or "-"
-        err.print(
-            f"execguard {__version__}: {plural(st.files, 'file')}, {st.bytes / 1e6:.1f} MB, {plural(st.lines, 'line')} read, "
-            f"{plural(st.parsed, 'record')} parsed, {plural(st.events, 'event')} ({formats}), {plural(st.bad, 'bad record')} skipped, "
-            f"{st.unknown} of unknown format"
-            + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
-            + (f", {plural(st.unreadable, 'input')} unreadable" if st.unreadable else "")
-            + _unknown_files(st.unknown_files)
-            + (f", {plural(st.skipped, 'special file')} skipped" if st.skipped else "")
-            + f"; alerts: {by_sev}"
-            + (f" ({keep.dropped} filtered out)" if keep.dropped else "")
-            + (f" ({plural(pipe.dedupe.merged, 'Docker exec')} seen in two sources merged)" if pipe.dedupe.merged else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
-        for line in summary.lines():
+        err.print(run_line(__version__, st, run.counts, run.dropped, run.merged), highlight=False, soft_wrap=True)
+        for line in run.summary.lines():
             err.print(line, highlight=False, markup=False, soft_wrap=True)
         if policy is not None:
             err.print(escape(policy.summary()), highlight=False, soft_wrap=True)
@@ -304,15 +246,15 @@ def hunt(
         if quiet and not (unreadable or write_failed):  # -q hid the warnings: the failure still gets its line
             error(f"{plural(st.unreadable, 'input')} unreadable" if st.unreadable else "no input could be read")
         raise typer.Exit(2)
-    if fail_on is not None and worst >= severity_rank(fail_on):
+    if fail_on is not None and run.worst >= severity_rank(fail_on):
         raise typer.Exit(1)
 
 
 def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
     """--store and --sink: opened before any input is read, so a bad one fails at once (docs/sinks.md)."""
-    from .cliutil import warning
-    from .report.specs import Options, SpecError, open_sinks
-    from .report.store import StoreError
+    from ..sinks.specs import Options, SpecError, open_sinks
+    from ..sinks.store import StoreError
+    from .util import warning
 
     wanted = ([f"store:{store}"] if store is not None else []) + specs
     if not wanted:
@@ -326,6 +268,8 @@ def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
 def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> PolicyFilter | None:
     if path is None:
         return None
+    from ..policy import PolicyError, PolicyFilter, load_policy
+
     try:
         return PolicyFilter(load_policy(path), min_severity, show_suppressed)
     except PolicyError as exc:
@@ -335,30 +279,13 @@ def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> Poli
 
 
 def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) -> None:
+    from ..policy import unknown_rules
+
     file = policy.policy.file  # Warner prints names and globs from the file as written, not as markup
     for entry in policy.expired():
         warn(file, entry.line, f"entry {entry.name} expired {entry.expires}; it no longer applies")
     for entry, glob in unknown_rules(policy.policy, rule_ids):
         warn(file, entry.line, f"entry {entry.name}: rules {glob!r} matches none of the loaded rules")
-
-
-def _unknown_files(found: dict[str, str], shown: int = 5) -> str:
-    """', N inputs of no known format: a (binary data ...), b (...)' for the summary line."""
-    if not found:
-        return ""
-    names = [f"{name} ({what.split(':')[0].split(' (')[0]})" for name, what in list(found.items())[:shown]]
-    more = f", {len(found) - shown} more" if len(found) > shown else ""
-    return f", {plural(len(found), 'input')} of no known format: {', '.join(names)}{more}"
-
-
-def _jobs(jobs: int, quiet: bool) -> int:
-    """-j as asked, capped at the CPUs this process may run on (more workers than CPUs only contend)."""
-    usable = parallel.available_jobs()
-    if jobs > usable:
-        if not quiet:
-            note(f"-j {jobs} capped at {plural(usable, 'usable CPU')}")
-        return usable
-    return jobs or usable
 
 
 def _close(sink: Sink, text_out: IO[str] | None, stream: IO[bytes] | None, out: Path | None, failed: bool) -> bool:
@@ -389,80 +316,8 @@ def _total_size(inputs: list[str]) -> int | None:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     return Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
     )
-
-
-@app.command("rules")
-def rules_cmd(
-    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules directory or file.")] = None,
-    output: Annotated[RulesOutput, typer.Option("--output", "-o", help="table, json or yaml.")] = RulesOutput.table,
-) -> None:
-    """List the rules that hunt runs, with severity, actions and tags."""
-    try:
-        loaded = load_rules(rules or [])
-    except RuleError as exc:
-        fail(exc)
-    if output is not RulesOutput.table:
-        import orjson
-        import yaml
-
-        data = [
-            {"rule_id": r.rule_id, "sigma_id": r.sigma_id, "title": r.title, "severity": r.severity, "tags": r.tags,
-             "actions": sorted(r.actions) if r.actions is not None else None, "fields": sorted(r.fields_used), "path": r.path}
-            for r in loaded
-        ]
-        if output is RulesOutput.json:
-            sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-        else:
-            sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-        sys.stdout.flush()
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=plural(len(loaded), "rule"))
-    for col in ("rule_id", "severity", "title", "actions", "tags"):
-        table.add_column(col, overflow="fold")
-    for r in sorted(loaded, key=lambda r: (-severity_rank(r.severity), r.rule_id)):
-        # Text cells: rule files are data, a title with [brackets] is not markup
-        cells = (r.rule_id, r.severity, r.title, ",".join(sorted(r.actions or ["*"])), " ".join(r.tags))
-        table.add_row(*(Text(c) for c in cells))
-    Console().print(table)
-
-
-from .audit.cli import audit_command  # noqa: E402
-
-app.command("audit")(audit_command)
-
-from .sim.emulate import emulate_command  # noqa: E402
-from .sim.score import score_command  # noqa: E402
-from .sim.simulate import simulate_command  # noqa: E402
-
-app.command("simulate")(simulate_command)
-app.command("emulate")(emulate_command)
-app.command("score")(score_command)
-
-from .guard_cli import guard_app  # noqa: E402
-
-app.add_typer(guard_app, name="guard")
-
-from .watch_cli import watch_command  # noqa: E402
-
-app.command("watch")(watch_command)
-
-from .alerts_cli import alerts_command  # noqa: E402
-
-app.command("alerts")(alerts_command)
-
-
-@app.callback(invoke_without_command=True)
-def main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit(0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

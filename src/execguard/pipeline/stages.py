@@ -2,8 +2,8 @@
 
 Two modes. Streaming (stdin or another pipe among the inputs): each alert that passes the
 filters goes out as soon as it is found, in input order. Sorted (every input a regular file or a
-directory): alerts are sorted by time with bounded memory (engine/order.py), the same exec seen
-in docker events and the dockerd log is folded into one alert (engine/dedupe.py), and the
+directory): alerts are sorted by time with bounded memory (order.py), the same exec seen
+in docker events and the dockerd log is folded into one alert (dedupe.py), and the
 result comes out in the order asked for once the inputs are read.
 """
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from ..engine.filters import time_ns
 from ..model import Alert, severity_rank
+from ..times import time_ns
 from .alert_json import alert_dict
 
 SCHEMA_VERSION = 1

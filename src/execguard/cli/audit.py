@@ -1,4 +1,4 @@
-"""`execguard audit`: collect facts (offline dir, kubeconfig, Docker API, probes) → evaluate the catalogue → sink."""
+"""`execguard audit`: typer options over audit/run.py; the report is written by audit/report.py."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from ..cliutil import check_output, error, fail, note, warning, write_output
 from ..model import severity_rank
-from ..options import severity_option
-from .gather import docker_live, live
-from .gather import probe as probe_mod  # the command's --probe parameter is called probe
-from .report import print_table, to_json, to_sarif
-from .run import run_audit
+from .options import severity_option
+from .util import check_output, error, fail, note, warning, write_output
 
 
 class AuditOutput(str, Enum):
@@ -68,6 +63,13 @@ def audit_command(
     tlskey: Annotated[str | None, typer.Option("--tlskey", help="Client key (default DOCKER_CERT_PATH/key.pem).")] = None,
 ) -> None:
     """Audit RBAC, kubelet, API server, audit policy, Docker and workloads for T1609 exposure (M1018/M1026/M1035/M1038/M1042)."""
+    from rich.console import Console
+
+    from ..audit.gather import docker_live, live
+    from ..audit.gather import probe as probe_mod  # the command's --probe parameter is called probe
+    from ..audit.report import print_table, to_json, to_sarif
+    from ..audit.run import run_audit
+
     if not (from_dir or kubeconfig or docker_host or probe):
         fail("give --from DIR, --kubeconfig FILE, --docker-host URL or --probe ADDR")
     check_output(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .model import SEVERITIES
+from ..model import SEVERITIES
 
 
 def severity_option(value: str | None) -> str | None:

@@ -16,6 +16,7 @@ import functools
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import signal
 import sys
@@ -26,12 +27,19 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
-from .engine.match import Engine
-from .model import Alert, Event
-from .sources.reader import Reader, Stats, Warn
+from ..engine.match import Engine
+from ..model import Alert, Event
+from ..sources.reader import Reader, Stats, Warn
 
-UNIT = 64 << 20  # bytes of a large file handed to one worker at a time
-MIN_TOTAL = 32 << 20  # below this a serial hunt is as fast as starting workers
+UNIT = 64 << 20  # bytes of a sparse file handed to one worker at a time
+MIN_UNIT = 4 << 20  # the smallest range a dense file is cut into
+MIN_TOTAL = 32 << 20  # estimated work (in bytes of a sparse log) below which a serial hunt is as fast as workers
+# A line that passes the prefilter is parsed and matched: measured at ~6 MB/s against ~800 MB/s for lines
+# the prefilter skips, so a byte of such a line costs ~130 skipped bytes (rounded down: planning errs on fewer cuts).
+HIT_COST = 100
+SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
+SAMPLE = 64 << 10
+SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class Unit:
     start: int | None = None  # None: the whole file, read as a serial hunt would
     end: int | None = None
     size: int = 0  # bytes on disk, for progress
+    work: int = 0  # estimated cost, in bytes of a sparse log (see weight)
 
 
 @dataclass
@@ -64,7 +73,12 @@ def can_fork() -> bool:
 
 
 def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | None:
-    """Units of work for ``paths`` in input order; None when stdin is among them (it cannot be shared)."""
+    """Units of work for ``paths`` in input order; None when stdin is among them (it cannot be shared).
+
+    Work, not bytes, decides the cuts: a file whose lines mostly pass the prefilter (an exec-heavy log)
+    costs far more per byte than a sparse one, so it is cut into proportionally smaller ranges
+    (``unit`` divided by its ``weight``, at least ``MIN_UNIT``) and can be shared by the workers.
+    """
     if "-" in paths:
         return None
     units: list[Unit] = []
@@ -73,16 +87,40 @@ def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | Non
             size = os.stat(path).st_size
         except OSError:
             size = 0
-        ranges = reader.ranges(path, unit)
+        w = weight(path, size, reader.literals) if size >= min(SAMPLED, unit) else 1.0
+        cut = max(min(MIN_UNIT, unit), int(unit / w))
+        ranges = reader.ranges(path, cut)
         if ranges is None:
-            units.append(Unit(path, size=size))
+            units.append(Unit(path, size=size, work=int(size * w)))
         else:
-            units.extend(Unit(path, a, b, b - a) for a, b in ranges)
+            units.extend(Unit(path, a, b, b - a, int((b - a) * w)) for a, b in ranges)
     return units
 
 
+def weight(path: str, size: int, literals: list[bytes] | None) -> float:
+    """Estimated cost of a byte of ``path`` relative to a byte of a sparse log: 1 + HIT_COST x the share of
+    sampled bytes on lines holding a prefilter literal (every line, with no prefilter)."""
+    if literals is None:
+        return 1.0 + HIT_COST
+    found = re.compile(b"|".join(re.escape(lit) for lit in literals)).search
+    hit = seen = 0
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":  # gzip: not cut, and its bytes say nothing about its lines
+                return 1.0
+            step = max(size // SAMPLES, SAMPLE)
+            for at in range(0, max(size - SAMPLE, 0) + 1, step):
+                f.seek(at)
+                lines = f.read(SAMPLE).split(b"\n")[1:-1]  # whole lines only
+                seen += sum(map(len, lines)) + len(lines)
+                hit += sum(len(line) + 1 for line in lines if found(line))
+    except OSError:
+        return 1.0
+    return 1.0 + HIT_COST * (hit / seen if seen else 0.0)
+
+
 def worth_it(units: list[Unit], jobs: int) -> bool:
-    return jobs > 1 and len(units) > 1 and sum(u.size for u in units) >= MIN_TOTAL and can_fork()
+    return jobs > 1 and len(units) > 1 and sum(u.work or u.size for u in units) >= MIN_TOTAL and can_fork()
 
 
 class ParallelHunt:

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from ..words import plural as plural  # re-exported: every command counts things
+
 try:  # typer 0.2x carries its own copy of click
     from typer._click.exceptions import ClickException
 except ImportError:  # older typer runs on click itself
@@ -51,11 +53,6 @@ def note(message: object) -> None:
 def fail(message: object) -> NoReturn:
     error(message)
     raise typer.Exit(EXIT_USAGE)
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """'1 file', '2 files', '0 files'."""
-    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def output_problem(path: Path | str) -> str | None:

@@ -24,8 +24,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..engine.filters import time_ns
 from ..model import SEVERITIES, Alert, display, severity_rank
+from ..times import time_ns
 
 STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 WIDE = 160

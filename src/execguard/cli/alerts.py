@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from .cliutil import error, fail, plural, silence_stdout
-from .engine.filters import AlertFilter, parse_when
-from .model import Alert, display
+from ..model import Alert, display
+from ..pipeline.filters import AlertFilter, parse_when
 from .options import severity_option
+from .util import error, fail, plural, silence_stdout
 
 if TYPE_CHECKING:
-    from .report.specs import Sink
+    from ..sinks.specs import Sink
 
 
 class AlertsOutput(str, Enum):
@@ -79,8 +79,8 @@ def alerts_command(
     # imported here: every other command starts without sqlite3 and hashlib
     import sqlite3
 
-    from .report.restore import restore
-    from .report.store import Query, StoreError, connect, rows
+    from ..sinks.restore import restore
+    from ..sinks.store import Query, StoreError, connect, rows
 
     query = Query(_when(since), _when(until), min_severity or "info", namespace or [], pod or [], user or [])
     try:
@@ -117,10 +117,10 @@ def alerts_command(
 
 def _sink(output: AlertsOutput, console: Console, limit: int) -> Sink:
     if output is AlertsOutput.jsonl:
-        from .report.jsonl import JsonlSink
+        from ..sinks.jsonl import JsonlSink
 
         return JsonlSink(sys.stdout.buffer)
-    from .report.table import TableSink
+    from ..sinks.table import TableSink
 
     plain = not console.is_terminal
     width = console.width if plain and os.environ.get("COLUMNS") else None

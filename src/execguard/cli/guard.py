@@ -1,7 +1,7 @@
 """`execguard guard ...`: refuse container administration commands before they run (docs/guard.md).
 
 A sub-app so the Kubernetes half (`admission`, `manifests`) can be added with one more
-``guard_app.command(...)`` line. Errors are one line on stderr with exit code 2 (cliutil).
+``guard_app.command(...)`` line. Errors are one line on stderr with exit code 2 (cli/util.py).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Annotated
 
 import typer
 
-from .cliutil import Group, error, fail, note, one_line
-from .engine.sigma import RuleError, load_rules
-from .guard.approvals import ApprovalStore, add_approval, parse_duration, state_dir
-from .guard.decide import DENY_AT
-from .guard.record import JsonlRecorder
-from .guard.runtime import GuardRuntime
-from .model import SEVERITIES
-from .policy import PolicyError
-from .policy.model import MODES
+from ..engine.sigma import RuleError, load_rules
+from ..guard.approvals import ApprovalStore, add_approval, parse_duration, state_dir
+from ..guard.decide import DENY_AT
+from ..guard.record import JsonlRecorder
+from ..guard.runtime import GuardRuntime
+from ..model import SEVERITIES
+from ..policy import PolicyError
+from ..policy.model import MODES
+from .util import Group, error, fail, note, one_line
 
 guard_app = typer.Typer(
     cls=Group, no_args_is_help=True, rich_markup_mode=None, help="Block container administration commands before they run (docs/guard.md)."
@@ -98,7 +98,7 @@ def docker_authz(
     record: RecordOpt = None,
 ) -> None:
     """Docker authorization plugin: judge exec, exec start, attach and container create; pass everything else."""
-    from .guard.docker_authz import FAIL_MODES, AuthzPlugin, UnixHTTPServer, socket_for
+    from ..guard.docker_authz import FAIL_MODES, AuthzPlugin, UnixHTTPServer, socket_for
 
     if fail_mode not in FAIL_MODES:
         fail(f"--fail {fail_mode!r}: choose closed or open")
@@ -152,7 +152,7 @@ def approve(
 
 
 # the Kubernetes half (G2): the admission webhook and the manifests that install it
-from .guard_admission_cli import admission_command, manifests_command  # noqa: E402
+from .guard_admission import admission_command, manifests_command  # noqa: E402
 
 guard_app.command("admission")(admission_command)
 guard_app.command("manifests")(manifests_command)

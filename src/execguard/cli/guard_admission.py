@@ -13,15 +13,15 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from .cliutil import error, fail, note, one_line
-from .guard import admission, manifests
-from .guard.approvals import state_dir
-from .guard.decide import DENY_AT, Decision
-from .guard.review import Judge
-from .guard.runtime import GuardRuntime
-from .model import Event, display
-from .policy import PolicyError, load_policy
-from .policy.model import MODES
+from ..guard import admission, manifests
+from ..guard.approvals import state_dir
+from ..guard.decide import DENY_AT, Decision
+from ..guard.review import Judge
+from ..guard.runtime import GuardRuntime
+from ..model import Event, display
+from ..policy import PolicyError, load_policy
+from ..policy.model import MODES
+from .util import error, fail, note, one_line
 
 LOG_LOCK = threading.Lock()
 
@@ -99,8 +99,8 @@ def admission_command(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a connection may stay silent.")] = admission.TIMEOUT,
 ) -> None:
     """Validating admission webhook: judge exec/attach/port-forward, kubectl debug and pod commands before they run."""
-    # guard_cli registers this command; its helpers are imported here, not at the top, so neither module imports the other first
-    from .guard_cli import runtime_from_options, serve_until_signalled
+    # cli/guard.py registers this command; its helpers are imported here, not at the top, so neither module imports the other first
+    from .guard import runtime_from_options, serve_until_signalled
 
     try:
         address = admission.parse_listen(listen)

@@ -1,0 +1,107 @@
+"""One hunt, batch or live: events -> engine (here or in workers) -> policy -> filters/sort/dedupe -> sink.
+
+``Hunt`` is the single code path. ``hunt.files(reader, paths, workers)`` reads files (serially, or
+through forked workers planned by ``start_workers``); ``hunt.events(iterable)`` takes Events from
+anything else, such as a live source; ``hunt.alerts(iterable)`` takes alerts already decided. Each
+alert that survives goes to the sink and is counted (by severity, and by rule and actor for the
+closing summary). The caller owns the sink and closes it; the CLI only parses options and prints.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..engine.match import Engine
+from ..model import Alert, Event, severity_rank
+from ..sinks import Sink
+from ..sinks.summary import Summary
+from . import parallel
+from .filters import AlertFilter
+from .stages import Pipeline
+
+if TYPE_CHECKING:
+    from ..policy import PolicyFilter
+    from ..sources.reader import Reader
+
+
+class Hunt:
+    def __init__(
+        self,
+        engine: Engine,
+        sink: Sink,
+        keep: AlertFilter | None = None,
+        sort: str | None = "time",
+        policy: PolicyFilter | None = None,
+        top: int = 5,
+        extra: Sink | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.extra = extra  # --store / --sink: they keep what the policy lets through
+        self.policy = policy
+        self.pipe = Pipeline(keep, sort=sort)  # sort None: a stream, alerts go out as they are found
+        self.summary = Summary(top)
+        self.counts: Counter[str] = Counter()  # by severity, suppressed alerts shown with --show-suppressed left out
+        self.worst = -1  # severity rank of the worst alert counted; -1 none
+
+    def emit(self, alert: Alert) -> None:
+        if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
+            self.counts[alert.severity] += 1
+            self.worst = max(self.worst, severity_rank(alert.severity))
+            self.summary.add(alert)
+        self.sink.write(alert)
+        if self.extra is not None and alert.suppressed is None:
+            self.extra.write(alert)
+
+    def alerts(self, alerts: Iterable[Alert]) -> None:
+        if self.policy is not None:
+            alerts = self.policy.filter(alerts)  # here, after correlation: -j gives the same result
+        self.pipe.run(alerts, self.emit)
+
+    def events(self, events: Iterable[Event]) -> None:
+        self.alerts(self.engine.run(events))
+
+    def files(self, reader: Reader, paths: list[str], workers: parallel.ParallelHunt | None = None) -> None:
+        """Hunt ``paths`` (as ``start_workers`` returned them when ``workers`` is given)."""
+        if workers is not None:
+            self.alerts(workers.alerts())
+        else:
+            self.events(reader.read(paths))
+
+    @property
+    def dropped(self) -> int:
+        """Alerts the time, namespace, pod, user and rule filters left out."""
+        keep = self.pipe.keep
+        return keep.dropped if keep is not None else 0
+
+    @property
+    def merged(self) -> int:
+        """Docker execs seen in both docker events and the dockerd log, reported once."""
+        return self.pipe.dedupe.merged
+
+
+def start_workers(
+    reader: Reader, engine: Engine, paths: list[str], jobs: int
+) -> tuple[parallel.ParallelHunt | None, list[str]]:
+    """Forked workers for ``paths`` when ``jobs`` > 1 and the work is worth them, and the paths to hunt.
+
+    Start them before any thread (a progress bar's) exists. The paths come back de-duplicated when
+    planned, as the workers see them.
+    """
+    units = parallel.plan(reader, paths) if jobs > 1 else None
+    if units is None:
+        return None, paths
+    files = list(dict.fromkeys(u.path for u in units))
+    if not parallel.worth_it(units, jobs):
+        return None, files
+    return parallel.ParallelHunt(reader, engine, units, jobs), files
+
+
+def usable_jobs(asked: int) -> tuple[int, int | None]:
+    """-j as asked (0: one per usable CPU), capped at the CPUs this process may run on; and the cap when it applied."""
+    usable = parallel.available_jobs()
+    if asked > usable:
+        return usable, usable  # more workers than CPUs only contend
+    return asked or usable, None

@@ -1,1 +1,0 @@
-"""Alert sinks: table for people, JSON lines and OCSF for machines."""

@@ -1,0 +1,86 @@
+"""Workers are planned by estimated work: a dense (exec-heavy) file is cut into smaller ranges than a sparse one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from execguard.engine.match import Engine
+from execguard.engine.sigma import load_rules
+from execguard.pipeline import parallel
+from execguard.pipeline.prefilter import literals_for
+from execguard.sim.simulate import write as simulate
+from execguard.sources.reader import Reader
+
+
+def _reader() -> tuple[Reader, Engine]:
+    engine = Engine(load_rules([], builtin=True))
+    return Reader(literals=literals_for(engine.actions())), engine
+
+
+def _lines(tmp: Path) -> list[bytes]:
+    simulate(tmp / "sim", fmt="k8s-audit", events=1500, seed=5)
+    return (tmp / "sim" / "k8s-audit.jsonl").read_bytes().splitlines(keepends=True)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("plan")
+    reader, _ = _reader()
+    lines = _lines(tmp)
+    lits = reader.literals or []
+    hits = [ln for ln in lines if any(lit in ln for lit in lits)]
+    quiet = [ln for ln in lines if not any(lit in ln for lit in lits)]
+    assert hits and quiet
+    dense, sparse = tmp / "dense.log", tmp / "sparse.log"
+    size = 3 << 20
+    dense.write_bytes(b"".join(lines * (size // sum(map(len, lines)) + 1)))  # the simulator's own mix: ~40 % hits
+    sparse.write_bytes(b"".join(quiet * (size // sum(map(len, quiet)) + 1)))
+    return dense, sparse
+
+
+def test_dense_weighs_more(files: tuple[Path, Path]) -> None:
+    reader, _ = _reader()
+    dense, sparse = files
+    assert parallel.weight(str(sparse), sparse.stat().st_size, reader.literals) == 1.0
+    assert parallel.weight(str(dense), dense.stat().st_size, reader.literals) > 10
+    assert parallel.weight(str(dense), dense.stat().st_size, None) == 1 + parallel.HIT_COST  # no prefilter: every line parsed
+
+
+def test_dense_file_is_cut_and_gets_workers(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a unit as large as the file, bytes alone give one piece; the dense file is cut by its work, the sparse not."""
+    dense, sparse = files
+    monkeypatch.setattr(parallel, "MIN_UNIT", 256 << 10)
+    monkeypatch.setattr(parallel, "MIN_TOTAL", 8 << 20)
+    reader, engine = _reader()
+    unit = 2 << 20  # the files are ~3 MB: less than two units, never cut by size
+    sparse_units = parallel.plan(reader, [str(sparse)], unit=unit)
+    assert sparse_units is not None and len(sparse_units) == 1 and not parallel.worth_it(sparse_units, 2)
+    units = parallel.plan(reader, [str(dense)], unit=unit)
+    assert units is not None and len(units) >= 4 and all(u.start is not None for u in units)
+    assert parallel.worth_it(units, 2)
+    hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
+    try:
+        got = [json.dumps(a.to_dict()) for a in hunt.alerts()]
+    finally:
+        hunt.close()
+    serial_reader, serial_engine = _reader()
+    want = [json.dumps(a.to_dict()) for a in serial_engine.run(serial_reader.read([str(dense)]))]
+    assert got == want and len(want) > 100
+    assert reader.stats.lines == serial_reader.stats.lines
+
+
+def test_python_m_execguard(files: tuple[Path, Path]) -> None:
+    dense, _ = files
+    proc = subprocess.run([sys.executable, "-m", "execguard", "--version"], capture_output=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() and proc.stdout.strip()[0:1].isdigit()
+    script = Path(sys.executable).parent / "execguard"
+    args = ["hunt", "-q", "-o", "jsonl", "-j", "1", str(dense)]
+    via_m = subprocess.run([sys.executable, "-m", "execguard", *args], capture_output=True, check=False)
+    via_script = subprocess.run([str(script), *args], capture_output=True, check=False)
+    assert via_m.returncode == via_script.returncode == 0
+    assert via_m.stdout == via_script.stdout and via_m.stdout.count(b"\n") > 100
