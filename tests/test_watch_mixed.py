@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.client
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -103,3 +105,29 @@ def test_kill_9_with_webhook_and_tail_sharing_out_alerts_each_once(tmp_path: Pat
     assert not lost, f"{len(lost)} tailed records not alerted, e.g. {lost[:3]}"
     assert set(counts) <= {*accepted, *unsure, "after-restart", *(f"tail-{n:05d}" for n in written)}
     assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
+def test_reader_of_stdout_going_away_stops_watch_quietly(tmp_path: Path) -> None:
+    """`watch ... | head -1`: once nobody reads the alerts, watch stops (exit 0, no traceback), as hunt does."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(tailed(n) for n in range(5)))
+    exe = Path(sys.executable).with_name("execguard")
+    proc = subprocess.Popen([str(exe), "watch", "--tail", str(log), "--tail-from-start", "-o", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert b"tail-00000" in proc.stdout.readline()
+        proc.stdout.close()
+        for n in range(5, 200):  # alerts keep coming: their writes find the pipe closed
+            with open(log, "ab") as f:
+                f.write(tailed(n))
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"retrying" not in err

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from .cliutil import check_output, error, fail, note, plural, warning
+from .cliutil import check_output, error, fail, note, plural, silence_stdout, warning
 from .engine.match import Engine
 from .engine.sigma import RuleError, load_rules
 from .model import SEVERITIES, severity_rank
@@ -279,7 +279,7 @@ def _run(runner: Runner, inputs: list[Input], receiver: Receiver | None, sp: Spo
         scheme = "http" if receiver.tls is None else "https"
         note(f"watch: audit webhook on {scheme}://{bound_host}:{bound_port} (spool {sp.dir}, {plural(sp.lag, 'byte')} to replay)")
     note("watch: " + ", ".join(inp.name for inp in inputs))
-    while not stopping.is_set():
+    while not stopping.is_set() and not runner.broken:
         runner.step(0.2)
         if reload.is_set():
             reload.clear()
@@ -295,7 +295,7 @@ def _run(runner: Runner, inputs: list[Input], receiver: Receiver | None, sp: Spo
         receiver.draining = True
         receiver.shutdown()
         receiver.wait_idle(DRAIN_SECONDS)
-    drained = runner.drain(sp.empty if sp is not None else lambda: True, DRAIN_SECONDS)
+    drained = runner.broken or runner.drain(sp.empty if sp is not None else lambda: True, DRAIN_SECONDS)
     runner.stop.set()
     for t in threads:
         t.join(5)  # the inputs close their files and sockets
@@ -303,6 +303,8 @@ def _run(runner: Runner, inputs: list[Input], receiver: Receiver | None, sp: Spo
         receiver.server_close()
     if sp is not None:
         sp.close()
+    if runner.broken:
+        silence_stdout()
     by_sev = ", ".join(f"{runner.counts[s]} {s}" for s in reversed(SEVERITIES) if runner.counts[s]) or "none"
     left = "" if drained or sp is None else f"; {plural(sp.lag, 'byte')} left in the spool for the next start"
     note(f"watch: stopped; {plural(runner.events, 'event')}, alerts: {by_sev}{left}")

@@ -106,6 +106,7 @@ class Runner:
         self.stop = threading.Event()
         self.counts: Counter[str] = Counter()
         self.events = 0
+        self.broken = False  # stdout's reader went away (`watch ... | head`)
         self.mark = mark or {}
         self.state = state
         if out is not None:
@@ -135,7 +136,11 @@ class Runner:
                     self.sink.write(alert)
                 mark = self.out.sync() if self.out is not None else self.mark
                 break
-            except OSError as exc:  # a full disk, a closed pipe: keep the batch, retry, never ack it unwritten
+            except OSError as exc:  # a full disk: keep the batch, retry, never ack it unwritten
+                if self.out is None and isinstance(exc, BrokenPipeError):
+                    self.broken = True  # nobody reads our alerts any more: stop, as hunt does, with this batch unacked
+                    self.stop.set()
+                    return
                 self.metrics.sink_failures.labels(sink="out" if self.out is not None else "stdout").inc()
                 self.warn(f"{self.out.path if self.out else 'stdout'}: {exc.strerror or exc}; retrying in {delay:.1f}s")
                 if self.out is not None:
