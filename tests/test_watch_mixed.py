@@ -131,3 +131,16 @@ def test_reader_of_stdout_going_away_stops_watch_quietly(tmp_path: Path) -> None
             proc.wait(10)
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err and b"retrying" not in err
+
+
+def test_unreadable_state_file_is_one_error_naming_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from execguard.cli import app
+
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    result = CliRunner().invoke(app, ["watch", "--tail", str(tmp_path / "*.log"), "--state", str(state)])
+    assert result.exit_code == 2
+    assert f"{state}: not a watch state file" in result.stderr and "Traceback" not in result.stderr
+    assert state.read_text() == "{not json"  # left for the user to look at, not overwritten
