@@ -19,7 +19,9 @@ from pathlib import Path
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.live.docker import DockerInput
-from execguard.live.run_inputs import Runner
+from execguard.live.inputs import EventStream, supervise
+from execguard.live.metrics import Metrics
+from execguard.live.runner import Detector, Runner
 from execguard.model import Alert
 from execguard.testing.dockerd import IMAGE, start_dockerd
 
@@ -62,9 +64,15 @@ def main() -> int:
     try:
         inp = DockerInput(daemon.url)
         clock = Clock()
-        runner = Runner([inp], Engine(load_rules([])), clock, lambda m: print(m, file=sys.stderr))
-        stop = threading.Event()
-        t = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+        warn = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        runner = Runner(Detector(Engine(load_rules([])), None, 0), clock, Metrics(), None, warn)  # watch's own runner
+        supervise(EventStream(inp), runner.queue, runner.stop, warn)
+
+        def loop() -> None:
+            while not runner.stop.is_set():
+                runner.step(0.1)
+
+        t = threading.Thread(target=loop, daemon=True)
         t.start()
         if not inp.connected.wait(30):
             print("the /events stream did not open", file=sys.stderr)
@@ -84,7 +92,7 @@ def main() -> int:
                 missed += 1
             else:
                 latencies.append((seen - t0) * 1000)
-        stop.set()
+        runner.stop.set()
         t.join(10)
         figures = {
             "execs": args.execs,

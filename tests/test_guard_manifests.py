@@ -130,7 +130,7 @@ def pod_process(certs: TLSFiles, tmp_path: Path) -> Iterator[tuple[subprocess.Po
     port = free_port()
     moved = {"/tls/tls.crt": str(certs.server_cert), "/tls/tls.key": str(certs.server_key), "/policy/policy.yml": str(policy),
              "/var/lib/execguard": str(tmp_path / "state"), "0.0.0.0:8443": f"127.0.0.1:{port}"}  # fmt: skip
-    argv = [sys.executable, "-m", "execguard.cli", *(moved.get(a, a) for a in c["args"])]
+    argv = [sys.executable, "-m", "execguard", *(moved.get(a, a) for a in c["args"])]
     assert c["command"] == ["execguard"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
     try:

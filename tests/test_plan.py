@@ -14,6 +14,7 @@ from execguard.engine.sigma import load_rules
 from execguard.pipeline import parallel
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 
 
@@ -65,11 +66,11 @@ def test_dense_file_is_cut_and_gets_workers(files: tuple[Path, Path], monkeypatc
     assert parallel.worth_it(units, 2)
     hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
     try:
-        got = [json.dumps(a.to_dict()) for a in hunt.alerts()]
+        got = [json.dumps(alert_dict(a)) for a in hunt.alerts()]
     finally:
         hunt.close()
     serial_reader, serial_engine = _reader()
-    want = [json.dumps(a.to_dict()) for a in serial_engine.run(serial_reader.read([str(dense)]))]
+    want = [json.dumps(alert_dict(a)) for a in serial_engine.run(serial_reader.read([str(dense)]))]
     assert got == want and len(want) > 100
     assert reader.stats.lines == serial_reader.stats.lines
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from execguard.engine.fields import FieldView
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
+from execguard.model import Event
 from execguard.pipeline import rules as rule_cache
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
+from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader
 
 
@@ -43,7 +46,7 @@ def entries(cache: Path) -> list[Path]:
 def alerts(loaded: list[object], files: list[str]) -> list[str]:
     engine = Engine(loaded)  # type: ignore[arg-type]
     reader = Reader(literals=literals_for(engine.actions()))
-    return [json.dumps(a.to_dict()) for a in engine.run(reader.read(files))]
+    return [json.dumps(alert_dict(a)) for a in engine.run(reader.read(files))]
 
 
 def test_cached_rules_give_the_same_alerts(cache: Path, tmp_path: Path) -> None:
@@ -74,7 +77,7 @@ def test_a_changed_rule_file_is_compiled_again(cache: Path, tmp_path: Path) -> N
     path.write_text(rule("other title", command="id; uname -a"))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime, another size
     (mine,) = rule_cache.load([str(path)], builtin=False)
-    assert mine.matcher({"command.text": "id; uname -a"}) and not mine.matcher({"command.text": "whoami"})
+    assert mine.matcher(FieldView(Event(command=["id;", "uname", "-a"]))) and not mine.matcher(FieldView(Event(command=["whoami"])))
     assert len(entries(cache)) == 3
 
 

@@ -19,7 +19,9 @@ import pytest
 from execguard.engine.match import Engine
 from execguard.engine.sigma import load_rules
 from execguard.live.docker import DockerInput
-from execguard.live.run_inputs import Runner
+from execguard.live.inputs import EventStream, supervise
+from execguard.live.metrics import Metrics
+from execguard.live.runner import Detector, Runner
 from execguard.model import Alert
 from execguard.testing.dockerd import IMAGE, Dockerd, DockerdUnavailable, start_dockerd, why_unavailable
 
@@ -60,19 +62,25 @@ class Watch:
     def __init__(self, url: str) -> None:
         self.input = DockerInput(url)
         self.sink = Collect()
-        self.runner = Runner([self.input], Engine(load_rules([])), self.sink, lambda m: None)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.runner.run, args=(self.stop,), daemon=True)
+        # watch's own runner: the input in a supervised thread, the engine in this test's thread
+        self.runner = Runner(Detector(Engine(load_rules([])), None, 0), self.sink, Metrics(), None, lambda m: None)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.runner.stop.is_set():
+            self.runner.step(0.1)
 
     def __enter__(self) -> Watch:
+        self.inputs = supervise(EventStream(self.input), self.runner.queue, self.runner.stop, lambda m: None)
         self.thread.start()
         assert self.input.connected.wait(WAIT), "the /events stream did not open"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
+        self.runner.stop.set()
         self.thread.join(timeout=WAIT)
-        assert not self.thread.is_alive()
+        self.inputs.join(timeout=WAIT)
+        assert not self.thread.is_alive() and not self.inputs.is_alive()
 
 
 @pytest.fixture

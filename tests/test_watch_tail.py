@@ -3,6 +3,8 @@ lines, and a restart (a killed process) that resumes from the state file without
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import shutil
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from execguard.live.inputs import Batch
 from execguard.live.tail import TailInput
 from execguard.model import Event
 from execguard.sources.reader import Reader
@@ -141,23 +144,29 @@ def test_dockerd_debug_log_is_followed_with_its_own_parser(tmp_path: Path) -> No
     assert any(e.action == "exec" for e in got)
 
 
-def test_state_file_resumes_after_a_restart(tmp_path: Path) -> None:
-    log, state = tmp_path / "app.log", tmp_path / "state" / "tail.json"
+def test_position_resumes_after_a_restart(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
     write(log, range(10))
     got = Events()
-    first = TailInput([str(log)], state, from_start=True)
+    first = TailInput([str(log)], from_start=True)
     first.poll_once(got, first=True)
-    first.checkpoint(got)
+    saved = orjson.loads(orjson.dumps(first.position()))  # what the state file keeps
     write(log, range(10, 20))
     log.rename(tmp_path / "app.log.1")  # rotated while we were down
     write(log, range(20, 25))
-    second = TailInput([str(log)], state)
+    second = TailInput([str(log)], saved)
     stop = threading.Event()
-    t = threading.Thread(target=second.run, args=(got, stop))
+    batches: queue.Queue[Batch] = queue.Queue()
+    t = threading.Thread(target=second.run, args=(batches, stop))
     t.start()
     deadline = time.monotonic() + WAIT
     while len(got) < 25 and time.monotonic() < deadline:
-        time.sleep(0.05)
+        with contextlib.suppress(queue.Empty):
+            batch = batches.get(timeout=0.05)
+            got.extend(batch.events)
+            assert batch.ack is not None and batch.position is not None
+            batch.ack({})
+            assert second.acked == batch.position  # a restart of the input resumes from here
     stop.set()
     t.join(WAIT)
     expect(got.ids(), range(25))
@@ -165,7 +174,7 @@ def test_state_file_resumes_after_a_restart(tmp_path: Path) -> None:
 
 def _offset(state: Path) -> int | None:
     try:
-        return int(orjson.loads(state.read_bytes())["files"][0]["offset"])
+        return int(orjson.loads(state.read_bytes())["inputs"]["tail"]["files"][0]["offset"])
     except (OSError, ValueError, KeyError, IndexError):
         return None
 
@@ -220,4 +229,4 @@ def test_killed_watch_resumes_without_loss_or_duplicates(tmp_path: Path) -> None
 
 def test_cli_needs_an_input() -> None:
     r = subprocess.run([str(EXE), "watch"], capture_output=True, timeout=WAIT, check=False)
-    assert r.returncode == 2 and b"give --docker URL or --tail PATH" in r.stderr
+    assert r.returncode == 2 and b"give an input: --audit-webhook HOST:PORT, --docker URL or --tail PATH" in r.stderr

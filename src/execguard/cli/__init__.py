@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..watch_cli import watch_command
-from . import alerts, audit, guard, hunt, rules, sim
+from . import alerts, audit, guard, hunt, rules, sim, watch
 from .hunt import sample_dir
 from .util import Group
 
@@ -32,7 +31,7 @@ app.command("audit")(audit.audit_command)
 app.command("simulate")(sim.simulate_command)
 app.command("emulate")(sim.emulate_command)
 app.command("score")(sim.score_command)
-app.command("watch")(watch_command)
+app.command("watch")(watch.watch_command)
 app.command("alerts")(alerts.alerts_command)
 app.add_typer(guard.guard_app, name="guard")
 

@@ -243,7 +243,7 @@ def hunt(
     if interrupted:
         raise typer.Exit(130)
     if unreadable or write_failed or st.unreadable or (st.files == 0 and st.bad):
-        if quiet and not (unreadable or write_failed):  # -q hid the warnings: the failure still gets its line
+        if not (unreadable or write_failed):  # their error line is out already; this failure gets its own
             error(f"{plural(st.unreadable, 'input')} unreadable" if st.unreadable else "no input could be read")
         raise typer.Exit(2)
     if fail_on is not None and run.worst >= severity_rank(fail_on):

@@ -1,9 +1,9 @@
 """What a live input of ``execguard watch`` is: it puts batches of Events on one queue.
 
-Every input (the audit webhook here; Docker events and tailed files elsewhere) runs in its own
-thread and is restarted on its own when it fails, with backoff. A batch carries an ``ack``: watch
-calls it once the batch's alerts are in the sinks, with the sinks' mark, so a durable input
-(the webhook's spool, a tail offset) checkpoints only what is really done.
+Every input (the audit webhook's spool, Docker events, tailed files) runs in its own thread and
+is restarted on its own when it fails, with backoff. A batch of a durable input carries the
+``position`` the input reached with it (JSON); the runner stores it in the process's one state
+file together with the --out size once the batch's alerts are in the sinks, then calls ``ack``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Batch:
     events: list[Event]
     ack: Ack | None = None
     bad: list[str] = field(default_factory=list)  # one line per record that could not be read
+    position: Any = None  # where a durable input resumes once this batch is done (None: not durable)
 
 
 class Input(Protocol):
@@ -34,6 +35,26 @@ class Input(Protocol):
     def run(self, out: queue.Queue[Batch], stop: threading.Event) -> None:
         """Put batches on ``out`` until ``stop`` is set; return then. Raising means: restart me."""
         ...
+
+
+class EventSource(Protocol):
+    def name(self) -> str: ...
+
+    def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None: ...
+
+
+class EventStream:
+    """An input that hands on one Event at a time (``run(emit, stop)``, like Docker's /events), as batches.
+
+    Each event is a batch of its own: such inputs are slow (an exec at a time) and want the least
+    latency; they keep no position (Docker replays its own buffer by ``since``)."""
+
+    def __init__(self, inner: EventSource) -> None:
+        self.inner = inner
+        self.name: str = inner.name()
+
+    def run(self, out: queue.Queue[Batch], stop: threading.Event) -> None:
+        self.inner.run(lambda ev: out.put(Batch(self.name, [ev])), stop)
 
 
 def supervise(

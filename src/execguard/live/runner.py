@@ -2,10 +2,10 @@
 
 One thread (the caller's) runs the engine, so its state (stage folding, correlation windows)
 sees events in queue order. A batch is acknowledged to its input only after every alert of it
-was written and the --out file flushed and fsynced; the ack carries the file's size then (the
-"mark"), which the webhook's spool stores with its checkpoint. After a crash, watch cuts --out
-back to that mark and the spool replays from that checkpoint: each accepted event is alerted
-exactly once in --out (docs/watch.md "Exactly once").
+was written and the --out file flushed and fsynced; the file's size then (the "mark") and the
+batch's input position go into the process's one state file (live/checkpoint.py) before the
+ack. After a crash, watch cuts --out back to that mark and every input resumes from its stored
+position: each accepted event is alerted exactly once in --out (docs/watch.md "Exactly once").
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import IO, Any, Protocol
 from ..engine.match import Engine
 from ..model import Alert, severity_rank
 from ..policy import PolicyFilter
+from .checkpoint import StateFile
 from .inputs import Batch
 from .metrics import Metrics
 
@@ -94,6 +95,7 @@ class Runner:
         out: OutFile | None,
         warn: Callable[[str], None],
         mark: dict[str, Any] | None = None,
+        state: StateFile | None = None,
     ) -> None:
         self.detector = detector
         self.sink = sink
@@ -104,7 +106,9 @@ class Runner:
         self.stop = threading.Event()
         self.counts: Counter[str] = Counter()
         self.events = 0
+        self.broken = False  # stdout's reader went away (`watch ... | head`)
         self.mark = mark or {}
+        self.state = state
         if out is not None:
             self.mark = out.sync()
 
@@ -132,7 +136,11 @@ class Runner:
                     self.sink.write(alert)
                 mark = self.out.sync() if self.out is not None else self.mark
                 break
-            except OSError as exc:  # a full disk, a closed pipe: keep the batch, retry, never ack it unwritten
+            except OSError as exc:  # a full disk: keep the batch, retry, never ack it unwritten
+                if self.out is None and isinstance(exc, BrokenPipeError):
+                    self.broken = True  # nobody reads our alerts any more: stop, as hunt does, with this batch unacked
+                    self.stop.set()
+                    return
                 self.metrics.sink_failures.labels(sink="out" if self.out is not None else "stdout").inc()
                 self.warn(f"{self.out.path if self.out else 'stdout'}: {exc.strerror or exc}; retrying in {delay:.1f}s")
                 if self.out is not None:
@@ -141,12 +149,32 @@ class Runner:
                 if self.stop.wait(delay):
                     return  # not acked: the spool replays it next start
                 delay = min(delay * 2, 30.0)
+        if self.state is not None and (batch.position is not None or mark != self.mark):
+            # before the ack: a spool commits (and frees) only what the state file already covers
+            if batch.position is not None:
+                self.state.positions[batch.input] = batch.position
+            if not self._save(mark):
+                return  # stopping with the state unsaved: not acked, so replayed next start
         self.mark = mark
         for alert in alerts:
             self.counts[alert.severity] += 1
             self.metrics.alerts.labels(severity=alert.severity).inc()
         if batch.ack is not None:
             batch.ack(mark)
+
+    def _save(self, mark: dict[str, Any]) -> bool:
+        assert self.state is not None
+        delay = 0.5
+        while True:
+            try:
+                self.state.save(mark)
+                return True
+            except OSError as exc:  # a full disk: the alerts are out; without the state a restart would repeat them
+                self.metrics.sink_failures.labels(sink="state").inc()
+                self.warn(f"{self.state.path}: {exc.strerror or exc}; retrying in {delay:.1f}s")
+                if self.stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 30.0)
 
     def drain(self, idle: Callable[[], bool], timeout: float) -> bool:
         """Handle batches until ``idle()`` holds and the queue is empty, or ``timeout`` passes."""

@@ -6,11 +6,11 @@ in case its writer has not reopened yet, and the new file at the path is read fr
 copytruncate rotation shows as a file shorter than what was read, or whose first bytes changed: it is
 read again from its start. Files that appear later (a glob matching more) are read from their start.
 
-Only complete lines are handed on: a partial last line is held until its newline. The offset of
-the last complete line, the line number and a fingerprint of the file's first bytes are written
-to the state file (atomically) once every event from those lines reached the sink, so a restart
-resumes without loss; a kill -9 between the sink's write and the checkpoint repeats at most the
-lines of that one read. Lines go through the reader's own record dispatch (JSON records of every
+Only complete lines are handed on: a partial last line is held until its newline. Each batch put on
+the runner's queue carries the position reached with it (per file: the offset of the last complete
+line, the line number and a fingerprint of the file's first bytes); the runner stores it in the
+process's state file once the sinks have the batch's alerts (live/checkpoint.py), so a restart resumes
+without loss or duplicates. Lines go through the reader's own record dispatch (JSON records of every
 source, or the dockerd debug log sniffed per file).
 """
 
@@ -21,26 +21,25 @@ import functools
 import glob
 import hashlib
 import os
+import queue
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from ..model import Event
 from ..sources import dockerd_log
 from ..sources.base import TextParser
 from ..sources.reader import Reader
+from .inputs import Batch
 
 Warn = Callable[[str, "int | None", str], None]
 BLOCK = 1 << 20  # bytes per read
 MAX_LINE = 16 << 20  # a partial line longer than this is dropped with a warning
 HEAD = 4096  # bytes of a file's start kept as its fingerprint
-STATE_VERSION = 1
+CHUNK = 2000  # events per batch at most: a large file read from its start does not sit in memory whole
 
 
 @dataclass
@@ -64,10 +63,12 @@ def _fingerprint(fd: int, length: int) -> bytes:
 
 
 class TailInput:
+    name = "tail"  # one input for every --tail pattern; its key in the state file
+
     def __init__(
         self,
         patterns: Iterable[str],
-        state_path: str | Path | None = None,
+        position: dict[str, Any] | None = None,
         from_start: bool = False,
         poll: float = 0.2,
         linger: float = 5.0,
@@ -75,7 +76,7 @@ class TailInput:
         warn: Warn | None = None,
     ) -> None:
         self.patterns = list(patterns)
-        self.state_path = Path(state_path) if state_path else None
+        self.acked = position  # the position the sinks have: where a (re)start resumes
         self.from_start = from_start
         self.poll = poll
         self.linger = linger
@@ -85,28 +86,45 @@ class TailInput:
         self.followers: dict[tuple[int, int], Follower] = {}
         self.saved: dict[tuple[int, int], dict[str, Any]] = {}
         self.had_state = False
+        self.started = False
         self.lines = 0
-
-    def name(self) -> str:
-        return "tail " + " ".join(self.patterns)
+        self.line_done: Callable[[], None] | None = None  # called after each line's events went out
 
     # ---- the loop ------------------------------------------------------------------------
-    def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
-        self._load_state()
-        self._find_rotated_while_down()
-        first = True
+    def run(self, out: queue.Queue[Batch], stop: threading.Event) -> None:
+        """Put a batch (events and the position after them) on ``out`` per poll that moved an offset."""
+        self._restore(self.acked)  # a restart of this input: what was read and not acked is read again
+        first = not self.started
+        self.started = True
+        pending: list[Event] = []
+
+        def flush() -> None:
+            position = self.position()
+            events = pending[:]
+            pending.clear()
+
+            def ack(mark: dict[str, Any]) -> None:
+                self.acked = position
+
+            out.put(Batch(self.name, events, ack, position=position))
+
+        def flush_big() -> None:
+            if len(pending) >= CHUNK:
+                flush()
+
+        self.line_done = flush_big
         try:
+            self._find_rotated_while_down()
             while not stop.is_set():
                 try:
-                    if self.poll_once(emit, first):
-                        self.checkpoint(emit)
+                    if self.poll_once(pending.append, first) or pending:
+                        flush()
                 except OSError as exc:  # a transient file system error: said once per poll, then tried again
-                    self.warn(exc.filename or self.name(), None, exc.strerror or str(exc))
+                    self.warn(exc.filename or self.name, None, exc.strerror or str(exc))
                 first = False
                 stop.wait(self.poll)
         finally:
-            with contextlib.suppress(OSError):
-                self.checkpoint(emit)
+            self.line_done = None
             for f in self.followers.values():
                 with contextlib.suppress(OSError):
                     os.close(f.fd)
@@ -220,6 +238,8 @@ class TailInput:
                 f.dropping = False
                 continue
             self._line(f, line.rstrip(b"\r"), emit)
+            if self.line_done is not None:
+                self.line_done()
         del f.partial[:start]
         if len(f.partial) > MAX_LINE:
             self.warn(f.path, None, f"a line longer than {MAX_LINE >> 20} MiB skipped")
@@ -257,19 +277,25 @@ class TailInput:
                 emit(ev)
 
     # ---- state -----------------------------------------------------------------------------
-    def _load_state(self) -> None:
-        if self.state_path is None:
+    def position(self) -> dict[str, Any]:
+        """Where every followed file stands: what the state file keeps for this input."""
+        files = [
+            {"path": f.path, "dev": f.key[0], "ino": f.key[1], "offset": f.offset, "lineno": f.lineno,
+             "head": f.head.hex(), "head_len": f.head_len, "mode": f.mode}
+            for f in self.followers.values()
+        ]  # fmt: skip
+        return {"files": files}
+
+    def _restore(self, position: dict[str, Any] | None) -> None:
+        for f in self.followers.values():
+            with contextlib.suppress(OSError):
+                os.close(f.fd)
+        self.followers.clear()
+        self.saved.clear()
+        if position is None:
             return
-        try:
-            raw = orjson.loads(self.state_path.read_bytes())
-        except FileNotFoundError:
-            return
-        except (OSError, orjson.JSONDecodeError) as exc:
-            self.warn(str(self.state_path), None, f"state file unreadable ({str(exc)[:120]}): files are read as new")
-            self.had_state = True  # a state file existed: do not skip to the end and lose what it covered
-            return
-        self.had_state = True
-        files = raw.get("files") if isinstance(raw, dict) else None
+        self.had_state = True  # a position existed: do not skip to the end and lose what it covered
+        files = position.get("files") if isinstance(position, dict) else None
         for entry in files if isinstance(files, list) else []:
             try:
                 key = (int(entry["dev"]), int(entry["ino"]))
@@ -278,7 +304,7 @@ class TailInput:
                     "head": str(entry["head"]), "head_len": int(entry["head_len"]), "mode": entry.get("mode"),
                 }  # fmt: skip
             except (KeyError, TypeError, ValueError):
-                self.warn(str(self.state_path), None, "a malformed entry skipped")
+                self.warn("tail state", None, "a malformed file entry skipped")
 
     def _find_rotated_while_down(self) -> None:
         """A followed file renamed while we were stopped: found by its inode next to its old name, and read to its end."""
@@ -294,32 +320,3 @@ class TailInput:
                             f.gone_since = time.monotonic()
                             self.followers[key] = f
                         break
-
-    def checkpoint(self, emit: Callable[[Event], None]) -> None:
-        """Write offsets once the sink has what they cover (temp file, fsync, rename, fsync of the directory)."""
-        settle = getattr(emit, "settle", None)
-        if settle is not None:
-            settle()
-        if self.state_path is None:
-            return
-        files = [
-            {"path": f.path, "dev": f.key[0], "ino": f.key[1], "offset": f.offset, "lineno": f.lineno,
-             "head": f.head.hex(), "head_len": f.head_len, "mode": f.mode}
-            for f in self.followers.values()
-        ]  # fmt: skip
-        data = orjson.dumps({"version": STATE_VERSION, "files": files}, option=orjson.OPT_INDENT_2)
-        directory = self.state_path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{self.state_path.name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.state_path)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)

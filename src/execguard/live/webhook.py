@@ -321,7 +321,7 @@ class SpoolInput:
                 self._pending = 0
                 self._acked.notify_all()
 
-        return Batch(self.name, events, ack, bad)
+        return Batch(self.name, events, ack, bad, {"segment": end.segment, "offset": end.offset})
 
 
 def listen_address(value: str) -> tuple[str, int]:
