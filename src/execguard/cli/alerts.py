@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from ..model import Alert, display
-from ..pipeline.filters import AlertFilter, parse_when
-from .options import severity_option
+from ..pipeline.filters import AlertFilter
+from .options import severity_option, when
 from .util import error, fail, plural, silence_stdout
 
 if TYPE_CHECKING:
@@ -32,17 +32,8 @@ class CountBy(str, Enum):
     namespace = "namespace"
 
 
-def _when(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_when(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 def _check_when(value: str | None) -> str | None:
-    _when(value)  # as a callback, so the error names the option
+    when(value)  # as a callback, so the error names the option
     return value
 
 
@@ -82,7 +73,7 @@ def alerts_command(
     from ..sinks.restore import restore
     from ..sinks.store import Query, StoreError, connect, rows
 
-    query = Query(_when(since), _when(until), min_severity or "info", namespace or [], pod or [], user or [])
+    query = Query(when(since), when(until), min_severity or "info", namespace or [], pod or [], user or [])
     try:
         db = connect(store, create=False)
     except StoreError as exc:

@@ -17,7 +17,7 @@ from .. import __version__
 from ..model import severity_rank
 from ..pipeline.order import SORTS
 from ..sources import FORMATS
-from .options import severity_option
+from .options import severity_option, when
 from .util import check_output, error, fail, note, one_line, os_error_line, plural, silence_stdout
 
 if TYPE_CHECKING:
@@ -66,17 +66,6 @@ class Warner:
             if n > WARN_LIMIT_PER_FILE and not self.quiet:
                 more = plural(n - WARN_LIMIT_PER_FILE, "more warning")
                 err.print(f"[yellow]warning[/yellow]: {escape(one_line(file))}: {more} not shown", highlight=False, soft_wrap=True)
-
-
-def _when(value: str | None) -> int | None:
-    if value is None:
-        return None
-    from ..pipeline.filters import parse_when
-
-    try:
-        return parse_when(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 def _sort(value: str | None) -> str | None:
@@ -179,7 +168,7 @@ def hunt(
     policy = _policy(policy_file, min_severity or "info", show_suppressed)
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
     engine = Engine(loaded, min_severity="info" if policy else min_severity or "info")
-    keep = AlertFilter(_when(since), _when(until), namespace or [], pod or [], user or [], rule or [])
+    keep = AlertFilter(when(since), when(until), namespace or [], pod or [], user or [], rule or [])
     streaming = not sortable(inputs)
     if streaming and sort and not quiet:
         err.print(f"note: a stream is among the inputs: alerts are printed as they arrive (--sort {sort} not applied)")

@@ -17,3 +17,15 @@ def severity_option(value: str | None) -> str | None:
     if v not in SEVERITIES:
         raise typer.BadParameter(f"{value!r}: choose one of {', '.join(SEVERITIES)}")
     return v
+
+
+def when(value: str | None) -> int | None:
+    """--since / --until: RFC 3339 or an age before now, as nanoseconds; a bad value is a usage error."""
+    if value is None:
+        return None
+    from ..pipeline.filters import parse_when  # imported when used: start-up stays small
+
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
