@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         certs = make_test_certs(Path(tmp) / "certs")
         port = free_port()
-        cmd = [sys.executable, "-m", "execguard.cli", "guard", "admission", "--tls-cert", str(certs.server_cert),
+        cmd = [sys.executable, "-m", "execguard", "guard", "admission", "--tls-cert", str(certs.server_cert),
                "--tls-key", str(certs.server_key), "--listen", f"127.0.0.1:{port}", "--state-dir", str(Path(tmp) / "state"),
                "--record", str(Path(tmp) / "decisions.jsonl"), "--policy", args.policy]  # fmt: skip
         log = open(Path(tmp) / "webhook.log", "wb")  # noqa: SIM115 - a pipe nobody reads would fill and stall the webhook
