@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import socketserver
 import sys
 import threading
 from pathlib import Path
@@ -68,15 +69,23 @@ def runtime_from_options(
         fail(exc.lines()[-1])
 
 
-def serve_until_signalled(serve: threading.Thread, stop: threading.Event, runtime: GuardRuntime) -> None:
-    """SIGHUP reloads the policy (the last good one stays on a bad file); SIGTERM/SIGINT stop."""
+def serve_until_signalled(server: socketserver.BaseServer, runtime: GuardRuntime, name: str) -> None:
+    """Serve on a thread until SIGTERM/SIGINT; SIGHUP reloads the policy (the last good one stays on a bad file).
+    Then the server is shut down and closed and the decision record closed, whatever ended it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
     signal.signal(signal.SIGHUP, lambda *_: note("policy reloaded") if runtime.reload() else None)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    serve.start()
-    while not stop.wait(0.5):
-        if not serve.is_alive():
-            break
+    try:
+        thread.start()
+        while not stop.wait(0.5):
+            if not thread.is_alive():
+                break
+    finally:
+        server.shutdown()
+        server.server_close()
+        runtime.recorder.close()
 
 
 @guard_app.command("docker-authz")
@@ -110,15 +119,8 @@ def docker_authz(
         server = UnixHTTPServer(path, AuthzPlugin(runtime, fail_mode))
     except OSError as exc:
         fail(f"{path}: cannot listen: {exc.strerror or exc}")
-    stop = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     note(f"execguard docker-authz listening on {path} (plugin name {path.stem}; dockerd --authorization-plugin={path.stem})")
-    try:
-        serve_until_signalled(thread, stop, runtime)
-    finally:
-        server.shutdown()
-        server.server_close()
-        runtime.recorder.close()
+    serve_until_signalled(server, runtime, "docker-authz")
 
 
 @guard_app.command("approve")

@@ -116,15 +116,8 @@ def admission_command(
         server = admission.serve(address, context, judge_with(runtime), _log, limits)
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
-    stop = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="admission", daemon=True)
     note(f"execguard admission webhook on {server.url} ({len(runtime.rules)} rules, mode {mode}{f', policy {policy}' if policy else ''})")
-    try:
-        serve_until_signalled(thread, stop, runtime)
-    finally:
-        server.shutdown()
-        server.server_close()
-        runtime.recorder.close()
+    serve_until_signalled(server, runtime, "admission")
 
 
 def _read(path: Path | None, what: str) -> bytes:

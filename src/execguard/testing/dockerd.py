@@ -189,28 +189,15 @@ class Dockerd:
             with contextlib.suppress(Exception):
                 for c in self._client.containers.list(all=True):
                     c.remove(force=True)
-            with contextlib.suppress(Exception):
-                self._client.close()
-            self._client = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        _kill_children_left(self.exec_root)
+        self._terminate(20)
         if self._log_file is not None:
             self._log_file.close()
         for root in (self.exec_root, self.base):
             _unmount_under(root)
             shutil.rmtree(root, ignore_errors=True)
 
-    def restart(self, timeout: float = START_TIMEOUT) -> None:
-        """Stop dockerd (SIGTERM, as systemd does) and start it again with the same command line and data dirs.
-
-        Containers stop with it (no live-restore); images and stopped containers stay.
-        """
+    def _terminate(self, grace: float) -> None:
+        """Close our client, SIGTERM dockerd (SIGKILL after ``grace`` seconds) and kill what it left running."""
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
@@ -218,11 +205,18 @@ class Dockerd:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         _kill_children_left(self.exec_root)
+
+    def restart(self, timeout: float = START_TIMEOUT) -> None:
+        """Stop dockerd (SIGTERM, as systemd does) and start it again with the same command line and data dirs.
+
+        Containers stop with it (no live-restore); images and stopped containers stay.
+        """
+        self._terminate(30)
         with contextlib.suppress(OSError):
             self.socket_path.unlink()
         env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS")}
