@@ -25,6 +25,8 @@ ACTIONS = (
     "kubelet_other",  # nodes/proxy reconnaissance: /pods, /runningpods, /logs ...
     "portforward",
     "create",  # pod/controller/container created or changed with a command
+    "runtime_exec",  # the container runtime started an exec process (containerd /tasks/exec-started), whoever asked
+    "process",  # a process started in a container, seen by node telemetry (Tetragon, Falco, auditd, KubeArmor)
     "rbac",  # Role/ClusterRole/RoleBinding/ClusterRoleBinding created or changed (event.rbac)
     "discovery",  # secrets read, pods listed, access reviews: what a stolen token does before an exec
     "other",
@@ -122,6 +124,22 @@ class Target:
 
 
 @dataclass(slots=True)
+class Process:
+    """A process on the node (runtime exec and process telemetry); the argv is ``Event.command``."""
+
+    pid: int | None = None
+    ppid: int | None = None
+    exe: str | None = None  # path of the binary
+    cwd: str | None = None
+    uid: int | None = None
+    parent_exe: str | None = None
+    parent_command: list[str] = field(default_factory=list)
+    exec_id: str | None = None  # the runtime's exec id (containerd, Docker)
+    in_init_tree: bool | None = None  # a descendant of the container's first process (not an exec)
+    known: str = ""  # why the argv is missing or partial ("process exited before it was read")
+
+
+@dataclass(slots=True)
 class RbacChange:
     """What an RBAC write carries (sources/k8s_rbac.py); the engine completes ``capabilities`` from roles seen earlier."""
 
@@ -166,6 +184,7 @@ class Event:
     event_id: str | None = None
     raw: str | None = None  # short reference to the record: file:line or an id
     rbac: RbacChange | None = None  # action "rbac" only
+    process: Process | None = None  # actions "runtime_exec" and "process"
 
 
 @dataclass(slots=True)

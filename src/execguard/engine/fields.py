@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from ..decode import command_text, decoded_blobs
-from ..model import SHELLS, Event, RbacChange
+from ..model import SHELLS, Event, Process, RbacChange
 
 _MISSING = object()
 
@@ -29,6 +29,15 @@ def _argv0(e: Event) -> str | None:
 
 def _rbac(get: Callable[[RbacChange], Any]) -> Callable[[Event], Any]:
     return lambda e: get(e.rbac) if e.rbac is not None else None
+
+
+def _process(get: Callable[[Process], Any]) -> Callable[[Event], Any]:
+    return lambda e: get(e.process) if e.process is not None else None
+
+
+def _parent_argv0(p: Process) -> str | None:
+    first = p.parent_command[0] if p.parent_command else p.parent_exe
+    return posixpath.basename(first) if first else None
 
 
 def _rbac_name(r: RbacChange) -> str | None:
@@ -80,6 +89,16 @@ _PLAIN: dict[str, Callable[[Event], Any]] = {
     "outcome": lambda e: e.outcome,
     "code": lambda e: e.code,
     "event_id": lambda e: e.event_id,
+    "process.pid": _process(lambda p: p.pid),
+    "process.ppid": _process(lambda p: p.ppid),
+    "process.exe": _process(lambda p: p.exe),
+    "process.cwd": _process(lambda p: p.cwd),
+    "process.uid": _process(lambda p: p.uid),
+    "process.parent_exe": _process(lambda p: p.parent_exe),
+    "process.parent_argv0": _process(_parent_argv0),
+    "process.parent_command": _process(lambda p: " ".join(p.parent_command)),
+    "process.exec_id": _process(lambda p: p.exec_id),
+    "process.in_init_tree": _process(lambda p: p.in_init_tree),
     "rbac.kind": _rbac(lambda r: r.kind),
     "rbac.name": _rbac(_rbac_name),
     "rbac.role": _rbac(lambda r: r.role_ref),

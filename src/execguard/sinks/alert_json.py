@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ..model import Alert, RbacChange, SourceRef, Target, display, severity_rank
+from ..model import Alert, Process, RbacChange, SourceRef, Target, display, severity_rank
 
 # reasons and commands repeat from alert to alert; escaping them is a pure function of the text
 _display = lru_cache(maxsize=4096)(display)
@@ -35,6 +35,13 @@ def _rbac(r: RbacChange) -> dict[str, Any]:
         "capabilities": list(r.capabilities),
         "known": r.known,
     }
+
+
+def _process(p: Process) -> dict[str, Any]:
+    return {
+        "pid": p.pid, "ppid": p.ppid, "exe": p.exe, "cwd": p.cwd, "uid": p.uid, "parent_exe": p.parent_exe,
+        "parent_command": list(p.parent_command), "exec_id": p.exec_id, "in_init_tree": p.in_init_tree, "known": p.known,
+    }  # fmt: skip
 
 
 def alert_dict(alert: Alert) -> dict[str, Any]:
@@ -80,6 +87,7 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
         **marked,
         **({"rbac": _rbac(ev.rbac)} if ev.rbac is not None else {}),
+        **({"process": _process(ev.process)} if ev.process is not None else {}),
         # a throttle summary (report/throttle.py) says how many repeats it held back
         **({"throttled": throttled} if (throttled := getattr(alert, "throttled", None)) is not None else {}),
     }

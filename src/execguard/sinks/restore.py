@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Actor, Alert, Event, RbacChange, RuleMatch, SourceRef, Target
+from ..model import Actor, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target
 
 
 def _source(d: dict[str, Any] | None) -> SourceRef:
@@ -45,6 +45,7 @@ def restore(d: dict[str, Any]) -> Alert:
         code=d.get("code"),
         event_id=d.get("event_id"),
         rbac=_rbac(d.get("rbac")),
+        process=_process(d.get("process")),
     )
     # tags: the lead rule carries them all, so the union (what to_dict writes) is unchanged
     procedures = list(d.get("procedures") or [])
@@ -76,3 +77,13 @@ def _rbac(d: dict[str, Any] | None) -> RbacChange | None:
         capabilities=list(d.get("capabilities") or []),
         known=d.get("known") or "",
     )
+
+
+def _process(d: dict[str, Any] | None) -> Process | None:
+    if d is None:
+        return None
+    return Process(
+        pid=d.get("pid"), ppid=d.get("ppid"), exe=d.get("exe"), cwd=d.get("cwd"), uid=d.get("uid"),
+        parent_exe=d.get("parent_exe"), parent_command=list(d.get("parent_command") or []),
+        exec_id=d.get("exec_id"), in_init_tree=d.get("in_init_tree"), known=d.get("known") or "",
+    )  # fmt: skip
