@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ssl
 import sys
 import threading
@@ -116,6 +117,7 @@ def admission_command(
         server = admission.serve(address, context, judge_with(runtime), _log, limits)
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+    gc.freeze()  # rules, policy and imports live as long as the process: the collector never walks them mid-review
     note(f"execguard admission webhook on {server.url} ({len(runtime.rules)} rules, mode {mode}{f', policy {policy}' if policy else ''})")
     serve_until_signalled(server, runtime, "admission")
 
