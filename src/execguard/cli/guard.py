@@ -20,7 +20,7 @@ import typer
 from ..engine.sigma import RuleError, load_rules
 from ..guard.approvals import ApprovalStore, add_approval, parse_duration, state_dir
 from ..guard.decide import DENY_AT
-from ..guard.record import JsonlRecorder
+from ..guard.record import GuardRecorder, JsonlRecorder, StoreFollower
 from ..guard.runtime import GuardRuntime
 from ..model import SEVERITIES
 from ..policy import PolicyError
@@ -39,17 +39,31 @@ StateOpt = Annotated[
 RecordOpt = Annotated[
     str | None, typer.Option("--record", help="JSON lines record of decisions and approvals ('-': stdout) [STATE_DIR/decisions.jsonl].")
 ]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Also copy the record into this SQLite alert store (WAL); query it with 'guard decisions'."),
+]
 
 
-def _recorder(record: str | None, states: Path) -> JsonlRecorder:
+def _jsonl(record: str | None, states: Path, store: Path | None) -> JsonlRecorder:
+    if store is not None and record == "-":
+        fail("--store is filled from the decision record: give --record a file (or leave it out), not '-'")
     try:
         return JsonlRecorder(None if record == "-" else Path(record) if record else states / "decisions.jsonl")
     except OSError as exc:
         fail(f"{record or states / 'decisions.jsonl'}: cannot write the decision record: {exc.strerror or exc}")
 
 
+def _recorder(record: str | None, states: Path, store: Path | None) -> GuardRecorder:
+    """The record, and a thread copying it into the store: a store that is down never holds up a decision."""
+    jsonl = _jsonl(record, states, store)
+    if store is None or jsonl.path is None:
+        return GuardRecorder(jsonl)
+    return GuardRecorder(jsonl, StoreFollower(store, jsonl.path, warn=lambda m: error(m)))
+
+
 def runtime_from_options(
-    policy: Path | None, mode: str, deny_at: str, rules: list[str] | None, states: Path, record: str | None
+    policy: Path | None, mode: str, deny_at: str, rules: list[str] | None, states: Path, record: str | None, store: Path | None = None
 ) -> GuardRuntime:
     """What every guard server shares (the Docker plugin here, the admission webhook later)."""
     if mode not in MODES:
@@ -60,7 +74,7 @@ def runtime_from_options(
         loaded = load_rules(rules or [])
     except RuleError as exc:
         fail(str(exc))
-    recorder = _recorder(record, states)
+    recorder = _recorder(record, states, store)
     try:
         return GuardRuntime(loaded, recorder, policy, mode, deny_at, ApprovalStore(states), warn=lambda m: error(m))
     except PolicyError as exc:
@@ -83,9 +97,16 @@ def serve_until_signalled(server: socketserver.BaseServer, runtime: GuardRuntime
             if not thread.is_alive():
                 break
     finally:
-        server.shutdown()
+        server.shutdown()  # no new connections
+        drain = getattr(server, "drain", None)
+        if drain is not None and not drain():  # answer what is being read, close idle kept-alive connections
+            error(f"{name}: connections still busy after the drain timeout; closing")
         server.server_close()
-        runtime.recorder.close()
+        runtime.recorder.close()  # then the store gets the last answered decisions
+        follower = getattr(runtime.recorder, "follower", None)
+        if follower is not None:
+            behind = f", {follower.behind} bytes of the record not yet in it (copied at the next start)" if follower.behind else ""
+            note(f"store {follower.store}: {follower.copied} records copied this run{behind}")
 
 
 @guard_app.command("docker-authz")
@@ -105,6 +126,7 @@ def docker_authz(
     rules: Annotated[list[str] | None, typer.Option("--rules", "-r", help="Extra rule directory or file (repeatable).")] = None,
     state: StateOpt = None,
     record: RecordOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Docker authorization plugin: judge exec, exec start, attach and container create; pass everything else."""
     from ..guard.docker_authz import FAIL_MODES, AuthzPlugin, UnixHTTPServer, socket_for
@@ -112,7 +134,7 @@ def docker_authz(
     if fail_mode not in FAIL_MODES:
         fail(f"--fail {fail_mode!r}: choose closed or open")
     states = state_dir(state)
-    runtime = runtime_from_options(policy, mode, deny_at, rules, states, record)
+    runtime = runtime_from_options(policy, mode, deny_at, rules, states, record, store)
     path = socket_path or socket_for("execguard")
     gc.freeze()  # compiled rules live as long as the process: keep the collector from walking them mid-request
     try:
@@ -131,6 +153,7 @@ def approve(
     namespace: Annotated[str | None, typer.Option("--namespace", help="Only in this namespace (Kubernetes); all when left out.")] = None,
     state: StateOpt = None,
     record: RecordOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Break glass: let USER through guard's denials for a while. Every use is recorded."""
     try:
@@ -145,10 +168,12 @@ def approve(
         fail(str(exc))
     except OSError as exc:
         fail(f"{states}: cannot write the approval: {exc.strerror or exc}")
-    recorder = _recorder(record, states)
+    recorder = _jsonl(record, states, store)
     recorder.record("approval", {"id": approval.id, "user": approval.user, "namespace": approval.namespace,
                                  "until": approval.until.isoformat(), "reason": approval.reason, "by": approval.by})  # fmt: skip
     recorder.close()
+    if store is not None and recorder.path is not None:
+        StoreFollower(store, recorder.path, warn=lambda m: error(m), follow=False).close()  # copied now
     where = f" in namespace {approval.namespace}" if approval.namespace else ""
     sys.stdout.write(f"approval {approval.id}: {one_line(user)}{one_line(where)} until {approval.until.isoformat(timespec='seconds')}\n")
 
@@ -158,3 +183,7 @@ from .guard_admission import admission_command, manifests_command  # noqa: E402
 
 guard_app.command("admission")(admission_command)
 guard_app.command("manifests")(manifests_command)
+
+from .guard_decisions import decisions_command  # noqa: E402
+
+guard_app.command("decisions")(decisions_command)

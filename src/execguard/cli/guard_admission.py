@@ -93,6 +93,9 @@ def admission_command(
     record: Annotated[
         str | None, typer.Option("--record", help="JSON lines decision record ('-': stdout) [STATE_DIR/decisions.jsonl].")
     ] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Also copy the record into this SQLite alert store; query with 'guard decisions'.")
+    ] = None,
     max_connections: Annotated[int, typer.Option("--max-connections", min=1, max=4096, help="Connections served at once.")] = (
         admission.MAX_CONNECTIONS
     ),
@@ -111,7 +114,7 @@ def admission_command(
         context = admission.tls_context(str(tls_cert), str(tls_key))
     except (ssl.SSLError, OSError) as exc:
         fail(f"{tls_cert}, {tls_key}: cannot load the TLS certificate and key: {getattr(exc, 'strerror', None) or exc}")
-    runtime = runtime_from_options(policy, mode, deny_at, rules, state_dir(state), record)
+    runtime = runtime_from_options(policy, mode, deny_at, rules, state_dir(state), record, store)
     limits = admission.Limits(max_body=max_body, timeout=timeout, max_connections=max_connections)
     try:
         server = admission.serve(address, context, judge_with(runtime), _log, limits)
