@@ -58,7 +58,8 @@ class Guarded:
     def start_plugin(self) -> None:
         sock = plugin_socket(self.name)
         exe = Path(sys.executable).with_name("execguard")
-        cmd = [str(exe), "guard", "docker-authz", "--socket", str(sock), "--policy", str(self.policy), "--state-dir", str(self.state)]
+        cmd = [str(exe), "guard", "docker-authz", "--socket", str(sock), "--policy", str(self.policy), "--state-dir", str(self.state),
+               "--store", str(self.state / "guard.db")]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while not sock.exists():
@@ -189,6 +190,19 @@ def test_break_glass_lets_the_approved_user_through(guarded: Guarded) -> None:
     )
     assert out.exit_code == 0 and out.stdout.startswith("approval ")
     assert any(r["kind"] == "approval" and r["user"] == "nobody-here" for r in guarded.records())
+
+    # the plugin copies its record into the store (--store): the approval and the decision it allowed are there
+    def stored(*args: str) -> list[dict[str, Any]]:
+        out = CliRunner().invoke(app, ["guard", "decisions", "--store", str(guarded.state / "guard.db"), "-o", "jsonl", *args])
+        assert out.exit_code == 0, out.stdout
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    deadline = time.monotonic() + 30  # copied every 0.2 s; a wait, not a timing assertion
+    while not stored("--decision", "approved") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored("--decision", "approved")[0]["user"] == "execguard-test-client"
+    assert {r["user"] for r in stored("--kind", "approval")} >= {"execguard-test-client", "nobody-here"}
+    assert any(r["rules"][:1] == ["cmd-reverse-shell"] for r in stored("--decision", "deny"))
 
 
 def test_plugin_down_fails_closed_then_recovers(guarded: Guarded) -> None:
