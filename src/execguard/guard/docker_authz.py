@@ -21,7 +21,9 @@ import os
 import re
 import socketserver
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -237,6 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:
+        with self.server.counting():
+            self._post()
+
+    def _post(self) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -281,8 +287,27 @@ class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
         with contextlib.suppress(FileNotFoundError):
             if path.is_socket():
                 path.unlink()  # a stale socket from a plugin that died; anything else we leave alone
+        self._busy = 0  # requests being answered
+        self._busy_lock = threading.Lock()
         super().__init__(str(path), _Handler)
         os.chmod(path, 0o600)  # dockerd runs as root; nobody else should talk to the plugin
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    def drain(self, timeout: float = READ_TIMEOUT) -> bool:
+        """After shutdown(): wait for the requests being answered (idle kept-alive connections end with the process)."""
+        deadline = time.monotonic() + timeout
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._busy
 
     def server_close(self) -> None:
         super().server_close()

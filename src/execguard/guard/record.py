@@ -43,6 +43,7 @@ class JsonlRecorder:
         self._prefix = secrets.token_hex(5) + "-"  # this process's records; the counter numbers them
         self._seq = itertools.count(1)
         self._fd: int | None = None
+        self._closed = False
         if path is not None:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -52,6 +53,8 @@ class JsonlRecorder:
         head = {"time": stamp, "kind": kind, "record_id": f"{self._prefix}{next(self._seq)}"}
         line = orjson.dumps({**head, **payload}, default=str) + b"\n"
         with self._lock:
+            if self._closed:
+                raise ValueError("the decision record is closed")  # the server answers 500: never a decision left unrecorded
             if self._fd is None:
                 sys.stdout.write(line.decode())
                 sys.stdout.flush()
@@ -62,6 +65,7 @@ class JsonlRecorder:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
