@@ -106,7 +106,8 @@ def serve_until_signalled(server: socketserver.BaseServer, runtime: GuardRuntime
         follower = getattr(runtime.recorder, "follower", None)
         if follower is not None:
             behind = f", {follower.behind} bytes of the record not yet in it (copied at the next start)" if follower.behind else ""
-            note(f"store {follower.store}: {follower.copied} records copied this run{behind}")
+            failed = f", {follower.failures} failed tries" if follower.failures else ""
+            note(f"store {follower.store}: {follower.copied} records copied this run{failed}{behind}")
 
 
 @guard_app.command("docker-authz")
