@@ -27,6 +27,8 @@ from ..policy import PolicyError
 from ..policy.model import MODES
 from .util import Group, error, fail, note, one_line
 
+SWITCH_INTERVAL = 0.0005
+
 guard_app = typer.Typer(
     cls=Group, no_args_is_help=True, rich_markup_mode=None, help="Block container administration commands before they run (docs/guard.md)."
 )
@@ -87,6 +89,9 @@ def serve_until_signalled(server: socketserver.BaseServer, runtime: GuardRuntime
     """Serve on a thread until SIGTERM/SIGINT; SIGHUP reloads the policy (the last good one stays on a bad file).
     Then the server is shut down and closed and the decision record closed, whatever ended it."""
     stop = threading.Event()
+    # a request thread that wakes while another thread (the store copy) holds the GIL waits up to this long for it:
+    # 5 ms by default, the whole latency budget
+    sys.setswitchinterval(SWITCH_INTERVAL)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
     signal.signal(signal.SIGHUP, lambda *_: note("policy reloaded") if runtime.reload() else None)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
