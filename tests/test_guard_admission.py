@@ -347,3 +347,29 @@ def test_a_name_cannot_smuggle_query_parameters() -> None:
     request = k8s_request.parse_review(review)
     (ev,) = k8s_request.events(request, k8s_request.facts(request))
     assert ev.command == ["ls"] and ev.target.pod == review["request"]["name"]
+
+
+def _raw(webhook: Webhook, data: bytes) -> bytes:
+    """Send bytes over TLS and read until the server closes the connection."""
+    host, port = webhook.server.server_address[:2]
+    ctx = reviews.client_context(webhook.ca)
+    with socket.create_connection((str(host), int(port)), timeout=5) as s, ctx.wrap_socket(s, server_hostname="127.0.0.1") as tls:
+        tls.sendall(data)
+        out = b""
+        while chunk := tls.recv(65536):
+            out += chunk
+    return out
+
+
+def test_http_edges_expect_continue_http10_methods_and_header_limits(webhook: Webhook) -> None:
+    body = orjson.dumps(reviews.connect("exec", MINER))
+    head = f"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    out = _raw(webhook, head.encode() + body)
+    assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n") and b'"allowed":false' in out
+    # HTTP/1.0 without keep-alive: answered, then closed (the read above and here ends only because the server closes)
+    out = _raw(webhook, f"POST / HTTP/1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    assert out.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in out
+    assert _raw(webhook, b"PUT / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    assert _raw(webhook, b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n").startswith(b"HTTP/1.1 431 ")
+    assert _raw(webhook, b"BROKEN\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert webhook.ask(reviews.connect("exec", ["ls"]))["response"]["allowed"] is True

@@ -21,6 +21,7 @@ import contextlib
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -106,7 +107,8 @@ class AdmissionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # _Connection catches what a client can cause; nothing else reaches here
+        # _Connection ends quietly on what a client can cause; anything else is one line, never a traceback
+        self.log(f"admission: connection from {client_address[0]}: {one_line(sys.exc_info()[1])}")
 
     def mark(self, conn: socket.socket, busy: bool | None) -> bool:
         """busy True/False, or None when the connection ends; False once a drain has begun."""
