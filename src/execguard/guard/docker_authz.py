@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socketserver
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -240,6 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         with self.server.counting():
+            if self.server.draining:  # stopping: no decision is made (or recorded) any more; dockerd refuses the call
+                self.close_connection = True
+                self._send(503, {"Allow": False, "Err": "execguard is stopping"})
+                return
             self._post()
 
     def _post(self) -> None:
@@ -288,6 +293,7 @@ class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
             if path.is_socket():
                 path.unlink()  # a stale socket from a plugin that died; anything else we leave alone
         self._busy = 0  # requests being answered
+        self.draining = False
         self._busy_lock = threading.Lock()
         super().__init__(str(path), _Handler)
         os.chmod(path, 0o600)  # dockerd runs as root; nobody else should talk to the plugin
@@ -304,10 +310,17 @@ class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
 
     def drain(self, timeout: float = READ_TIMEOUT) -> bool:
         """After shutdown(): wait for the requests being answered (idle kept-alive connections end with the process)."""
+        self.draining = True
         deadline = time.monotonic() + timeout
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.01)
         return not self._busy
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # dockerd closing or resetting a connection (it restarts, a call is cancelled): nothing to say; else one line
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            self.plugin.runtime.warn(f"docker-authz: connection failed: {type(exc).__name__}: {exc}")
 
     def server_close(self) -> None:
         super().server_close()
