@@ -34,6 +34,7 @@ class Output(str, Enum):
     table = "table"
     jsonl = "jsonl"
     ocsf = "ocsf"
+    html = "html"
 
 
 def _format(value: str) -> str:
@@ -82,7 +83,9 @@ def hunt(
     min_severity: Annotated[
         str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=severity_option)
     ] = "info",
-    output: Annotated[Output, typer.Option("--output", "-o", help="table, jsonl or ocsf.")] = Output.table,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="table, jsonl, ocsf or html (a self-contained report, docs/report.md).")
+    ] = Output.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write alerts here instead of stdout.")] = None,
     fail_on: Annotated[
         str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=severity_option)
@@ -186,7 +189,12 @@ def hunt(
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
     console = Console(file=text_out or sys.stdout)
-    sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
+    if output is Output.html:  # the report is above the sinks (it reads alert JSON), so not in their registry
+        from ..report.sink import HtmlSink
+
+        sink: Sink = HtmlSink(stream, inputs)
+    else:
+        sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
     run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra)
     unreadable = interrupted = write_failed = False
     progress = _progress() if err.is_terminal and not quiet else None
