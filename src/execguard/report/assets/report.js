@@ -341,6 +341,7 @@
     }
     state.rows = out; state.page = 0;
     sortRows();
+    table.dataset.filter = $("filter").value;  // what the rows shown were filtered by
   }
   function sortRows() {
     var col = C[state.sort], dir = state.dir, strings = D.columns[col] !== "t" && D.columns[col] !== "sev";
