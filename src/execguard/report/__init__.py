@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model import display
 from .data import Collector
 from .render import render
 
@@ -17,5 +18,6 @@ __all__ = ["Collector", "build"]
 
 def build(collector: Collector, title: str, inputs: list[str], findings: list[dict[str, Any]] | None = None) -> bytes:
     """The HTML page of everything ``collector`` took, with ``findings`` (execguard audit -o json) beside it."""
+    title = display(title)
     meta = {"title": title, "inputs": inputs, "alerts": len(collector)}
     return render(collector.blob(meta, findings), title)

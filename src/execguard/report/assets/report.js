@@ -27,7 +27,8 @@
   function iso(ms) { return ms === null ? "(no time)" : new Date(ms).toISOString(); }
   function plural(n, word) { return n.toLocaleString("en") + " " + word + (n === 1 ? "" : "s"); }
   // for Plotly's label and hover text, which understands a few tags and these entities
-  function esc(t) { return String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;"); }
+  // (with < and > as entities no tag can start; Plotly shows &quot; as is, so quotes stay)
+  function esc(t) { return String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   function cut(t, n) { return t.length > n ? t.slice(0, n - 1) + "…" : t; }
   function countBy(col) {
     var m = new Map(), k = C[col];
@@ -42,7 +43,9 @@
     }
     return Array.from(m.entries()).sort(function (a, b) { return b[1] - a[1] || (a[0] < b[0] ? -1 : 1); });
   }
-  function quote(v) { return /[\s"]/.test(v) ? '"' + v.replace(/"/g, "") + '"' : v; }
+  // a filter value: quoted (with \" and \\ inside) when it holds white space, a quote or a backslash
+  function quote(v) { return /[\s"\\]/.test(v) ? '"' + v.replace(/\\/g, "\\\\").replace(/"/g, '\\"') + '"' : v; }
+  function unquote(v) { return v.replace(/\\(.)/g, "$1"); }
 
   // ---------- summary
   var sevCounts = [0, 0, 0, 0, 0], timed = [];
@@ -299,9 +302,9 @@
     return function (x) { return re.test(x); };
   }
   function parseFilter(text) {
-    var tests = [], re = /(\w+):"([^"]*)"|(\w+):(\S*)|"([^"]*)"|(\S+)/g, m;
+    var tests = [], re = /(\w+):"((?:[^"\\]|\\.)*)"|(\w+):(\S*)|"((?:[^"\\]|\\.)*)"|(\S+)/g, m;
     while ((m = re.exec(text))) {
-      var key = m[1] || m[3], val = m[1] ? m[2] : m[3] ? m[4] : m[5] !== undefined ? m[5] : m[6];
+      var key = m[1] || m[3], val = m[1] ? unquote(m[2]) : m[3] ? m[4] : m[5] !== undefined ? unquote(m[5]) : m[6];
       if (key && key.toLowerCase() === "sev") {
         var n = SEV.indexOf(val.toLowerCase());
         if (n >= 0) tests.push(function (n) { return function (row) { return row[C.sev] === n; }; }(n));
