@@ -157,6 +157,8 @@ def hunt(
     if not inputs:
         fail("give at least one PATH, - for stdin, or --samples")
     check_output(out)
+    if output is Output.html:
+        _check_report()
     try:
         loaded = load(rules or [], builtin=not no_builtin)
     except RuleError as exc:
@@ -245,6 +247,16 @@ def hunt(
         raise typer.Exit(2)
     if fail_on is not None and run.worst >= severity_rank(fail_on):
         raise typer.Exit(1)
+
+
+def _check_report() -> None:
+    """-o html: plotly's script must be there before the hunt starts."""
+    from ..report.render import AssetError, plotly_js
+
+    try:
+        plotly_js()
+    except AssetError as exc:
+        fail(exc)
 
 
 def _extra_sinks(store: Path | None, specs: list[str]) -> Any:

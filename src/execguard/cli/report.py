@@ -28,14 +28,16 @@ def report_command(
     """Write a self-contained HTML investigation report: timeline, counts, ATT&CK, who exec'd into what, stories, alert table."""
     from ..report import Collector, build
     from ..report.inputs import ReportInputError, findings, jsonl_alerts, store_alerts
+    from ..report.render import AssetError, plotly_js
 
     sources = list(paths or [])
     if not sources and store is None:
         fail("give at least one alert file (hunt -o jsonl), - for stdin, or --store DB")
     check_output(out)
     try:
+        plotly_js()
         found = findings(audit) if audit is not None else None
-    except ReportInputError as exc:
+    except (ReportInputError, AssetError) as exc:
         fail(exc)
     warnings = 0
 

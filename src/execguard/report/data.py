@@ -9,11 +9,13 @@ shown as escapes); the page then puts it in the DOM as text only, never as marku
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from ..model import display, severity_rank
+from ..model import display as _display
+from ..model import severity_rank
 from ..times import time_ns
 
 # the columns of a row, in order; the page reads them by these names
@@ -32,6 +34,8 @@ COLUMNS = (
     "extra",  # JSON object of the non-empty fields nearly unique per alert (event id, request URI, process, rbac ...)
 )  # fmt: skip
 STRING_COLUMNS = frozenset(COLUMNS) - {"t", "sev", "line"}
+# actors, pods, rules and reasons repeat from alert to alert; escaping is a pure function of the text
+display = lru_cache(maxsize=65536)(_display)
 NO_ACTOR = "(no identity)"
 NO_TARGET = "(no target)"
 
@@ -81,6 +85,7 @@ def target_label(target: dict[str, Any]) -> str:
 
 
 def _ctx(d: dict[str, Any]) -> dict[str, Any]:
+    """The context fields as they are in the alert (``shown`` is applied once per distinct value by the Collector)."""
     actor = d.get("actor") or {}
     target = d.get("target") or {}
     out: dict[str, Any] = {}
@@ -93,7 +98,7 @@ def _ctx(d: dict[str, Any]) -> dict[str, Any]:
     for key in _EXTRA_TARGET:
         if not _empty(target.get(key)):
             out[f"target.{key}"] = target[key]
-    return shown(out)
+    return out
 
 
 def _extra(d: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +120,17 @@ class Collector:
         self.groups: Counter[str] = Counter()
         self.user_worst: dict[str, int] = {}
         self.group_worst: dict[str, int] = {}
+        self._ctx_ids: dict[bytes, int] = {}  # the raw JSON of a context -> its string id, escaped once
+
+    def _context(self, d: dict[str, Any]) -> int:
+        ctx = _ctx(d)
+        if not ctx:
+            return 0
+        raw = orjson.dumps(ctx)
+        i = self._ctx_ids.get(raw)
+        if i is None:
+            i = self._ctx_ids[raw] = self._s(orjson.dumps(shown(ctx)).decode())
+        return i
 
     def _s(self, value: str) -> int:
         i = self._ids.get(value)
@@ -154,7 +170,7 @@ class Collector:
             s("\n".join(_text(p) for p in d.get("procedures") or [])),
             s("\n".join(_text(r.get("rule_id")) for r in rules if isinstance(r, dict))),
             s("\n".join(_text(g) for g in actor.get("groups") or [])),
-            s(orjson.dumps(ctx).decode()) if (ctx := _ctx(d)) else 0,
+            self._context(d),
             s(orjson.dumps(extra).decode()) if (extra := _extra(d)) else 0,
         ])  # fmt: skip
         user = actor.get("user")

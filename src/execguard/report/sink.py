@@ -7,6 +7,7 @@ from typing import IO
 from ..model import Alert
 from ..sinks.alert_json import alert_dict
 from . import Collector, build
+from .render import plotly_js
 
 
 class HtmlSink:
@@ -15,6 +16,7 @@ class HtmlSink:
         self.inputs = inputs
         self.title = title
         self.collector = Collector()
+        plotly_js()  # a missing plotly fails now (AssetError), not after the hunt
 
     def write(self, alert: Alert) -> None:
         self.collector.add(alert_dict(alert))
