@@ -58,24 +58,33 @@ def scaled(base: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return out
 
 
+def until(page: Any, predicate: str, arg: Any = None) -> None:
+    # polled from here: page.wait_for_function evals in the page in older Playwright, which the report's CSP refuses
+    deadline = time.monotonic() + 300
+    while not page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {predicate}")
+        time.sleep(0.005)
+
+
 def load(browser: Any, html: Path, ns: str) -> dict[str, float]:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     start = time.perf_counter()
     page.goto(html.resolve().as_uri(), timeout=300_000)
-    page.wait_for_function("window.__report && window.__report.ready", timeout=300_000, polling=20)
+    until(page, "() => !!(window.__report && window.__report.ready)")
     wall = time.perf_counter() - start
     ready = page.evaluate("window.__report.readyMs") / 1000
     t = time.perf_counter()
     page.fill("#filter", f"ns:{ns}")
-    page.wait_for_function("(t) => document.querySelector('#alerts').dataset.filter === t", arg=f"ns:{ns}", polling=10)
+    until(page, "(t) => document.querySelector('#alerts').dataset.filter === t", f"ns:{ns}")
     filt = time.perf_counter() - t - 0.15  # the filter waits 150 ms after the last key
     page.fill("#filter", "")
-    page.wait_for_function("() => document.querySelector('#alerts').dataset.filter === ''", polling=10)
+    until(page, "() => document.querySelector('#alerts').dataset.filter === ''")
     t = time.perf_counter()
     page.click('#alerts th[data-col="sev"]')
-    page.wait_for_function("() => document.querySelector('#alerts th[data-col=\"sev\"]').className !== ''", polling=10)
+    until(page, "() => document.querySelector('#alerts th[data-col=\"sev\"]').className !== ''")
     sort = time.perf_counter() - t
     page.close()
     if errors:

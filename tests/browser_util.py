@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,18 @@ def open_report(browser: Any, path: Path, width: int = 1400, height: int = 900) 
 
     page.on("dialog", dialog)
     page.goto(path.resolve().as_uri())
-    page.wait_for_function("window.__report && window.__report.ready", timeout=120_000)
+    wait_until(page, "() => !!(window.__report && window.__report.ready)", timeout=120)
     return opened
+
+
+def wait_until(page: Any, predicate: str, arg: Any = None, timeout: float = 30) -> None:
+    """Poll a JS function until it returns true. Not page.wait_for_function: Playwright 1.52 (the floor) evals its
+    predicate inside the page, which the report's Content-Security-Policy (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{predicate} not true after {timeout} s")
+        time.sleep(0.02)
 
 
 def table_count(page: Any) -> int:
@@ -75,5 +86,5 @@ def table_count(page: Any) -> int:
 def filter_to(page: Any, text: str) -> int:
     """Type into the table's filter and wait until the table has been redrawn for it."""
     page.fill("#filter", text)
-    page.wait_for_function("(t) => document.querySelector('#alerts').dataset.filter === t", arg=text)
+    wait_until(page, "(t) => document.querySelector('#alerts').dataset.filter === t", text)
     return table_count(page)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from browser_util import browser_or_skip, filter_to, open_report, table_count
+from browser_util import browser_or_skip, filter_to, open_report, table_count, wait_until
 from execguard.cli import app
 from execguard.model import display
 from execguard.times import time_ns
@@ -88,7 +88,7 @@ def test_report_of_the_simulate_corpus(browser: Any, corpus: tuple[Path, list[di
     times = sorted(t for a in alerts if (t := time_ns(a["time"])) is not None)
     mid = (times[0] + times[-1]) // 2 // 1_000_000
     page.evaluate("([a, b]) => Plotly.relayout('timeline', {'xaxis.range[0]': a, 'xaxis.range[1]': b})", [times[0] // 1_000_000, mid])
-    page.wait_for_function("(n) => +document.getElementById('timeline').dataset.points !== n", arg=timed)
+    wait_until(page, "(n) => +document.getElementById('timeline').dataset.points !== n", timed)
     assert page.eval_on_selector("#timeline", "e => +e.dataset.points") == sum(1 for t in times if t // 1_000_000 <= mid)
 
     # counts by rule, namespace, actor and source format: the rows shown are the most frequent, with their counts
