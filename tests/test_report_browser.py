@@ -157,7 +157,9 @@ def test_report_of_the_simulate_corpus(browser: Any, corpus: tuple[Path, list[di
     order = sorted(range(len(alerts)), key=lambda i: (ts[i] is None, ts[i] or 0, i))  # the report's row order
     assert argv == [display(x) for x in alerts[order[row]]["command"]]
 
-    page.click('#alerts th[data-col="t"]')  # back to time order for the picture
+    page.click('#alerts th[data-col="t"]')  # back to time order and the whole range for the picture
+    page.click("#timeline-reset")
+    assert page.eval_on_selector("#timeline", "e => +e.dataset.points") == timed
     page.evaluate("() => window.scrollTo(0, 0)")
     shot = SCREENSHOT if os.environ.get("EXECGUARD_UPDATE_SCREENSHOT") == "1" else d / "report.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
