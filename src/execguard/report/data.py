@@ -33,7 +33,6 @@ COLUMNS = (
     "ctx",  # JSON object of the non-empty context fields that repeat (user agent, source IP, image, node, tty ...)
     "extra",  # JSON object of the non-empty fields nearly unique per alert (event id, request URI, process, rbac ...)
 )  # fmt: skip
-STRING_COLUMNS = frozenset(COLUMNS) - {"t", "sev", "line"}
 # actors, pods, rules and reasons repeat from alert to alert; escaping is a pure function of the text
 display = lru_cache(maxsize=65536)(_display)
 NO_ACTOR = "(no identity)"
