@@ -86,8 +86,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_file_keeps_the_data_inert(report: Path) -> None:
     html = report.read_text(encoding="utf-8")
-    # only our three script elements end: the data's "</script" is \u003c/script in the JSON
-    assert len(re.findall(r"</script", html, re.IGNORECASE)) == 3
+    # only our four script elements end (data, plotly, report.js, table.js): the data's "</script" is \u003c/script
+    assert len(re.findall(r"</script", html, re.IGNORECASE)) == 4
     assert not any(ch in html for ch in HIDDEN)
     m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
     assert m is not None and "<" not in m.group(1) and ">" not in m.group(1) and "&" not in m.group(1)
@@ -152,7 +152,7 @@ def test_nothing_injected_runs_and_text_shows_literally(browser: Any, report: Pa
     assert opened.console == []
     assert set(opened.requests) == {report.resolve().as_uri()}
     assert page.eval_on_selector_all("img, iframe, object, embed, [onerror], [onload]", "es => es.length") == 0
-    assert page.eval_on_selector_all("script", "es => es.length") == 3
+    assert page.eval_on_selector_all("script", "es => es.length") == 4
     text = page.inner_text("body")
     assert not any(ch in text for ch in HIDDEN), "a hidden character reached the page as itself"
     assert "\\u202e" in text and "{{ 7*7 }}" in text and "<b>bold</b> &amp; &lt;" in text

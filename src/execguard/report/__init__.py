@@ -1,7 +1,7 @@
 """``execguard report``: alerts (and audit findings) as one self-contained HTML investigation report.
 
 ``data.py`` folds alert dicts into a compact blob, ``inputs.py`` reads JSON lines, the alert store and audit
-findings, ``render.py`` writes the page (Jinja2, Plotly inlined, assets/report.js draws it), ``sink.py`` is
+findings, ``render.py`` writes the page (Jinja2, Plotly inlined, assets/report.js and table.js draw it), ``sink.py`` is
 ``hunt --output html``. It reads only alert JSON (sinks/alert_json.py), never the engine: docs/report.md.
 """
 

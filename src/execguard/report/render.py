@@ -1,7 +1,7 @@
 """The report as one self-contained HTML file: Jinja2 (autoescape on) for the page, Plotly inlined, data as JSON.
 
 Nothing is fetched at view time: plotly.min.js (from the plotly package) and the page's own script and style are
-inlined, and a Content-Security-Policy allows only those two scripts (by hash) and no network at all, so even a
+inlined, and a Content-Security-Policy allows only those scripts (by hash) and no network at all, so even a
 string that escaped its escaping could not run or call out.
 """
 
@@ -81,8 +81,9 @@ def render(blob: dict[str, Any], title: str) -> bytes:
     """The whole HTML page for a data blob built by ``data.Collector.blob``."""
     plotly = plotly_js()
     app = _inline_js(_asset("report.js"))
+    table = _inline_js(_asset("table.js"))
     csp = (
-        f"default-src 'none'; script-src {_sha256(plotly)} {_sha256(app)}; style-src 'unsafe-inline'; "
+        f"default-src 'none'; script-src {_sha256(plotly)} {_sha256(app)} {_sha256(table)}; style-src 'unsafe-inline'; "
         "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
     )
     page = _env().get_template("report.html.j2").render(
@@ -93,6 +94,7 @@ def render(blob: dict[str, Any], title: str) -> bytes:
         css=Markup(_asset("report.css")),  # our own file, not log content
         plotly_js=Markup(plotly),
         app_js=Markup(app),
+        table_js=Markup(table),
         data=Markup(json_for_script(blob)),
     )
     return page.encode("utf-8")
