@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from browser_util import browser_or_skip, filter_to, open_report, table_count, wait_until
 from execguard.cli import app
 from execguard.model import display
+from execguard.report.data import target_label
 from execguard.times import time_ns
 
 runner = CliRunner()
@@ -91,6 +92,14 @@ def test_report_of_the_simulate_corpus(browser: Any, corpus: tuple[Path, list[di
     wait_until(page, "(n) => +document.getElementById('timeline').dataset.points !== n", timed)
     assert page.eval_on_selector("#timeline", "e => +e.dataset.points") == sum(1 for t in times if t // 1_000_000 <= mid)
 
+    # per target: the same alerts, in rows of namespace/pod or container
+    page.click("#timeline-reset")
+    page.select_option("#timeline-by", "target")
+    targets = Counter(target_label(a["target"]) for a in alerts)
+    rows_expected = min(len(targets), 30) + (len(targets) > 30)
+    assert page.eval_on_selector("#timeline", "e => [+e.dataset.points, +e.dataset.rows]") == [timed, rows_expected]
+    page.select_option("#timeline-by", "actor")
+
     # counts by rule, namespace, actor and source format: the rows shown are the most frequent, with their counts
     expect = {
         "rule": Counter(a["rule_id"] for a in alerts),
@@ -123,8 +132,15 @@ def test_report_of_the_simulate_corpus(browser: Any, corpus: tuple[Path, list[di
     rows = page.eval_on_selector_all("#exposure-table tbody tr", "rs => rs.map(r => [r.dataset.id, +r.dataset.alerts, r.textContent])")
     assert [n for _i, n, text in rows if sa in text] == [sum(1 for a in alerts if a["actor"]["user"] == sa)]
 
-    # story: the busiest actor's alerts in time order
+    # story: the busiest actor's alerts in time order, 200 at a time
     assert page.eval_on_selector("#story", "e => +e.dataset.count") == actors[top_actor]
+    assert page.eval_on_selector_all("#story > li", "ls => ls.length") == min(200, actors[top_actor])
+    if actors[top_actor] > 200:
+        page.click("#story-more")
+        assert page.eval_on_selector_all("#story > li", "ls => ls.length") == min(400, actors[top_actor])
+    second = actors.most_common(2)[1][0]
+    page.select_option("#story-actor", label=f"{second} ({actors[second]})")
+    assert page.eval_on_selector("#story", "e => +e.dataset.count") == actors[second]
 
     # the table: all alerts, a page of 100; filters narrow it to the right count
     assert table_count(page) == len(alerts)
@@ -175,8 +191,6 @@ def actor(a: dict[str, Any]) -> str:
 
 def searchable(a: dict[str, Any]) -> str:
     """The text a bare word in the filter is looked for in (lower case)."""
-    from execguard.report.data import target_label
-
     t = a["target"]
     parts = [a["rule_id"], a["title"], actor(a), t["namespace"], t["pod"], t["container"], target_label(t), a["command_display"],
              a["source"]["file"], *a["reasons"]]  # fmt: skip
