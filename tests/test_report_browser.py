@@ -195,3 +195,14 @@ def searchable(a: dict[str, Any]) -> str:
     parts = [a["rule_id"], a["title"], actor(a), t["namespace"], t["pod"], t["container"], target_label(t), a["command_display"],
              a["source"]["file"], *a["reasons"]]  # fmt: skip
     return "\n".join(p or "" for p in parts).lower()
+
+
+def test_report_of_no_alerts(browser: Any, tmp_path: Path) -> None:
+    (tmp_path / "none.jsonl").write_text("")
+    cli("report", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "none.html"), "-q")
+    opened = open_report(browser, tmp_path / "none.html")
+    assert opened.console == []
+    assert table_count(opened.page) == 0
+    assert opened.page.inner_text("#timeline") == "No alert has a time."
+    assert opened.page.inner_text("#page-info") == "no alert matches"
+    opened.page.close()
