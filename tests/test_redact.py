@@ -277,7 +277,8 @@ def hunted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     runner = CliRunner()
     outs: dict[str, Any] = {"format": request.param}
     # the table as blocks (under 160 columns) and as a table wide enough that no cell folds
-    runs = (("table", "table", "100"), ("table-wide", "table", "3000"), ("jsonl", "jsonl", "100"), ("ocsf", "ocsf", "100"))
+    runs = (("table", "table", "100"), ("table-wide", "table", "3000"), ("jsonl", "jsonl", "100"), ("ocsf", "ocsf", "100"),
+            ("html", "html", "100"))  # fmt: skip
     for key, fmt, columns in runs:
         args = ["hunt", "-o", fmt, "--min-severity", "info", str(path)]
         res = runner.invoke(app, args, catch_exceptions=False, env={"COLUMNS": columns})
@@ -286,9 +287,11 @@ def hunted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return outs
 
 
-@pytest.mark.parametrize("fmt", ["table", "table-wide", "jsonl", "ocsf"])
+@pytest.mark.parametrize("fmt", ["table", "table-wide", "jsonl", "ocsf", "html"])
 def test_no_secret_in_any_output(hunted: dict[str, Any], fmt: str) -> None:
     out, err = hunted[fmt]
+    if fmt == "html":  # the report's data as the page reads it, JSON escapes undone
+        out += json.dumps(report_data(out), ensure_ascii=False).encode()
     assert MASK.encode() in out
     # blocks fold long values onto indented lines: without white space a folded secret is whole again
     unfolded = re.sub(rb"\s+", b"", out)
@@ -354,3 +357,10 @@ def test_bidi_in_every_output(tmp_path: Path) -> None:
     assert finding["evidences"][0]["process"]["cmd_line"] == alert["command_display"]
     assert RLO not in finding["message"] and RLO not in finding["finding_info"]["desc"]
     assert finding["unmapped"]["execguard"]["command"] == argv
+
+
+def report_data(html: bytes) -> Any:
+    """The JSON blob of an HTML report."""
+    m = re.search(rb'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    assert m is not None
+    return json.loads(m.group(1))

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import alerts, audit, guard, hunt, rules, sim, watch
+from . import alerts, audit, guard, hunt, report, rules, sim, watch
 from .hunt import sample_dir
 from .util import Group
 
@@ -33,6 +33,7 @@ app.command("emulate")(sim.emulate_command)
 app.command("score")(sim.score_command)
 app.command("watch")(watch.watch_command)
 app.command("alerts")(alerts.alerts_command)
+app.command("report")(report.report_command)
 app.add_typer(guard.guard_app, name="guard")
 
 

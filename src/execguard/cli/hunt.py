@@ -34,6 +34,7 @@ class Output(str, Enum):
     table = "table"
     jsonl = "jsonl"
     ocsf = "ocsf"
+    html = "html"
 
 
 def _format(value: str) -> str:
@@ -82,7 +83,9 @@ def hunt(
     min_severity: Annotated[
         str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=severity_option)
     ] = "info",
-    output: Annotated[Output, typer.Option("--output", "-o", help="table, jsonl or ocsf.")] = Output.table,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="table, jsonl, ocsf or html (a self-contained report, docs/report.md).")
+    ] = Output.table,
     out: Annotated[Path | None, typer.Option("--out", help="Write alerts here instead of stdout.")] = None,
     fail_on: Annotated[
         str | None, typer.Option("--fail-on", help="Exit 1 when an alert at or above this level is found.", callback=severity_option)
@@ -154,6 +157,8 @@ def hunt(
     if not inputs:
         fail("give at least one PATH, - for stdin, or --samples")
     check_output(out)
+    if output is Output.html:
+        _check_report()
     try:
         loaded = load(rules or [], builtin=not no_builtin)
     except RuleError as exc:
@@ -186,7 +191,12 @@ def hunt(
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
     console = Console(file=text_out or sys.stdout)
-    sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
+    if output is Output.html:  # the report is above the sinks (it reads alert JSON), so not in their registry
+        from ..report.sink import HtmlSink
+
+        sink: Sink = HtmlSink(stream, inputs)
+    else:
+        sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
     run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra)
     unreadable = interrupted = write_failed = False
     progress = _progress() if err.is_terminal and not quiet else None
@@ -237,6 +247,16 @@ def hunt(
         raise typer.Exit(2)
     if fail_on is not None and run.worst >= severity_rank(fail_on):
         raise typer.Exit(1)
+
+
+def _check_report() -> None:
+    """-o html: plotly's script must be there before the hunt starts."""
+    from ..report.render import AssetError, plotly_js
+
+    try:
+        plotly_js()
+    except AssetError as exc:
+        fail(exc)
 
 
 def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
