@@ -230,3 +230,40 @@ def test_killed_watch_resumes_without_loss_or_duplicates(tmp_path: Path) -> None
 def test_cli_needs_an_input() -> None:
     r = subprocess.run([str(EXE), "watch"], capture_output=True, timeout=WAIT, check=False)
     assert r.returncode == 2 and b"give an input: --audit-webhook HOST:PORT, --docker URL or --tail PATH" in r.stderr
+
+
+def test_falco_output_is_followed_as_json_records(tmp_path: Path) -> None:
+    # tests/data/falco-output/alerts.jsonl: Falco's JSON alerts, written in its output's shape (tests/data/README.md)
+    sample = (DATA / "falco-output" / "alerts.jsonl").read_bytes()
+    log = tmp_path / "falco.log"
+    cut = sample.index(b"\n", len(sample) // 2) + 1
+    log.write_bytes(sample[:cut])
+    warnings: list[str] = []
+    tail = TailInput([str(log)], from_start=True, warn=lambda f, n, m: warnings.append(f"{n}: {m}"))
+    got = Events()
+    tail.poll_once(got, first=True)
+    with open(log, "ab") as f:
+        f.write(sample[cut:])
+    tail.poll_once(got)
+    whole = list(Reader().read([str(DATA / "falco-output" / "alerts.jsonl")]))
+    assert [(e.source.line, e.command) for e in got] == [(e.source.line, e.command) for e in whole]
+    assert {e.action for e in got} == {"process"} and len(got) == 7
+    assert got[0].process is not None and got[0].process.in_init_tree is False
+    assert warnings == ["11: falco: output_fields is str, not an object"]
+
+
+def test_auditd_log_is_followed_with_its_own_parser(tmp_path: Path) -> None:
+    sample = (DATA / "auditd" / "written-container-exec.log").read_bytes()
+    log = tmp_path / "audit.log"
+    cut = sample.index(b"type=EOE", len(sample) // 3)  # stop inside an event: its records wait for the rest
+    log.write_bytes(sample[:cut])
+    tail = TailInput([str(log)], from_start=True)
+    got = Events()
+    tail.poll_once(got, first=True)
+    with open(log, "ab") as f:
+        f.write(sample[cut:])
+    tail.poll_once(got)
+    whole = list(Reader().read([str(DATA / "auditd" / "written-container-exec.log")]))
+    assert sorted((e.source.line or 0, e.command) for e in got) == sorted((e.source.line or 0, e.command) for e in whole)
+    # every event went out as the log moved on (EOE, or a later record past the window): nothing waits for a close
+    assert len(got) == 6 and all(e.source.format == "auditd" for e in got)

@@ -38,8 +38,10 @@ WINDOW = 2.0  # seconds of log time a group waits for its EOE
 PENDING_LINES = 5000
 PENDING_LIMIT = 4096
 
+# a record at the start of its line, maybe behind a syslog prefix (audispd, journald), never inside JSON or
+# quotes: a command that mentions "type=EXECVE msg=audit(...)" must not make a JSON log read as auditd
 _RECORD = re.compile(
-    r"(?:^|\s)(?:node=(?P<node>\S+)\s+)?type=(?P<type>\w+)\s+(?:msg=)?audit\((?P<stamp>[^)]*?):(?P<serial>\d+)\)\s*:?\s?(?P<body>.*)$"
+    r"^(?:[^{\"]*?\s)??(?:node=(?P<node>\S+)\s+)?type=(?P<type>\w+)\s+(?:msg=)?audit\((?P<stamp>[^)]*?):(?P<serial>\d+)\)\s*:?\s?(?P<body>.*)$"
 )
 _PAIR = re.compile(r"([\w\[\]]+)=(\"[^\"]*\"|'[^']*'|\S*)")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
@@ -120,6 +122,10 @@ class Parser:
         yield from out
 
     def _feed(self, lineno: int, line: str, out: list[Event]) -> None:
+        if line.startswith("----"):  # ausearch's separator: the events before it are whole
+            while self._open:
+                out.extend(self._finish(self._open.popitem(last=False)[1]))
+            return
         m = _RECORD.search(line)
         if m is None:
             if "type=" in line and "audit(" in line:
