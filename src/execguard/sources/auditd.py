@@ -43,6 +43,7 @@ PENDING_LIMIT = 4096
 _RECORD = re.compile(
     r"^(?:[^{\"]*?\s)??(?:node=(?P<node>\S+)\s+)?type=(?P<type>\w+)\s+(?:msg=)?audit\((?P<stamp>[^)]*?):(?P<serial>\d+)\)\s*:?\s?(?P<body>.*)$"
 )
+_SYSCALL = re.compile(r"(?:^|\s)syscall=(\w+)")
 _PAIR = re.compile(r"([\w\[\]]+)=(\"[^\"]*\"|'[^']*'|\S*)")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
@@ -70,31 +71,55 @@ def _decode(v: str, raw: bool) -> str:
     return v
 
 
-def _stamp(text: str) -> tuple[float | None, str | None, bool]:
-    """(seconds, ISO time, raw?) of the audit(...) stamp: epoch seconds raw, or `ausearch -i`'s local date."""
+def _seconds(text: str) -> tuple[float | None, bool]:
+    """(epoch seconds, raw?) of the audit(...) stamp: seconds in raw logs, `ausearch -i`'s local date (read as UTC)."""
     try:
-        secs = float(text)
-        return secs, procs.iso_seconds(secs), True
+        return float(text), True
     except ValueError:
         pass
     try:
         when = datetime.strptime(text.strip(), "%m/%d/%Y %H:%M:%S.%f").replace(tzinfo=UTC)
     except ValueError:
-        return None, None, False
-    return when.timestamp(), when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", False
+        return None, False
+    return when.timestamp(), False
+
+
+def _iso(group: _Group) -> str:
+    """RFC 3339 time of a group, its fraction as the log wrote it (milliseconds)."""
+    whole, _, frac = group.stamp.partition(".")
+    if group.raw and whole.isdigit() and frac.isdigit():
+        return datetime.fromtimestamp(int(whole), UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac}Z"
+    return procs.iso_seconds(group.secs)
 
 
 @dataclass
 class _Group:
     node: str | None
     serial: str
-    secs: float | None
-    time: str | None
+    secs: float
+    stamp: str
     raw: bool
     lineno: int
+    execve: bool = False  # an EXECVE record was seen
+    bodies: list[tuple[str, str]] = field(default_factory=list)  # (record type, text): parsed only if it is an exec
     records: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     args: list[tuple[str, str]] = field(default_factory=list)  # EXECVE pairs in order, over all its records
     names: dict[str, str] = field(default_factory=dict)  # ENRICHED: AUID="alice" UID="root"
+
+    def parse(self) -> None:
+        """The records' fields, read once the group is known to be an exec (most syscalls are not)."""
+        for kind, text in self.bodies:
+            body, _, enriched = text.partition("\x1d")
+            for k, v in _PAIR.findall(enriched):
+                self.names[k] = v.strip('"')
+            if kind == "EXECVE":
+                self.args.extend(_execve_pairs(body, self.raw))
+                continue
+            if kind == "PROCTITLE" and not self.raw:
+                pairs = {"proctitle": body.partition("proctitle=")[2]}
+            else:
+                pairs = {k: (_decode(v, self.raw) if k in _TEXT_KEYS else v.strip('"')) for k, v in _PAIR.findall(body)}
+            self.records.setdefault(kind, []).append(pairs)
 
 
 @dataclass
@@ -142,32 +167,24 @@ class Parser:
             return
         group = self._open.get(key)
         if group is None:
-            secs, when, raw = _stamp(m["stamp"])
-            if when is None:
+            secs, raw = _seconds(m["stamp"])
+            if secs is None:
                 raise SourceError(f"unreadable audit time {m['stamp'][:40]!r}")
-            group = _Group(m["node"], m["serial"], secs, when, raw, lineno)
+            group = _Group(m["node"], m["serial"], secs, m["stamp"], raw, lineno)
             self._open[key] = group
-            if secs is not None and secs > self._latest:
+            if secs > self._latest:
                 self._latest = secs
             while len(self._open) > PENDING_LIMIT:
                 out.extend(self._finish(self._open.popitem(last=False)[1]))
-        body, _, enriched = m["body"].partition("\x1d")
-        for k, v in _PAIR.findall(enriched):
-            group.names[k] = v.strip('"')
+        group.bodies.append((kind, m["body"]))
         if kind == "EXECVE":
-            group.args.extend(_execve_pairs(body, group.raw))
-            return
-        if kind == "PROCTITLE" and not group.raw:
-            pairs = {"proctitle": body.partition("proctitle=")[2]}
-        else:
-            pairs = {k: (_decode(v, group.raw) if k in _TEXT_KEYS else v.strip('"')) for k, v in _PAIR.findall(body)}
-        group.records.setdefault(kind, []).append(pairs)
+            group.execve = True
 
     def _expire(self, lineno: int) -> list[Event]:
         out: list[Event] = []
         while self._open:
             group = next(iter(self._open.values()))
-            late = group.secs is not None and self._latest - group.secs > WINDOW
+            late = self._latest - group.secs > WINDOW
             if not late and lineno - group.lineno <= PENDING_LINES:
                 break
             self._open.popitem(last=False)
@@ -175,10 +192,12 @@ class Parser:
         return out
 
     def _finish(self, group: _Group) -> list[Event]:
-        sys = (group.records.get("SYSCALL") or [{}])[0]
-        verb = _EXEC_SYSCALLS.get(sys.get("syscall", ""))
-        if not group.args and verb is None:
+        syscall = next((_SYSCALL.search(b) for k, b in group.bodies if k == "SYSCALL"), None)
+        verb = _EXEC_SYSCALLS.get(syscall[1]) if syscall else None
+        if not group.execve and verb is None:
             return []  # some other syscall
+        group.parse()
+        sys = (group.records.get("SYSCALL") or [{}])[0]
         return [_event(group, sys, verb or "execve", SourceRef(format=FORMAT, file=self.file, line=group.lineno))]
 
 
@@ -263,4 +282,4 @@ def _event(group: _Group, sys: dict[str, str], verb: str, ref: SourceRef) -> Eve
     )
     target = Target(container_id=container_id, node=group.node)
     run_as = group.names.get("UID") or procs.value(uid)
-    return procs.event(ref, group.time, argv, proc, target, outcome=outcome, verb=verb, run_as=run_as, actor=actor)
+    return procs.event(ref, _iso(group), argv, proc, target, outcome=outcome, verb=verb, run_as=run_as, actor=actor)

@@ -69,7 +69,7 @@ def container_from_cgroup(path: str | None) -> str | None:
 
 def iso_seconds(secs: float) -> str:
     stamp = datetime.fromtimestamp(int(secs), UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    frac = round((secs - int(secs)) * 1000)
+    frac = min(999, round((secs - int(secs)) * 1000))
     return f"{stamp}.{frac:03d}Z" if frac else f"{stamp}Z"
 
 
