@@ -50,7 +50,8 @@ def _time(obj: dict[str, Any], fields: dict[str, Any]) -> str | None:
 def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
     fields = as_dict(obj.get("output_fields"), "output_fields")
     get = procs.value
-    if as_str(obj.get("source")) == "k8s_audit" or any(k.startswith("ka.") for k in fields):
+    source = as_str(obj.get("source"))
+    if source == "k8s_audit" or (source != "syscall" and any(k.startswith("ka.") for k in fields)):
         raise NotProcess("a Falco k8s_audit alert: hunt the audit log itself")
     evt_type = get(fields.get("evt.type"))
     if evt_type is not None and evt_type not in _EXEC_TYPES:

@@ -25,14 +25,17 @@ _MONITORS = ("containerd-shim", "docker-containerd-shim", "conmon")
 
 # a container id in a cgroup path: docker-ID.scope, cri-containerd-ID.scope, crio-ID.scope, /docker/ID, /kubepods/.../ID
 _CGROUP_ID = re.compile(r"(?:^|[/-])([0-9a-f]{64})(?:\.scope)?(?:/|$)")
-UNSET = ("", "<NA>", "N/A", "?", "(null)", "(none)", "unset", "4294967295", "-1")
+UNSET = frozenset({"", "<NA>", "N/A", "?", "(null)", "(none)", "unset", "4294967295", "-1"})
 
 
 def value(v: object) -> str | None:
     """A field's text, or None for the placeholders the tools print for 'unknown'."""
-    if v is None or isinstance(v, (dict, list, bool)):
+    if type(v) is str:
+        s = v.strip()
+    elif v is None or isinstance(v, (dict, list, bool)):
         return None
-    s = str(v).strip()
+    else:
+        s = str(v)
     return None if s in UNSET else s
 
 
