@@ -125,6 +125,17 @@ def test_kubearmor_blocked_exec_is_denied_and_uid_cwd_are_read() -> None:
     assert vault.process is not None and vault.process.uid == 100 and vault.time is None
 
 
+def test_kubearmor_bad_record_is_named_and_the_rest_flows(tmp_path: Path) -> None:
+    good = KUBEARMOR.read_text().splitlines()[52]  # the bottlerocket token read
+    bad = json.dumps({"Operation": "Process", "HostPID": 1, "ProcessName": None, "Source": "", "Resource": "<NA>"})
+    path = tmp_path / "karmor.jsonl"
+    path.write_text("\n".join([bad, good, "{not json"]) + "\n")
+    events, warnings, reader = read(path)
+    assert [e.source.line for e in events] == [2]
+    assert warnings[0] == (1, "kubearmor: KubeArmor Process record without Resource or ProcessName")
+    assert [n for n, _ in warnings] == [1, 3] and reader.stats.bad == 2
+
+
 # ---- auditd ---------------------------------------------------------------------------------------
 
 
