@@ -10,12 +10,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from execguard.cli import app
 from execguard.model import Event
 from execguard.pipeline.prefilter import literals_for
 from execguard.sources import auditd, falco, kubearmor
+from execguard.sources.base import SourceError
 from execguard.sources.reader import Reader
 from rules_builder import builtin_rules, hunt, rule_ids
 
@@ -268,3 +271,24 @@ def test_rules_on_process_events_are_the_command_rules() -> None:
             assert "process" in acts, rule.rule_id
         elif rule.rule_id != "node-exec-shell":
             assert "process" not in acts, rule.rule_id
+
+
+AUDIT_PIECES = [
+    "type=SYSCALL msg=audit(1795723200.101:7): ", "type=EXECVE msg=audit(1795723200.101:7): ", "type=EOE msg=audit(1795723200.101:7): ",
+    "type=PROCTITLE msg=audit(99999999999.9:8): ", "type=CWD msg=audit(11/26/2026 20:00:01.123:9) : ", "node=n1 ", "----",
+    "syscall=59 ", "syscall=execve ", "argc=2 ", "argc=-1 ", "a0=", "a1[0]=", "a1[1]=", "a1_len=9 ", '"sh" ', "6964 ", "zz ",
+    "proctitle=", "cwd=", "exe=", "pid=12 ", "pid=1e999 ", "auid=alice ", "contid=", "cgroup=/docker/", "\x1dAUID=", "(null) ",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.lists(st.one_of(st.sampled_from(AUDIT_PIECES), st.text(max_size=6)), max_size=10).map("".join), max_size=12))
+def test_auditd_parser_raises_only_source_error(lines: list[str]) -> None:
+    parser = auditd.Parser("fuzz.log")
+    for i, line in enumerate(lines, 1):
+        try:
+            for ev in parser.feed(i, line.encode("utf-8", "surrogatepass")):
+                assert ev.action == "process" and ev.source.line is not None
+        except SourceError:
+            pass
+    list(parser.close())

@@ -43,6 +43,7 @@ PENDING_LIMIT = 4096
 _RECORD = re.compile(
     r"^(?:[^{\"]*?\s)??(?:node=(?P<node>\S+)\s+)?type=(?P<type>\w+)\s+(?:msg=)?audit\((?P<stamp>[^)]*?):(?P<serial>\d+)\)\s*:?\s?(?P<body>.*)$"
 )
+_RAW_STAMP = re.compile(r"^\d{1,11}(?:\.\d{1,9})?$")  # epoch seconds before the year 5000
 _SYSCALL = re.compile(r"(?:^|\s)syscall=(\w+)")
 _PAIR = re.compile(r"([\w\[\]]+)=(\"[^\"]*\"|'[^']*'|\S*)")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
@@ -73,10 +74,8 @@ def _decode(v: str, raw: bool) -> str:
 
 def _seconds(text: str) -> tuple[float | None, bool]:
     """(epoch seconds, raw?) of the audit(...) stamp: seconds in raw logs, `ausearch -i`'s local date (read as UTC)."""
-    try:
+    if _RAW_STAMP.match(text):
         return float(text), True
-    except ValueError:
-        pass
     try:
         when = datetime.strptime(text.strip(), "%m/%d/%Y %H:%M:%S.%f").replace(tzinfo=UTC)
     except ValueError:
@@ -127,29 +126,33 @@ class Parser:
     file: str
     _open: OrderedDict[tuple[str | None, str], _Group] = field(default_factory=OrderedDict)
     _ready: list[Event] = field(default_factory=list)
-    _latest: float = 0.0
+    # the time of the record last read: a group older by WINDOW is complete. The current record's, not the
+    # latest seen, so that one line with a wild clock flushes the open groups once rather than every group after it
+    _now: float = 0.0
 
     def feed(self, lineno: int, line: bytes) -> Iterator[Event]:
         out, self._ready = self._ready, []
         try:
             self._feed(lineno, line.decode("utf-8", "replace"), out)
+            self._expire(lineno, out)
         except SourceError:
             self._ready = out  # what was complete goes out with the next line
             raise
-        finally:
-            out.extend(self._expire(lineno))
         yield from out
 
     def close(self) -> Iterator[Event]:
         out, self._ready = self._ready, []
         while self._open:
-            out.extend(self._finish(self._open.popitem(last=False)[1]))
+            try:
+                self._finish(self._open.popitem(last=False)[1], out)
+            except SourceError:
+                continue  # no line to name at the end; a group that cannot be read is dropped, the others go out
         yield from out
 
     def _feed(self, lineno: int, line: str, out: list[Event]) -> None:
         if line.startswith("----"):  # ausearch's separator: the events before it are whole
             while self._open:
-                out.extend(self._finish(self._open.popitem(last=False)[1]))
+                self._finish(self._open.popitem(last=False)[1], out)
             return
         m = _RECORD.search(line)
         if m is None:
@@ -161,7 +164,7 @@ class Parser:
         if kind == "EOE":
             group = self._open.pop(key, None)
             if group is not None:
-                out.extend(self._finish(group))
+                self._finish(group, out)
             return
         if kind not in _KEEP:
             return
@@ -172,33 +175,33 @@ class Parser:
                 raise SourceError(f"unreadable audit time {m['stamp'][:40]!r}")
             group = _Group(m["node"], m["serial"], secs, m["stamp"], raw, lineno)
             self._open[key] = group
-            if secs > self._latest:
-                self._latest = secs
             while len(self._open) > PENDING_LIMIT:
-                out.extend(self._finish(self._open.popitem(last=False)[1]))
+                self._finish(self._open.popitem(last=False)[1], out)
+        self._now = group.secs
         group.bodies.append((kind, m["body"]))
         if kind == "EXECVE":
             group.execve = True
 
-    def _expire(self, lineno: int) -> list[Event]:
-        out: list[Event] = []
+    def _expire(self, lineno: int, out: list[Event]) -> None:
         while self._open:
             group = next(iter(self._open.values()))
-            late = self._latest - group.secs > WINDOW
-            if not late and lineno - group.lineno <= PENDING_LINES:
+            if self._now - group.secs <= WINDOW and lineno - group.lineno <= PENDING_LINES:
                 break
             self._open.popitem(last=False)
-            out.extend(self._finish(group))
-        return out
+            self._finish(group, out)
 
-    def _finish(self, group: _Group) -> list[Event]:
+    def _finish(self, group: _Group, out: list[Event]) -> None:
         syscall = next((_SYSCALL.search(b) for k, b in group.bodies if k == "SYSCALL"), None)
         verb = _EXEC_SYSCALLS.get(syscall[1]) if syscall else None
         if not group.execve and verb is None:
-            return []  # some other syscall
-        group.parse()
-        sys = (group.records.get("SYSCALL") or [{}])[0]
-        return [_event(group, sys, verb or "execve", SourceRef(format=FORMAT, file=self.file, line=group.lineno))]
+            return  # some other syscall
+        ref = SourceRef(format=FORMAT, file=self.file, line=group.lineno)
+        try:
+            group.parse()
+            sys = (group.records.get("SYSCALL") or [{}])[0]
+            out.append(_event(group, sys, verb or "execve", ref))
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError, OSError) as exc:  # a source bug must not cost the stream
+            raise SourceError(f"the execve at line {group.lineno} could not be read ({type(exc).__name__}: {exc})") from exc
 
 
 def _execve_pairs(body: str, raw: bool) -> list[tuple[str, str]]:
