@@ -101,13 +101,15 @@ def test_a_burst_in_the_control_plane_is_high(tmp_path: Path) -> None:
 # ---- process telemetry (Falco, auditd, KubeArmor): a process is not an exec by itself ----------------
 
 
-def falco_process(cmdline: str, parent: str = "sh", vpid: int | None = None) -> dict[str, Any]:
+def falco_process(cmdline: str, parent: str = "sh", vpid: int | None = None, grandparent: str | None = None) -> dict[str, Any]:
     """A Falco alert on a process start in a container (the shape of tests/data/falco-output/alerts.jsonl)."""
     fields: dict[str, Any] = {"evt.type": "execve", "proc.cmdline": cmdline, "proc.name": cmdline.split()[0],
                               "proc.pid": 4242, "proc.pname": parent, "container.id": "3f1c2a9b7e4d",
                               "k8s.ns.name": "shop", "k8s.pod.name": "web"}  # fmt: skip
     if vpid is not None:
         fields["proc.vpid"] = vpid
+    if grandparent is not None:
+        fields["proc.aname[2]"] = grandparent
     return {"output": "x", "priority": "Notice", "rule": "r", "time": "2026-11-26T20:00:00Z", "output_fields": fields}
 
 
@@ -116,7 +118,8 @@ def falco_process(cmdline: str, parent: str = "sh", vpid: int | None = None) -> 
     falco_process("ls -la /app", parent="runc"),  # an exec'd ls: the runtime exec is the join's business, not a rule's
     falco_process("sh", parent="bash"),  # a shell whose ancestry the record does not show
     falco_process("sh -c /entrypoint.sh", parent="containerd-shim", vpid=1),  # the container's own first process
-], ids=["ls", "exec-ls", "shell-of-a-shell", "entrypoint"])
+    falco_process("sh -c ps", parent="bash", grandparent="runc"),  # a shell inside an exec'd session: its first shell alerted
+], ids=["ls", "exec-ls", "shell-of-a-shell", "entrypoint", "nested-shell-in-exec"])
 def test_a_process_alone_is_no_alert(ev: dict[str, Any], tmp_path: Path) -> None:
     assert hunt_events(tmp_path, [ev], name="falco.jsonl") == []
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.model import Event
+from execguard.model import Event, SourceRef
 from execguard.pipeline.prefilter import literals_for
 from execguard.sources import auditd, falco, kubearmor
 from execguard.sources.base import SourceError
@@ -72,6 +72,17 @@ def test_falco_numbers_as_strings_old_alerts_and_host_processes() -> None:
     assert old.target.container_id == "bb1a36fcb1d5" and old.target.pod == "falco-dnxsm"
     host = got[9]
     assert host.target.kind == "host" and host.target.container_id is None and host.run_as_user == "admin"
+
+
+def test_falco_ancestors_put_a_descendant_of_an_exec_outside_the_init_tree() -> None:
+    rec = json.loads(FALCO.read_text().splitlines()[1])  # sh -c curl ... | sh, parent sh
+    ref = SourceRef(format="falco", file="f", line=1)
+    [ev] = falco.events(rec, ref)
+    assert ev.process is not None and ev.process.in_init_tree is None
+    rec["output_fields"]["proc.aname[3]"] = "containerd-shim"
+    rec["output_fields"]["proc.aname[2]"] = "runc"
+    [ev] = falco.events(rec, ref)
+    assert ev.process is not None and ev.process.in_init_tree is False
 
 
 def test_falco_alerts_that_start_no_process_are_counted_not_read() -> None:

@@ -14,6 +14,7 @@ the API side (Falco's ka.* alert is one line per rule hit, with no audit ID or s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,10 +28,22 @@ FORMAT = "falco"
 LITERALS: dict[str, tuple[bytes, ...]] = {"process": (b'"proc.',)}
 
 _EXEC_TYPES = frozenset({"execve", "execveat"})
+_ANAME = re.compile(r"^proc\.aname\[(\d+)\]$")
 
 
 def match(obj: dict[str, Any]) -> bool:
     return "output_fields" in obj and "rule" in obj and ("priority" in obj or "output" in obj)
+
+
+def _ancestors(fields: dict[str, Any]) -> list[str]:
+    """proc.aname[2], proc.aname[3] ... (the grandparent and up) where the rule's output names them."""
+    found = []
+    for key, v in fields.items():
+        m = _ANAME.match(key)
+        name = procs.value(v)
+        if m and name:
+            found.append((int(m[1]), name))
+    return [name for _, name in sorted(found)]
 
 
 def _time(obj: dict[str, Any], fields: dict[str, Any]) -> str | None:
@@ -82,7 +95,7 @@ def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
         uid=procs.number(fields.get("user.uid")),
         parent_exe=parent,
         parent_command=pcmd.split() if pcmd else [],
-        in_init_tree=procs.in_init_tree(parent, vpid),
+        in_init_tree=procs.in_init_tree(parent, vpid, _ancestors(fields)),
         known="argv from proc.cmdline: split on spaces, argument boundaries lost",
     )
     container_id = get(fields.get("container.id"))

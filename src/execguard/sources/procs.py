@@ -49,12 +49,13 @@ def number(v: object) -> int | None:
         return None
 
 
-def in_init_tree(parent: str | None, container_pid: int | None) -> bool | None:
-    """True for the container's first process, False for one the runtime started later, None when the record cannot tell."""
+def in_init_tree(parent: str | None, container_pid: int | None, ancestors: list[str] | None = None) -> bool | None:
+    """True for the container's first process, False for one the runtime started later or a descendant of one
+    (``ancestors``: the names above the parent, where the record lists them), None when the record cannot tell."""
     if container_pid == 1:
         return True
     name = posixpath.basename(parent or "")
-    if name in _EXEC_RUNTIMES:
+    if name in _EXEC_RUNTIMES or any(posixpath.basename(a) in _EXEC_RUNTIMES for a in ancestors or ()):
         return False
     if name.startswith(_MONITORS):
         # the shim is the parent of the entrypoint (pid 1) and of exec'd processes it adopted
