@@ -83,7 +83,7 @@ def _seconds(text: str) -> tuple[float | None, bool]:
     return when.timestamp(), False
 
 
-def _iso(group: _Group) -> str:
+def _iso(group: _Group) -> str | None:
     """RFC 3339 time of a group, its fraction as the log wrote it (milliseconds)."""
     whole, _, frac = group.stamp.partition(".")
     if group.raw and whole.isdigit() and frac.isdigit():

@@ -45,7 +45,7 @@ def number(v: object) -> int | None:
         return None
     try:
         return int(float(s)) if "." in s or "e" in s else int(s)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or inf
         return None
 
 
@@ -71,15 +71,22 @@ def container_from_cgroup(path: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def iso_seconds(secs: float) -> str:
-    stamp = datetime.fromtimestamp(int(secs), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def iso_seconds(secs: float) -> str | None:
+    """RFC 3339 of epoch seconds (milliseconds kept), or None for a time no calendar holds."""
+    try:
+        stamp = datetime.fromtimestamp(int(secs), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return None
     frac = min(999, round((secs - int(secs)) * 1000))
     return f"{stamp}.{frac:03d}Z" if frac else f"{stamp}Z"
 
 
-def iso_nanos(nanos: int) -> str:
+def iso_nanos(nanos: int) -> str | None:
     secs, frac = divmod(nanos, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    try:
+        return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def event(
