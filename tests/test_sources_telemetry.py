@@ -303,3 +303,12 @@ def test_auditd_parser_raises_only_source_error(lines: list[str]) -> None:
         except SourceError:
             pass
     list(parser.close())
+
+
+def test_numbers_and_times_out_of_range_read_as_unknown() -> None:
+    ref = SourceRef(format="falco", file="f", line=1)
+    rec = {"rule": "r", "output": "o", "output_fields": {"proc.cmdline": "sh", "proc.pid": "1e999", "evt.time": 10**25}}
+    [ev] = falco.events(rec, ref)
+    assert ev.command == ["sh"] and ev.time is None and ev.process is not None and ev.process.pid is None
+    [ka] = kubearmor.events({"Operation": "Process", "HostPID": "inf", "Resource": "sh", "Timestamp": 1e300}, ref)
+    assert ka.time is None and ka.process is not None and ka.process.pid is None
