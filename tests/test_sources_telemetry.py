@@ -312,3 +312,15 @@ def test_numbers_and_times_out_of_range_read_as_unknown() -> None:
     assert ev.command == ["sh"] and ev.time is None and ev.process is not None and ev.process.pid is None
     [ka] = kubearmor.events({"Operation": "Process", "HostPID": "inf", "Resource": "sh", "Timestamp": 1e300}, ref)
     assert ka.time is None and ka.process is not None and ka.process.pid is None
+
+
+def test_auditd_records_of_other_kinds_give_no_event_and_no_warning(tmp_path: Path) -> None:
+    # go-libaudit's real logs without an execve: logins, AppArmor denials in docker-default containers, an unlink
+    events, warnings, reader = read(DATA / "auditd" / "audit-ubuntu16.log")
+    assert events == [] and warnings == [] and reader.stats.by_format == {}
+    text = (DATA / "auditd" / "ubuntu-16.04-linux-4.13.0.yaml").read_text()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("type=")]
+    path = tmp_path / "avc.log"
+    path.write_text("\n".join(lines) + "\n")
+    events, warnings, reader = read(path)
+    assert len(lines) == 11 and events == [] and warnings == []
