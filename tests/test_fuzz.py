@@ -18,7 +18,7 @@ from execguard.engine.fields import flat_fields
 from execguard.model import SourceRef
 from execguard.sources import FORMATS, JSON_SOURCES
 from execguard.sources import reader as reader_mod
-from execguard.sources.base import SourceError
+from execguard.sources.base import NotProcess, SourceError
 from execguard.sources.reader import Reader
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -52,6 +52,15 @@ FRAGMENTS = [
     b'"Type":"container","Action":"exec_create: sh"',
     b'level=debug msg="Calling POST /v1.41/containers/x/exec"',
     b'form data: {"Cmd":["sh"]}',
+    b'{"rule":"r","priority":"Notice","output_fields":{"proc.cmdline":"sh -c id","proc.pname":"runc","evt.type":"execve"}}',
+    b'{"Operation":"Process","HostPID":1,"Resource":"/bin/sh -c id","ParentProcessName":"/usr/bin/runc","PID":1}',
+    b'type=SYSCALL msg=audit(1795723200.101:7): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 auid=1000 uid=0 comm="sh"',
+    b'type=EXECVE msg=audit(1795723200.101:7): argc=3 a0="sh" a1="-c" a2=6964',
+    b"a2_len=4 a2[0]=69 a2[1]=64",
+    b"type=EOE msg=audit(1795723200.101:7): ",
+    b"node=n1 ",
+    b"----",
+    b"\x1dAUID=\"alice\"",
     b"/exec",
     b"/proxy",
     b"command",
@@ -153,6 +162,25 @@ KEYS = [
     "containers",
     "command",
     "args",
+    # process telemetry: Falco alerts, KubeArmor records
+    "output_fields",
+    "rule",
+    "priority",
+    "output",
+    "source",
+    "proc.cmdline",
+    "proc.pname",
+    "proc.vpid",
+    "evt.type",
+    "evt.time",
+    "container.id",
+    "Operation",
+    "Resource",
+    "ProcessName",
+    "ParentProcessName",
+    "HostPID",
+    "PID",
+    "Timestamp",
 ]
 VALUES = st.one_of(
     json_values,
@@ -177,6 +205,13 @@ VALUES = st.one_of(
             "%zz",
             "http://[::1",
             "?command=%ff",
+            "Process",
+            "execve",
+            "runc",
+            "<NA>",
+            "host",
+            "k8s_audit",
+            "1e400",
         ]
     ),
 )
@@ -196,7 +231,7 @@ def test_sources_raise_only_source_error(src: Any, obj: dict[str, Any]) -> None:
             return
         for ev in src.events(obj, SourceRef(format=src.FORMAT, file="f", line=1)):
             flat_fields(ev)
-    except SourceError:
+    except (SourceError, NotProcess):  # NotProcess: a process-telemetry record that starts no process
         pass
 
 

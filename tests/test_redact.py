@@ -261,11 +261,48 @@ def _dockerd_log(i: int, argv: list[str]) -> str:
     )
 
 
+def _falco(i: int, argv: list[str]) -> str:
+    # Falco joins the argv with spaces in proc.cmdline; a process the runtime started, so every case alerts
+    fields = {"evt.type": "execve", "proc.cmdline": " ".join(argv), "proc.name": argv[0], "proc.pid": 100 + i,
+              "proc.pname": "runc", "container.id": "3f1c2a9b7e4d", "k8s.ns.name": "prod", "k8s.pod.name": f"web-{i}"}  # fmt: skip
+    return json.dumps({"output": "x", "priority": "Notice", "rule": "Terminal shell in container",
+                       "time": f"2026-11-26T20:00:{i:02d}Z", "output_fields": fields})  # fmt: skip
+
+
+def _kubearmor(i: int, argv: list[str]) -> str:
+    return json.dumps({"Timestamp": 1795723200 + i, "NamespaceName": "prod", "PodName": f"web-{i}", "ContainerID": "3f" * 32,
+                       "ContainerName": "web", "HostPID": 100 + i, "PID": 40 + i, "ProcessName": argv[0],
+                       "ParentProcessName": "/usr/bin/runc", "Source": "/usr/bin/runc", "Operation": "Process",
+                       "Resource": " ".join(argv), "Data": "syscall=SYS_EXECVE", "Type": "ContainerLog", "Result": "Passed"})  # fmt: skip
+
+
+def _auditd(i: int, argv: list[str]) -> str:
+    # auditd writes every argument in hex here (the form it uses for anything holding a space or quote)
+    stamp = f"audit(1795723200.{i:03d}:{500 + i})"
+    args = " ".join(f"a{n}={a.encode().hex().upper()}" for n, a in enumerate(argv))
+    return "\n".join([
+        f'type=SYSCALL msg={stamp}: arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid={100 + i} auid=1000 uid=0 comm="x" exe="/bin/x"',
+        f"type=EXECVE msg={stamp}: argc={len(argv)} {args}",
+        f"type=EOE msg={stamp}: ",
+    ])  # fmt: skip
+
+
 BUILDERS = {
     "k8s-audit": ("audit.log", _k8s),
     "docker-events": ("events.jsonl", _docker_event),
     "dockerd-log": ("dockerd.log", _dockerd_log),
+    "falco": ("falco.jsonl", _falco),
+    "kubearmor": ("kubearmor.jsonl", _kubearmor),
+    "auditd": ("audit.log", _auditd),
 }
+# a process event alerts only when a rule says so: for these formats every process is an alert here
+PROCESS_RULE = """title: every process
+id: 0b7c4a52-5f61-4c1e-9d1c-6f2f0f3e8a11
+reason: 'process {command.line}'
+logsource: {category: process_creation}
+detection: {selection: {action: process}, condition: selection}
+level: low
+"""
 
 
 @pytest.fixture(scope="module", params=list(BUILDERS))
@@ -279,8 +316,14 @@ def hunted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     # the table as blocks (under 160 columns) and as a table wide enough that no cell folds
     runs = (("table", "table", "100"), ("table-wide", "table", "3000"), ("jsonl", "jsonl", "100"), ("ocsf", "ocsf", "100"),
             ("html", "html", "100"))  # fmt: skip
+    extra: list[str] = []
+    if request.param in ("falco", "kubearmor", "auditd"):
+        rules = path.parent / "rules"
+        rules.mkdir()
+        (rules / "every_process.yml").write_text(PROCESS_RULE)
+        extra = ["--rules", str(rules)]
     for key, fmt, columns in runs:
-        args = ["hunt", "-o", fmt, "--min-severity", "info", str(path)]
+        args = ["hunt", "-o", fmt, "--min-severity", "info", *extra, str(path)]
         res = runner.invoke(app, args, catch_exceptions=False, env={"COLUMNS": columns})
         assert res.exit_code == 0, res.stderr
         outs[key] = (res.stdout_bytes, res.stderr_bytes)

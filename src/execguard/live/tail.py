@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Event
-from ..sources import dockerd_log
+from ..sources import TEXT_SOURCES, dockerd_log
 from ..sources.base import TextParser
 from ..sources.reader import Reader
 from .inputs import Batch
@@ -52,7 +52,7 @@ class Follower:
     partial: bytearray = field(default_factory=bytearray)
     head: bytes = b""  # sha256 of the first head_len bytes
     head_len: int = 0
-    mode: str | None = None  # "text" (dockerd-log) or "json", sniffed from the first line
+    mode: str | None = None  # "json", "text" (dockerd-log) or another text format's name, sniffed from the first line
     parser: TextParser | None = None
     gone_since: float | None = None  # no matched path leads to it any more (rotated away or deleted)
     dropping: bool = False  # a partial line too long: skip to the next newline
@@ -191,8 +191,8 @@ class TailInput:
         elif first and not self.had_state and not self.from_start:
             f.offset = self._line_start_before(fd, st.st_size)  # like tail -F: what is written from now on
             f.lineno = -1  # line numbers unknown when starting mid-file
-        if f.mode == "text":
-            f.parser = dockerd_log.Parser(path)
+        if f.mode not in (None, "json"):
+            f.parser = _text_source(f.mode).Parser(path)
         return f
 
     @staticmethod
@@ -258,13 +258,14 @@ class TailInput:
         lineno = f.lineno if f.lineno > 0 else None
         self.lines += 1
         if f.mode is None:
-            text = self.fmt == dockerd_log.FORMAT or (self.fmt == "auto" and dockerd_log.sniff(line))
-            f.mode = "text" if text else "json"
-            if text:
-                f.parser = dockerd_log.Parser(f.path)
+            text = next((m.FORMAT for m in TEXT_SOURCES if self.fmt == m.FORMAT or (self.fmt == "auto" and m.sniff(line))), None)
+            # "text" names the dockerd log, as state files written before other text formats say
+            f.mode = "json" if text is None else "text" if text == dockerd_log.FORMAT else text
+            if text is not None:
+                f.parser = _text_source(f.mode).Parser(f.path)
         if f.parser is not None:
             produce = functools.partial(f.parser.feed, lineno or 0, line)
-            events: Iterable[Event] = self.reader._guard(f.path, lineno, produce, dockerd_log.FORMAT)
+            events: Iterable[Event] = self.reader._guard(f.path, lineno, produce, _text_source(f.mode).FORMAT)
         else:
             events = self.reader.json_line(f.path, lineno or 0, line)
         for ev in events:
@@ -273,7 +274,7 @@ class TailInput:
     def _finish(self, f: Follower, emit: Callable[[Event], None]) -> None:
         """A file left behind: what its parser still holds goes out."""
         if f.parser is not None:
-            for ev in self.reader._guard(f.path, None, f.parser.close, dockerd_log.FORMAT):
+            for ev in self.reader._guard(f.path, None, f.parser.close, _text_source(f.mode).FORMAT):
                 emit(ev)
 
     # ---- state -----------------------------------------------------------------------------
@@ -320,3 +321,9 @@ class TailInput:
                             f.gone_since = time.monotonic()
                             self.followers[key] = f
                         break
+
+
+def _text_source(mode: str | None) -> Any:
+    """The text-format module of a follower's mode ("text" is the dockerd log)."""
+    name = dockerd_log.FORMAT if mode == "text" else mode
+    return next((m for m in TEXT_SOURCES if m.FORMAT == name), dockerd_log)

@@ -60,6 +60,7 @@ def run_line(version: str, st: Stats, counts: Mapping[str, int], dropped: int = 
         f"execguard {version}: {plural(st.files, 'file')}, {st.bytes / 1e6:.1f} MB, {plural(st.lines, 'line')} read, "
         f"{plural(st.parsed, 'record')} parsed, {plural(st.events, 'event')} ({formats}), {plural(st.bad, 'bad record')} skipped, "
         f"{st.unknown} of unknown format"
+        + (f", {plural(st.not_process, 'process-telemetry record')} that start no process skipped" if st.not_process else "")
         + (f", {st.repaired} with invalid UTF-8 repaired" if st.repaired else "")
         + (f", {plural(st.unreadable, 'input')} unreadable" if st.unreadable else "")
         + _unknown_files(st.unknown_files)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import aks, docker_events, dockerd_log, eks, gke, k8s_audit
+from . import aks, auditd, docker_events, dockerd_log, eks, falco, gke, k8s_audit, kubearmor
 from .base import JsonSource
 
-JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events]
+JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events, falco, kubearmor]
 
 # Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
 # Each module has FORMAT, LITERALS (lines the prefilter must keep, see pipeline/prefilter.py) and Parser(file) -> TextParser.
-TEXT_SOURCES: list[ModuleType] = [dockerd_log]
+TEXT_SOURCES: list[ModuleType] = [dockerd_log, auditd]
 
 FORMATS = ["auto"] + [s.FORMAT for s in JSON_SOURCES] + [m.FORMAT for m in TEXT_SOURCES]
 

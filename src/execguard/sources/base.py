@@ -12,6 +12,11 @@ class SourceError(ValueError):
     """A record that is valid JSON/text but not of the shape its source expects."""
 
 
+class NotProcess(Exception):
+    """A well-formed record of a process-telemetry format that is no process start (a file or network
+    event, a Falco alert on an open or on the Kubernetes audit): counted by the reader, never an alert."""
+
+
 class JsonSource(Protocol):
     FORMAT: str
     # action -> byte literals of which every raw line producing that action holds one

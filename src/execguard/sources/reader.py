@@ -21,7 +21,7 @@ import orjson
 from ..model import Event, SourceRef
 from . import JSON_SOURCES, TEXT_SOURCES, json_source, sniff
 from . import ranges as _ranges
-from .base import SourceError, TextParser
+from .base import NotProcess, SourceError, TextParser
 from .discover import expand, is_stream
 from .documents import JsonDecoder, parses, short
 from .lines import BOM, Framer, chain, transcode, whole_lines
@@ -252,6 +252,9 @@ class Reader:
         """Run a source; a bad record costs a warning, never the stream."""
         try:
             out = list(produce())
+        except NotProcess:
+            self.stats.not_process += 1
+            return
         except SourceError as exc:
             self.stats.bad += 1
             self.warn(name, lineno, f"{fmt}: {short(str(exc))}")

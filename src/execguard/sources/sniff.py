@@ -15,7 +15,7 @@ _KLOG = re.compile(rb"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ [^ :\]]+:\d+\] ",
 KLOG_TEXT = "klog text (the API server's own log), not audit events: read the audit log file (--audit-log-path) instead"
 KLOG_JSON = "klog JSON (the API server's own log), not audit events: read the audit log file (--audit-log-path) instead"
 BINARY = "binary data of no known format"
-TEXT = "text of no known format (no JSON record and no dockerd log line near its start)"
+TEXT = "text of no known format (no JSON record and no dockerd or auditd log line near its start)"
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 

@@ -18,6 +18,7 @@ class Stats:
     events: int = 0
     bad: int = 0  # bad lines/records/streams skipped
     unknown: int = 0  # well-formed records of no known shape
+    not_process: int = 0  # process-telemetry records that are no process start (KubeArmor File/Network, Falco open)
     unreadable: int = 0  # inputs that could not be opened or listed
     repaired: int = 0  # lines with invalid UTF-8, read with U+FFFD in place of the bad bytes
     peak_buffer: int = 0  # most bytes (line mode) or characters (document mode) held at once
