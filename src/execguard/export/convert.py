@@ -161,7 +161,7 @@ def _convert(t: Target, rule: Any, fmt: str, path: str, feed_only: set[str]) -> 
         out.notes = []
         return out, None
     if not queries:
-        out.skipped = "the backend produced no query"
+        out.skipped = f"the {t.name} backend produced no query"
         out.notes = []
         return out, None
     out.query = queries[0] if len(queries) == 1 else queries
