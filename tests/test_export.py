@@ -129,8 +129,8 @@ MINER = {
                      "*4bXJpZ* OR *stratum%2Btcp%3A%2F%2F* OR *c3RyYXR1bSt0Y3A6Ly* OR *N0cmF0dW0rdGNwOi8v* OR *zdHJhdHVtK3RjcDovL*)))",
     "kusto": 'AKSAudit\n| where ((tostring(ObjectRef.resource) =~ "pods" and tostring(ObjectRef.subresource) =~ "exec") or '
              '(tostring(ObjectRef.resource) =~ "pods" and tostring(ObjectRef.subresource) =~ "attach") or '
-             '(tostring(ObjectRef.resource) =~ "nodes" and tostring(ObjectRef.subresource) =~ "proxy" and RequestUri contains "/proxy/exec/")) '
-             'and (RequestUri contains "xmrig" or RequestUri contains "eG1yaW" or RequestUri contains "htcmln" or '
+             '(tostring(ObjectRef.resource) =~ "nodes" and tostring(ObjectRef.subresource) =~ "proxy" and '
+             'RequestUri contains "/proxy/exec/")) and (RequestUri contains "xmrig" or RequestUri contains "eG1yaW" or RequestUri contains "htcmln" or '
              'RequestUri contains "4bXJpZ" or RequestUri contains "stratum%2Btcp%3A%2F%2F" or RequestUri contains "c3RyYXR1bSt0Y3A6Ly" or '
              'RequestUri contains "N0cmF0dW0rdGNwOi8v" or RequestUri contains "zdHJhdHVtK3RjcDovL")',
 }
@@ -221,7 +221,8 @@ def test_sqlite_queries_select_the_records_the_rules_fire_on(corpus: tuple[Path,
 
 
 PLANTED = [  # argv written the way kubectl writes it: command= parameters, url.QueryEscape'd
-    ("planted-miner", "?command=%2Ftmp%2F.x%2Fxmrig&command=-o&command=stratum%2Btcp%3A%2F%2Fpool.example.net%3A3333&container=c&stdout=true"),
+    ("planted-miner", "?command=%2Ftmp%2F.x%2Fxmrig&command=-o&command=stratum%2Btcp%3A%2F%2Fpool.example.net%3A3333"
+                      "&container=c&stdout=true"),
     ("planted-shell", "?command=sh&command=-c&command=id&container=c&stdout=true"),
 ]
 
