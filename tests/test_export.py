@@ -130,7 +130,8 @@ MINER = {
     "kusto": 'AKSAudit\n| where ((tostring(ObjectRef.resource) =~ "pods" and tostring(ObjectRef.subresource) =~ "exec") or '
              '(tostring(ObjectRef.resource) =~ "pods" and tostring(ObjectRef.subresource) =~ "attach") or '
              '(tostring(ObjectRef.resource) =~ "nodes" and tostring(ObjectRef.subresource) =~ "proxy" and '
-             'RequestUri contains "/proxy/exec/")) and (RequestUri contains "xmrig" or RequestUri contains "eG1yaW" or RequestUri contains "htcmln" or '
+             'RequestUri contains "/proxy/exec/")) and (RequestUri contains "xmrig" or RequestUri contains "eG1yaW" or '
+             'RequestUri contains "htcmln" or '
              'RequestUri contains "4bXJpZ" or RequestUri contains "stratum%2Btcp%3A%2F%2F" or RequestUri contains "c3RyYXR1bSt0Y3A6Ly" or '
              'RequestUri contains "N0cmF0dW0rdGNwOi8v" or RequestUri contains "zdHJhdHVtK3RjcDovL")',
 }
