@@ -43,7 +43,8 @@ CORRELATIONS = {"k8s-exec-control-plane-burst", "k8s-exec-denied-burst"}
 # The correlations a backend refuses (the others count events per user): Lucene and Kusto have no correlation
 # support; Loki none over a rule it splits into several queries; the SQLite backend returns nothing for a
 # correlation that another correlation names.
-BACKEND_SKIPS = {"elasticsearch": CORRELATIONS, "kusto": CORRELATIONS, "loki": {"k8s-exec-control-plane-burst"},
+BACKEND_SKIPS = {"elasticsearch": CORRELATIONS, "kusto": CORRELATIONS, "kusto-azurediagnostics": CORRELATIONS,
+                 "loki": {"k8s-exec-control-plane-burst"},
                  "sqlite": {"k8s-exec-denied-burst"}}
 # Why the rest are skipped, by the start of the reason, with how many rules each.
 SKIP_REASONS = {
@@ -163,6 +164,15 @@ def test_exact_query_command_startswith(target: str) -> None:
     assert _results(target, extra=[str(RULES)], builtin=False)["test-export-shell-c"].query == SHELL[target]
 
 
+def test_exact_query_azure_diagnostics_reads_the_event_from_log_s() -> None:
+    assert _results("kusto-azurediagnostics")["k8s-exec-api"].query == (
+        'AzureDiagnostics\n| where Category == "kube-audit"\n| extend audit = parse_json(log_s)\n'
+        '| where ((tostring(audit.objectRef.resource) =~ "pods" and tostring(audit.objectRef.subresource) =~ "exec") or '
+        '(tostring(audit.objectRef.resource) =~ "pods" and tostring(audit.objectRef.subresource) =~ "attach")) and '
+        '(tostring(audit.verb) =~ "create" or tostring(audit.verb) =~ "get") and '
+        "(toint(audit.responseStatus.code) < 400 or isnull(toint(audit.responseStatus.code)))")
+
+
 def test_correlation_becomes_a_count_per_user() -> None:
     q = _results("splunk")["k8s-exec-denied-burst"].query
     assert q.endswith("| bin _time span=10m\n| stats count as event_count by _time user.username\n\n| search event_count >= 5")
@@ -271,7 +281,7 @@ def test_cli_export_text_json_and_backend_formats(tmp_path: Path) -> None:
     assert res.exit_code == 0 and conf.count("\nsearch = ") == 14 and "[Container command by an unauthenticated user" in conf
     res = runner.invoke(app, ["rules", "export", "-t", "nosuch"])
     assert res.exit_code == 2 and res.stderr.strip() == (
-        "error: unknown target 'nosuch'; targets: elasticsearch, eql, esql, kusto, loki, splunk, sqlite")
+        "error: unknown target 'nosuch'; targets: elasticsearch, eql, esql, kusto, kusto-azurediagnostics, loki, splunk, sqlite")
     res = runner.invoke(app, ["rules", "export", "-t", "splunk", "-f", "nosuch"])
     assert res.exit_code == 2 and "formats: default, savedsearches" in res.stderr
     bad = tmp_path / "bad.yml"

@@ -69,7 +69,8 @@ def rules_cmd(
 
 @rules_app.command("export")
 def export_cmd(
-    target: Annotated[str, typer.Option("--target", "-t", help="splunk, elasticsearch, esql, eql, loki, kusto or sqlite.")],
+    target: Annotated[str, typer.Option(
+        "--target", "-t", help="splunk, elasticsearch, esql, eql, loki, kusto, kusto-azurediagnostics or sqlite.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help=(
         "text (default), json, or one of the target's backend formats "
         "(splunk: savedsearches; elasticsearch, esql: kibana_ndjson; loki: ruler; sqlite: zircolite; ...)."))] = "text",

@@ -80,12 +80,19 @@ _KUSTO = {
     "objectRef.namespace": "tostring(ObjectRef.namespace)", "objectRef.name": "tostring(ObjectRef.name)",
     "responseStatus.code": "toint(ResponseStatus.code)",
 }
+_KUSTO_OPTIONS = (("field_quote_pattern", re.compile(r"^[\w.()]+$")), ("convert_or_as_in", False))
 _add(Target("kusto", "kusto:KustoBackend", "Azure Monitor / Sentinel KQL over the AKSAudit table", _KUSTO,
             missing={n: "a dynamic array column in AKSAudit; an equality test on it needs set_has_element" for n in _ARRAYS},
             template="AKSAudit\n| where {query}",
             # the backend quotes any field name that is not a bare word, which would make these string literals;
             # and it folds ORs into `in~`, a string operator, also for the numeric response code
-            options=(("field_quote_pattern", re.compile(r"^[\w.()]+$")), ("convert_or_as_in", False))))
+            options=_KUSTO_OPTIONS))
+# The older AKS path: diagnostic setting kube-audit into AzureDiagnostics, the audit event as JSON text in log_s.
+_add(Target("kusto-azurediagnostics", "kusto:KustoBackend", "KQL over AzureDiagnostics (Category kube-audit, the event in log_s)",
+            {n: f"toint(audit.{n})" if n == "responseStatus.code" else f"tostring(audit.{n})" for n in AUDIT_FIELDS if n not in _ARRAYS},
+            missing={n: "a list inside log_s; an equality test on it needs set_has_element" for n in _ARRAYS},
+            template='AzureDiagnostics\n| where Category == "kube-audit"\n| extend audit = parse_json(log_s)\n| where {query}',
+            options=_KUSTO_OPTIONS))
 
 
 # SQLite over a table `logs` with one column per audit field (named by its JSON path, COLLATE NOCASE), the
