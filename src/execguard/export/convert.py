@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import raw
+from . import prune, raw
 from .targets import TARGETS, Target, backend, backend_class
 
 # Logsources whose records are Kubernetes audit events (or, for container_command, may be).
@@ -81,10 +81,12 @@ def export(target_name: str, extra: Iterable[str] = (), builtin: bool = True, fm
     check_backends(t)
     dicts: list[dict[str, Any]] = []
     origin: dict[str, str] = {}
+    by_name: dict[str, dict[str, Any]] = {}
     for shown, path in rule_files(extra, builtin):
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if isinstance(doc, dict):
                 origin[str(doc.get("name") or doc.get("id"))] = shown
+                by_name[str(doc.get("name") or doc.get("id"))] = doc
                 dicts.append(doc)
     feed_only = _feed_only(dicts)
     # one collection: correlation rules name rules of other files
@@ -93,7 +95,8 @@ def export(target_name: str, extra: Iterable[str] = (), builtin: bool = True, fm
     queries: list[Any] = []
     finisher = None
     for rule in collection.rules:
-        result, finisher_used = _convert(t, rule, fmt, origin.get(str(rule.name or rule.id), ""), feed_only)
+        key = str(rule.name or rule.id)
+        result, finisher_used = _convert(t, rule, fmt, origin.get(key, ""), feed_only, by_name.get(key))
         results.append(result)
         if not result.skipped:
             queries.append(result.query)
@@ -105,7 +108,7 @@ def export(target_name: str, extra: Iterable[str] = (), builtin: bool = True, fm
     return results, output
 
 
-def _convert(t: Target, rule: Any, fmt: str, path: str, feed_only: set[str]) -> tuple[Exported, Any]:
+def _convert(t: Target, rule: Any, fmt: str, path: str, feed_only: set[str], doc: dict[str, Any] | None) -> tuple[Exported, Any]:
     from sigma.correlations import SigmaCorrelationRule
     from sigma.exceptions import SigmaError
 
@@ -147,9 +150,12 @@ def _convert(t: Target, rule: Any, fmt: str, path: str, feed_only: set[str]) -> 
             rule._backreferences = []
             queries = conv.convert_rule(rule, fmt)
     except SigmaError as exc:
-        out.skipped = _reason(exc)
-        out.notes = []
-        return out, None
+        narrowed = _narrowed(t, doc, fmt) if doc is not None and not isinstance(rule, SigmaCorrelationRule) else None
+        if narrowed is None:
+            out.skipped = _reason(exc)
+            out.notes = []
+            return out, None
+        queries, out.notes, conv = narrowed
     except OSError as exc:  # a backend format that fetches data (Elastic siem_rule: MITRE ATT&CK from GitHub)
         raise ExportError(f"format {fmt} of {t.name} could not be made here: {exc}") from None
     except NotImplementedError as exc:
@@ -166,6 +172,40 @@ def _convert(t: Target, rule: Any, fmt: str, path: str, feed_only: set[str]) -> 
         return out, None
     out.query = queries[0] if len(queries) == 1 else queries
     return out, conv
+
+
+def _narrowed(t: Target, doc: dict[str, Any], fmt: str) -> tuple[list[Any], list[str], Any] | None:
+    """The rule without its OR alternatives the target cannot say (prune.py): (queries, notes, backend), or None."""
+    from sigma.exceptions import SigmaError
+    from sigma.rule import SigmaRule
+
+    detection = doc.get("detection")
+    if not isinstance(detection, dict) or not isinstance(detection.get("condition"), str):
+        return None
+    names = [n for n in detection if n != "condition"]
+    bad: dict[str, str] = {}
+    for name in names:  # which detections the target can say on their own
+        probe = {**doc, "detection": {name: detection[name], "condition": name}}
+        try:
+            backend(t).convert_rule(SigmaRule.from_dict(probe), fmt)
+        except SigmaError as exc:
+            bad[name] = _reason(exc)
+    try:
+        tree = prune.prune(prune.parse(detection["condition"], names), set(bad)) if bad else None
+    except prune.ConditionError:
+        return None
+    if tree is None:
+        return None
+    kept = prune.identifiers(tree)
+    narrow = {**doc, "detection": {**{n: detection[n] for n in names if n in kept}, "condition": prune.text(tree)}}
+    rule = SigmaRule.from_dict(narrow)
+    conv = backend(t)
+    try:
+        queries = conv.convert_rule(rule, fmt)
+    except SigmaError:
+        return None
+    dropped = [f"not searched: detection {n}: {bad[n]}" for n in names if n in bad]
+    return queries, [*dropped, *_notes(rule)], conv
 
 
 def _feed_only(dicts: list[dict[str, Any]]) -> set[str]:
