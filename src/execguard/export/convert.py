@@ -74,6 +74,7 @@ def export(target_name: str, extra: Iterable[str] = (), builtin: bool = True, fm
     """Every rule converted for the target: (per-rule results, the backend's whole output in `fmt`)."""
     import yaml
     from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
 
     t = target(target_name)
     if fmt not in t.formats:
@@ -90,7 +91,10 @@ def export(target_name: str, extra: Iterable[str] = (), builtin: bool = True, fm
                 dicts.append(doc)
     feed_only = _feed_only(dicts)
     # one collection: correlation rules name rules of other files
-    collection = SigmaCollection.from_dicts(dicts)
+    try:  # (from_dicts resolves the references between rules too)
+        collection = SigmaCollection.from_dicts(dicts)
+    except SigmaError as exc:  # the engine's own load accepted them; pySigma may still refuse one
+        raise ExportError(f"pySigma cannot read the rules: {_reason(exc)}") from None
     results = []
     queries: list[Any] = []
     finisher = None
