@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 pytest.importorskip("sigma.backends.splunk", reason="rules export needs the export extra (pySigma backends)")
@@ -298,6 +299,22 @@ def test_cli_export_text_json_and_backend_formats(tmp_path: Path) -> None:
     res = runner.invoke(app, ["rules", "export", "-t", "splunk", "-f", "savedsearches", "--out", str(tmp_path)])
     conf = (tmp_path / "execguard-splunk-savedsearches.conf").read_text()
     assert res.exit_code == 0 and conf.count("\nsearch = ") == 19 and "[Container command by an unauthenticated user" in conf
+    # the backends' own file formats parse as what they claim to be, one entry per exported rule
+    formats = (("loki", "ruler", "execguard-loki-ruler.yml"), ("esql", "kibana_ndjson", "execguard-esql-kibana_ndjson.ndjson"),
+               ("sqlite", "zircolite", "execguard-sqlite-zircolite.json"))
+    for target, fmt, name in formats:
+        res = runner.invoke(app, ["rules", "export", "-t", target, "-f", fmt, "--out", str(tmp_path)])
+        assert res.exit_code == 0, res.stderr
+        body = (tmp_path / name).read_text()
+        # one entry per exported rule (which may differ from the default format: Loki's ruler keeps a long query whole)
+        exported = sum(1 for r in _results(target, fmt=fmt).values() if not r.skipped)
+        assert f"{exported} exported" in res.stderr
+        if fmt == "ruler":
+            assert sum(len(g["rules"]) for g in yaml.safe_load(body)["groups"]) == exported
+        elif fmt == "kibana_ndjson":
+            assert len([json.loads(line) for line in body.splitlines()]) == exported
+        else:
+            assert len(json.loads(body)) == exported
     res = runner.invoke(app, ["rules", "export", "-t", "nosuch"])
     assert res.exit_code == 2 and res.stderr.strip() == (
         "error: unknown target 'nosuch'; targets: elasticsearch, eql, esql, kusto, kusto-azurediagnostics, loki, splunk, sqlite")
