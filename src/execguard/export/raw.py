@@ -99,7 +99,6 @@ KINDS = {
     "service_account": ("startswith", "system:serviceaccount:"),
     "node": ("startswith", "system:node:"),
 }
-OUTCOMES = {"denied", "allowed", "unknown"}
 COMMAND_FIELDS = ("command", "command.line", "command.text")
 
 
