@@ -26,7 +26,7 @@ app = typer.Typer(
 
 # The commands, in the order --help lists them. A new command is a module here and one line below.
 app.command("hunt")(hunt.hunt)
-app.command("rules")(rules.rules_cmd)
+app.add_typer(rules.rules_app, name="rules")
 app.command("audit")(audit.audit_command)
 app.command("simulate")(sim.simulate_command)
 app.command("emulate")(sim.emulate_command)

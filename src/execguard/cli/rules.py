@@ -1,15 +1,18 @@
-"""`execguard rules`: list the rules hunt runs."""
+"""`execguard rules`: list the rules hunt runs; `execguard rules export`: the rules as a SIEM's queries (docs/export.md)."""
 
 from __future__ import annotations
 
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..model import severity_rank
-from .util import fail, plural
+from .util import Group, fail, note, output_problem, plural
+
+rules_app = typer.Typer(cls=Group, rich_markup_mode=None, help="List the rules that hunt runs, or export them (rules export).")
 
 
 class RulesOutput(str, Enum):
@@ -18,11 +21,15 @@ class RulesOutput(str, Enum):
     yaml = "yaml"
 
 
+@rules_app.callback(invoke_without_command=True)
 def rules_cmd(
+    ctx: typer.Context,
     rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules directory or file.")] = None,
     output: Annotated[RulesOutput, typer.Option("--output", "-o", help="table, json or yaml.")] = RulesOutput.table,
 ) -> None:
     """List the rules that hunt runs, with severity, actions and tags."""
+    if ctx.invoked_subcommand is not None:
+        return
     from ..engine.sigma import RuleError
     from ..pipeline.rules import load
 
@@ -58,3 +65,50 @@ def rules_cmd(
         table.add_row(*(Text(c) for c in cells))
     Console().print(table)
 
+
+
+@rules_app.command("export")
+def export_cmd(
+    target: Annotated[str, typer.Option(
+        "--target", "-t", help="splunk, elasticsearch, esql, eql, loki, kusto, kusto-azurediagnostics or sqlite.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=(
+        "text (default), json, or one of the target's backend formats "
+        "(splunk: savedsearches; elasticsearch, esql: kibana_ndjson; loki: ruler; sqlite: zircolite; ...)."))] = "text",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write, or a directory (a file named for the target in it).")] = None,
+    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules directory or file.")] = None,
+    no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Export only the --rules rules.")] = False,
+) -> None:
+    """Convert the rules to a SIEM's queries through pySigma backends; each rule is a query or a skip with the reason."""
+    from ..engine.sigma import RuleError
+    from ..export import render
+    from ..export.convert import ExportError, export
+    from ..pipeline.rules import load
+
+    try:
+        load(rules or [], builtin=not no_builtin)  # a broken rule is named with file and line, as hunt does
+    except RuleError as exc:
+        fail(exc)
+    backend_fmt = "default" if fmt in render.OWN else fmt
+    path = render.out_path(out, target, fmt) if out is not None else None
+    if path is not None and (problem := output_problem(path)):
+        fail(problem)
+    try:
+        results, output = export(target, rules or [], builtin=not no_builtin, fmt=backend_fmt)
+    except ExportError as exc:
+        fail(exc)
+    if fmt == "text":
+        body = render.text(target, results)
+    elif fmt == "json":
+        body = render.as_json(target, results)
+    else:
+        body = render.backend_output(output)
+        for line in render.skip_lines(results):
+            note(line)
+    if path is None:
+        sys.stdout.write(body)
+        sys.stdout.flush()
+    else:
+        path.write_text(body, encoding="utf-8")
+    done = render.exported_count(results)
+    note(f"{target}: {plural(len(results), 'rule')}, {done} exported, {len(results) - done} skipped"
+          + (f"; wrote {path}" if path is not None else ""))
