@@ -140,10 +140,21 @@ def test_docker_exec_alerts_with_exact_argv_process_and_rules(docker_daemon: Doc
     assert p is not None and p.exec_id == exec_id and p.pid and p.uid == 0 and p.cwd == "/tmp" and p.exe == "/bin/busybox"
     assert p.known == "" and p.in_init_tree is False and p.parent_exe and "containerd-shim" in p.parent_exe
     assert ev.target.container_id == c.id and ev.target.node == "node-a"
+    assert ev.tty is False and ev.stdin is False  # fd 0 of a detached, non-interactive exec is /dev/null
     # Docker keeps its labels to itself: the moby containers in containerd carry none of them
     assert ev.target.pod is None
     assert {m.rule_id for m in alert.matches} >= {"runtime-exec", "cmd-credential-access"}
     assert alert.severity == "high"
+
+
+def test_interactive_shell_is_seen_from_its_terminal(docker_daemon: Dockerd, watched: tuple[Watch, Any]) -> None:
+    w, c = watched
+    api = docker_daemon.client().api
+    exec_id = api.exec_create(c.id, ["sh"], tty=True, stdin=True)["Id"]
+    api.exec_start(exec_id, detach=True, tty=True)  # a shell on a terminal, waiting for someone to type
+    alert = w.sink.wait_for(lambda a: a.event.event_id == exec_id)
+    assert alert.event.command == ["sh"] and alert.event.tty is True and alert.event.stdin is True
+    assert {m.rule_id for m in alert.matches} == {"runtime-exec", "k8s-exec-interactive-shell"} and alert.severity == "medium"
 
 
 def test_ctr_exec_without_docker_or_api_server_is_seen(docker_daemon: Dockerd, watched: tuple[Watch, Any]) -> None:
@@ -304,9 +315,12 @@ def test_watch_command_with_containerd(docker_daemon: Dockerd, tmp_path: Path) -
     assert f"containerd unix://{sock(docker_daemon)}" in err.decode()
 
 
-def test_bad_containerd_address_is_one_line(tmp_path: Path) -> None:
+def test_bad_containerd_address_or_proc_is_one_line(tmp_path: Path) -> None:
     r = subprocess.run([str(EXE), "watch", "--containerd", "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=WAIT)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "unix socket" in r.stderr
+    bad = [str(EXE), "watch", "--containerd", "/run/containerd/containerd.sock", "--proc", str(tmp_path)]
+    r = subprocess.run(bad, capture_output=True, text=True, timeout=WAIT)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "not a proc file system" in r.stderr
 
 
 def test_emulate_runtime_procedure_is_seen_and_scored(docker_daemon: Dockerd, tmp_path: Path) -> None:

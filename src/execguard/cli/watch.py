@@ -142,6 +142,10 @@ def watch_command(
             "--containerd", metavar="URL", help="Follow this containerd's task events (unix:///run/containerd/containerd.sock); repeatable."
         ),
     ] = None,
+    proc_root: Annotated[
+        Path,
+        typer.Option("--proc", help="--containerd: the host's /proc (default /proc, with hostPID; or a hostPath mount: /host/proc)."),
+    ] = Path("/proc"),
     tail: Annotated[
         list[str] | None,
         typer.Option("--tail", metavar="PATH", help="Follow this log file like tail -F, in any format hunt reads; globs; repeatable."),
@@ -204,6 +208,8 @@ def watch_command(
             socket_path(address)
         except ValueError as exc:
             fail(f"--containerd {exc}")
+    if containerd and not (proc_root / "stat").is_file():
+        fail(f"--proc {proc_root}: not a proc file system (no {proc_root / 'stat'})")
     server_tls = None
     if audit_webhook and not no_tls:
         assert tls_cert is not None and tls_key is not None
@@ -259,7 +265,7 @@ def watch_command(
             fail(f"--audit-webhook {audit_webhook}: {exc.strerror or exc}")
         streams.insert(0, SpoolInput(sp, metrics))
     for address in containerd or []:
-        streams.append(EventStream(ContainerdInput(address, warn=warning, metrics=metrics, node=node_name())))
+        streams.append(EventStream(ContainerdInput(address, warn=warning, metrics=metrics, node=node_name(), proc_root=proc_root)))
     if tail:
         position = state.positions.get(TailInput.name) if state is not None else None
         streams.append(TailInput(tail, position, from_start=tail_from_start, fmt=fmt, warn=_warn_line))

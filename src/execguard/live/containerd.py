@@ -154,6 +154,7 @@ class ContainerdInput:
         node: str | None = None,
         proc_root: Path = Path("/proc"),
     ) -> None:
+        self.own_proc = proc_root == Path("/proc")  # a host /proc mounted elsewhere: trust it, no PID-namespace check
         self.path = socket_path(address)
         self.address = f"unix://{self.path}"
         self.warn: Warn = warn or (lambda m: None)
@@ -207,7 +208,7 @@ class ContainerdInput:
             grpc.channel_ready_future(self._channel).result(timeout=RPC_TIMEOUT)
         except grpc.FutureTimeoutError as exc:
             raise ContainerdError(f"no connection to {self.address} within {RPC_TIMEOUT:.0f}s") from exc
-        visible = peer_visible(self.path)
+        visible = peer_visible(self.path) if self.own_proc else True
         if visible is False and self.procs.visible:
             self.warn(f"containerd {self.path}: its processes are in another PID namespace; execs are reported without argv (use hostPID)")
         self.procs.visible = visible is not False
@@ -272,9 +273,12 @@ class ContainerdInput:
                 return []
             # /proc first: the process may live for a millisecond
             argv, proc = self.procs.process(task.pid, env.time_ns, task.exec_id or None)
+            tty, stdin = self.procs.stdin(task.pid) if not proc.known else (None, None)
             if proc.known:
                 self.unread += 1
-            return [exec_event(env, task, argv, proc, self.container(env.namespace, task.container_id), self.address, self.node)]
+            ev = exec_event(env, task, argv, proc, self.container(env.namespace, task.container_id), self.address, self.node)
+            ev.tty, ev.stdin = tty, stdin
+            return [ev]
         # /tasks/create, or /tasks/start when its create came before we connected
         if not self._first((env.namespace, task.container_id, "")):
             return []

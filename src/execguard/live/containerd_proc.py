@@ -90,6 +90,14 @@ class ProcReader:
             return None
         return self.boot_ns + ticks * 1_000_000_000 // self.tick
 
+    def stdin(self, pid: int) -> tuple[bool | None, bool | None]:
+        """(tty, stdin) from what fd 0 is: a terminal (``kubectl exec -it``), /dev/null (no stdin) or a pipe."""
+        target = _link(self.root / str(pid) / "fd" / "0")
+        if target is None:
+            return None, None
+        tty = target.startswith(("/dev/pts/", "/dev/tty", "/dev/console"))
+        return tty, tty or target != "/dev/null"
+
     def process(self, pid: int, event_ns: int = 0, exec_id: str | None = None) -> tuple[list[str], Process]:
         """(argv, Process) of ``pid``; the argv is empty and ``Process.known`` says why when it could not be read."""
         proc = Process(pid=pid, exec_id=exec_id, in_init_tree=False)
