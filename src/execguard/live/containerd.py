@@ -1,8 +1,8 @@
 """`watch --containerd unix:///run/containerd/containerd.sock`: every exec the runtime starts, whoever asked.
 
-The events service (``/containerd.services.events.v1.Events/Subscribe``, no filter: every namespace, ``k8s.io``
-for Kubernetes and ``moby`` for Docker) streams envelopes over gRPC. For each ``/tasks/exec-started`` the
-process is read from /proc at once (containerd_proc.py), then the container from the containers service
+The events service (``/containerd.services.events.v1.Events/Subscribe``, filtered to the task and container
+topics below, every namespace: ``k8s.io`` for Kubernetes, ``moby`` for Docker) streams envelopes over gRPC.
+For each ``/tasks/exec-started`` the process is read from /proc at once (containerd_proc.py), then the container from the containers service
 (labels, image; cached per container, bounded) and one Event of action ``runtime_exec`` goes out. A
 ``/tasks/create`` (or a ``/tasks/start`` whose create was not seen) is the create-time path: the OCI spec's
 ``process.args`` as an Event of action ``create``, command origin ``container``.
@@ -213,7 +213,8 @@ class ContainerdInput:
             self.warn(f"containerd {self.path}: its processes are in another PID namespace; execs are reported without argv (use hostPID)")
         self.procs.visible = visible is not False
         subscribe = self._channel.unary_stream(SUBSCRIBE, request_serializer=_raw, response_deserializer=_raw)
-        call = subscribe(wire.encode_subscribe([]))
+        # containerd ORs the filters: only these topics cross the socket (image pulls and snapshots do not)
+        call = subscribe(wire.encode_subscribe([f'topic=="{t}"' for t in TOPICS]))
         done = threading.Event()
 
         def cancel_on_stop() -> None:
@@ -257,7 +258,7 @@ class ContainerdInput:
             self.events_in += 1
             for ev in self.handle(env):
                 emit(ev)
-        except (wire.WireError, KeyError) as exc:  # one bad envelope: named, and the stream goes on
+        except (wire.WireError, KeyError, ValueError, OSError) as exc:  # one bad envelope or /proc entry: named, the stream goes on
             self.warn(f"containerd {self.path}: an event could not be read: {exc}")
 
     def handle(self, env: wire.Envelope) -> list[Event]:
