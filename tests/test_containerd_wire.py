@@ -9,6 +9,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -151,3 +152,20 @@ def test_an_exec_gone_before_it_was_read_alerts_with_the_reason() -> None:
     assert alert.lead.rule_id == "runtime-exec"
     assert alert.lead.reason.endswith(f"argv unknown: {EXITED}")
     assert inp.unread == 1
+
+
+def test_no_containerd_warns_once_retries_and_stops_promptly(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    inp = ContainerdInput(f"unix://{tmp_path / 'containerd.sock'}", warn=warnings.append)
+    stop = threading.Event()
+    t = threading.Thread(target=inp.run, args=(lambda ev: None, stop), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not warnings and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert warnings and "reconnecting" in warnings[0] and str(tmp_path) in warnings[0]
+    assert not inp.connected.is_set()
+    stop.set()
+    t.join(10)
+    assert not t.is_alive()
+    assert len(warnings) <= 2  # one per outage, not one per retry

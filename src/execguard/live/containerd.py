@@ -183,15 +183,14 @@ class ContainerdInput:
             while not stop.is_set():
                 try:
                     self._follow(emit, stop)
-                    failures = 0
                 except (grpc.RpcError, ContainerdError, wire.WireError) as exc:
+                    if self.connected.is_set():
+                        self._lost_at = time.monotonic()  # a stream we had: the gap starts now
+                        failures = 0
                     if stop.is_set():
                         break
-                    if failures == 0 or failures % 10 == 0:  # a long outage warns now and then, not every retry
+                    if failures % 10 == 0:  # a long outage warns at its start and now and then, not every retry
                         self.warn(f"containerd {self.path}: {_rpc_text(exc)}; reconnecting (events until then are lost)")
-                if self.connected.is_set():
-                    self._lost_at = time.monotonic()  # a stream we had: the gap starts now
-                    failures = 0
                 self.connected.clear()
                 if stop.is_set():
                     break
@@ -201,13 +200,29 @@ class ContainerdInput:
             self.connected.clear()
             self._channel.close()
 
+    def _ready(self, stop: threading.Event) -> None:
+        """Wait for the channel to connect, looking at the stop flag now and then."""
+        import grpc
+
+        ready = grpc.channel_ready_future(self._channel)
+        deadline = time.monotonic() + RPC_TIMEOUT
+        try:
+            while not stop.is_set():
+                try:
+                    ready.result(timeout=READ_TICK)
+                    return
+                except grpc.FutureTimeoutError:
+                    if time.monotonic() > deadline:
+                        raise ContainerdError(f"no connection to {self.address} within {RPC_TIMEOUT:.0f}s") from None
+        finally:
+            ready.cancel()
+
     def _follow(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
         import grpc
 
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=RPC_TIMEOUT)
-        except grpc.FutureTimeoutError as exc:
-            raise ContainerdError(f"no connection to {self.address} within {RPC_TIMEOUT:.0f}s") from exc
+        self._ready(stop)
+        if stop.is_set():
+            return
         visible = peer_visible(self.path) if self.own_proc else True
         if visible is False and self.procs.visible:
             self.warn(f"containerd {self.path}: its processes are in another PID namespace; execs are reported without argv (use hostPID)")
