@@ -169,3 +169,14 @@ def test_no_containerd_warns_once_retries_and_stops_promptly(tmp_path: Path) -> 
     t.join(10)
     assert not t.is_alive()
     assert len(warnings) <= 2  # one per outage, not one per retry
+
+
+def test_scan_messages_namespaces_tasks_and_pids() -> None:
+    nss = msg(sub(1, w.encode_string(1, "k8s.io")), sub(1, w.encode_string(1, "moby")))
+    assert w.decode_namespaces(nss) == ["k8s.io", "moby"]
+    running = msg(w.encode_string(2, "abc"), w.encode_varint_field(3, 10), w.encode_varint_field(4, w.RUNNING))
+    stopped = msg(w.encode_string(2, "def"), w.encode_varint_field(3, 11), w.encode_varint_field(4, 3))
+    assert w.decode_tasks(msg(sub(1, running), sub(1, stopped))) == [w.TaskEvent("abc", "", 10)]
+    details = msg(w.encode_string(1, "containerd.runc.v1.ProcessDetails"), sub(2, w.encode_string(1, "exec-7")))
+    pids = msg(sub(1, w.encode_varint_field(1, 10)), sub(1, msg(w.encode_varint_field(1, 12), sub(2, details))))
+    assert w.decode_pids(pids) == [(10, ""), (12, "exec-7")]

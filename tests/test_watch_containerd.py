@@ -353,3 +353,53 @@ def _alert_dict(a: Alert) -> dict[str, Any]:
     from execguard.sinks.alert_json import alert_dict
 
     return alert_dict(a)
+
+
+def test_exec_started_in_a_gap_and_still_running_is_found_once(docker_daemon: Dockerd) -> None:
+    """The stream is closed and opened again (as after a containerd restart): an exec that started in between and
+    still runs is listed from the tasks service; one reported before the gap is not reported again."""
+    c = _container(docker_daemon)
+    warnings: list[str] = []
+    inp = ContainerdInput(f"unix://{sock(docker_daemon)}", warn=warnings.append)
+    got: list[Event] = []
+
+    def run_until(pred: Callable[[], bool]) -> None:
+        stop = threading.Event()
+        t = threading.Thread(target=inp.run, args=(got.append, stop), daemon=True)
+        t.start()
+        try:
+            assert inp.connected.wait(WAIT)
+            deadline = time.monotonic() + WAIT
+            while not pred() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert pred(), warnings
+        finally:
+            stop.set()
+            t.join(WAIT)
+        assert not t.is_alive()
+
+    def seen(exec_id: str) -> int:
+        return sum(e.event_id == exec_id for e in got)
+
+    try:
+        befores: list[str] = []
+
+        def started_before() -> bool:
+            if not any(seen(b) for b in befores):  # the first may come before the subscription is open: a new one then
+                befores.append(f"long-{uuid.uuid4().hex[:6]}")
+                ctr(docker_daemon, "moby", "task", "exec", "-d", "--exec-id", befores[-1], c.id, "sh", "-c", "sleep 60; true")
+                time.sleep(0.5)
+            return any(seen(b) for b in befores)
+
+        run_until(started_before)
+        gap = f"gap-{uuid.uuid4().hex[:6]}"
+        r = ctr(docker_daemon, "moby", "task", "exec", "-d", "--exec-id", gap, c.id, "sh", "-c", "sleep 60; true")
+        assert r.returncode == 0, r.stderr
+        run_until(lambda: seen(gap) == 1)
+        [ev] = [e for e in got if e.event_id == gap]
+        assert ev.verb == "found_running" and ev.action == "runtime_exec" and ev.command == ["sh", "-c", "sleep 60; true"]
+        assert ev.target.container_id == c.id and ev.process is not None and ev.process.exec_id == gap
+        # every exec once: seen live, or (one that came too early for the first stream) found after the gap
+        assert all(seen(b) == 1 for b in befores) and inp.caught_up == len(befores)
+    finally:
+        c.remove(force=True)

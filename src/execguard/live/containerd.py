@@ -8,9 +8,11 @@ For each ``/tasks/exec-started`` the process is read from /proc at once (contain
 ``process.args`` as an Event of action ``create``, command origin ``container``.
 
 containerd keeps no event history, so a reconnect (after a containerd restart) resumes from the events
-published after it: what happened in between is lost. Each reconnect and the seconds without a stream are
-counted (``execguard_input_reconnects``, ``execguard_input_gap_seconds``) and warned about. Execs already
-handed on are remembered (bounded) so nothing is reported twice.
+published after it. What can be recovered is listed then (containerd_scan.py): exec processes still
+running that no event reported, as ``runtime_exec`` with verb ``found_running``; an exec that began and
+ended in the gap is lost. Each reconnect and the seconds without a stream are counted
+(``execguard_input_reconnects``, ``execguard_input_gap_seconds``) and warned about. Execs already handed
+on are remembered (bounded) so nothing is reported twice.
 """
 
 from __future__ import annotations
@@ -169,6 +171,8 @@ class ContainerdInput:
         self.unread = 0  # execs reported without their argv
         self._channel: Any = None
         self._lost_at: float | None = None  # when the last open stream ended
+        self._streams = 0  # streams opened so far: every one after the first follows a gap
+        self.caught_up = 0  # execs found running after a gap
 
     def name(self) -> str:
         return f"containerd {self.address}"
@@ -242,6 +246,9 @@ class ContainerdInput:
         if self._lost_at is not None:
             self._count_gap(time.monotonic() - self._lost_at)
             self._lost_at = None
+        if self._streams:
+            self._catch_up(emit)  # the stream is open: what started in the gap and still runs is listed now
+        self._streams += 1
         self.connected.set()  # nothing comes on the stream before the first event: the call running is all we know
         try:
             for data in call:
@@ -263,6 +270,29 @@ class ContainerdInput:
         if self.metrics is not None:
             self.metrics.reconnects.labels(input=self.name()).inc()
             self.metrics.gap_seconds.labels(input=self.name()).inc(seconds)
+
+    def _catch_up(self, emit: Callable[[Event], None]) -> None:
+        """Report the exec processes running now that no event reported (they started while we were away)."""
+        import grpc
+
+        from .containerd_scan import running_execs
+
+        try:
+            found = running_execs(self._channel, RPC_TIMEOUT)
+        except (grpc.RpcError, wire.WireError) as exc:
+            self.warn(f"containerd {self.path}: listing the running execs after the gap failed: {_rpc_text(exc)}")
+            return
+        now = time.time_ns()
+        for ns, cid, pid, exec_id in found:
+            if not self._first((ns, cid, exec_id)):
+                continue  # reported before the gap
+            env = wire.Envelope(_rfc3339(now), now, ns, "(running after a gap in the event stream)", wire.Any_())
+            argv, proc = self.procs.process(pid, 0, exec_id)
+            ev = exec_event(env, wire.TaskEvent(cid, exec_id, pid), argv, proc, self.container(ns, cid), self.address, self.node)
+            ev.verb = "found_running"
+            ev.tty, ev.stdin = self.procs.stdin(pid) if not proc.known else (None, None)
+            self.caught_up += 1
+            emit(ev)
 
     # ---- one envelope ------------------------------------------------------------------------
     def _one(self, data: bytes, emit: Callable[[Event], None]) -> None:
@@ -337,6 +367,11 @@ class ContainerdInput:
         except wire.WireError as exc:
             self.warn(f"containerd {self.path}: container {container_id[:12]} in {namespace}: {exc}; reported without labels")
         return None
+
+
+def _rfc3339(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
 def _raw(data: bytes) -> bytes:

@@ -235,3 +235,40 @@ def decode_container(buf: bytes) -> Container:
 
 def decode_get_container_response(buf: bytes) -> Container:
     return decode_container(_bytes(fields(buf), 1))
+
+
+# The scan after a reconnect (containerd_scan.py):
+# - ``containerd.services.namespaces.v1.ListNamespacesResponse``: namespaces = 1 (Namespace: name = 1)
+# - ``containerd.services.tasks.v1.ListTasksResponse``: tasks = 1 (containerd.v1.types.Process:
+#   container_id = 1, id = 2, pid = 3, status = 4 (2 = RUNNING))
+# - ``ListPidsRequest``: container_id = 1; ``ListPidsResponse``: processes = 1 (ProcessInfo: pid = 1,
+#   info = 2, an Any of ``containerd.runc.v1.ProcessDetails``: exec_id = 1)
+RUNNING = 2
+
+
+def _messages(buf: bytes, number: int) -> list[dict[int, list[int | bytes]]]:
+    out = []
+    for v in fields(buf).get(number, []):
+        if not isinstance(v, bytes):
+            raise WireError(f"field {number}: a number where a message belongs")
+        out.append(fields(v))
+    return out
+
+
+def decode_namespaces(buf: bytes) -> list[str]:
+    return [_str(f, 1) for f in _messages(buf, 1)]
+
+
+def decode_tasks(buf: bytes) -> list[TaskEvent]:
+    """Running tasks only: container id and the pid of its first process (Tasks/List puts the container id in
+    ``id`` and leaves ``container_id`` empty; either is taken)."""
+    return [TaskEvent(_str(f, 1) or _str(f, 2), "", _int(f, 3)) for f in _messages(buf, 1) if _int(f, 4) == RUNNING]
+
+
+def decode_pids(buf: bytes) -> list[tuple[int, str]]:
+    """(pid, exec id) of a task's processes; the exec id is empty for all but an exec's own process."""
+    out = []
+    for f in _messages(buf, 1):
+        info = decode_any(_bytes(f, 2))
+        out.append((_int(f, 1), _str(fields(info.value), 1) if info.type_url.endswith("ProcessDetails") else ""))
+    return out
