@@ -229,7 +229,7 @@ def test_killed_watch_resumes_without_loss_or_duplicates(tmp_path: Path) -> None
 
 def test_cli_needs_an_input() -> None:
     r = subprocess.run([str(EXE), "watch"], capture_output=True, timeout=WAIT, check=False)
-    assert r.returncode == 2 and b"give an input: --audit-webhook HOST:PORT, --docker URL or --tail PATH" in r.stderr
+    assert r.returncode == 2 and b"give an input: --audit-webhook HOST:PORT, --docker URL, --containerd URL or --tail PATH" in r.stderr
 
 
 def test_falco_output_is_followed_as_json_records(tmp_path: Path) -> None:

@@ -81,7 +81,11 @@ def emulate_command(
     target: Annotated[str, typer.Argument(help="What to emulate against: docker.")],
     labels: Annotated[Path, typer.Option("--labels", help="Write what was done here (JSON lines).")],
     host: Annotated[str | None, typer.Option("--host", help="Docker daemon URL (default: $DOCKER_HOST or the local socket).")] = None,
-    scenario: Annotated[str, typer.Option("--scenario", help="teamtnt, kinsing or all.")] = "all",
+    scenario: Annotated[str, typer.Option("--scenario", help="teamtnt, kinsing, runtime (needs --containerd) or all.")] = "all",
+    containerd: Annotated[
+        str | None,
+        typer.Option("--containerd", help="The daemon's containerd socket: adds the runtime procedure (exec with ctr, no Docker exec)."),
+    ] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Accept a daemon that is not on this host.")] = False,
     events: Annotated[
         Path | None, typer.Option("--events", help="Also write the daemon's events of the run here, for `execguard hunt` (JSON lines).")
@@ -91,13 +95,17 @@ def emulate_command(
     import docker
     import docker.errors
 
+    from ..sim.emulate import RUNTIME, EmulateError, emulate, is_local
     from ..sim.emulate import SCENARIOS as EMULATED
-    from ..sim.emulate import emulate, is_local
 
     if target != "docker":
         fail(f"unknown target {target!r}: only docker")
-    if scenario != "all" and scenario not in EMULATED:
-        fail(f"--scenario {scenario!r}: choose teamtnt, kinsing or all")
+    if scenario != "all" and scenario not in (*EMULATED, RUNTIME):
+        fail(f"--scenario {scenario!r}: choose teamtnt, kinsing, runtime or all")
+    if scenario == RUNTIME and not containerd:
+        fail("--scenario runtime needs --containerd unix:///PATH/containerd.sock (the daemon's containerd)")
+    if containerd and not containerd.removeprefix("unix://").startswith("/"):
+        fail(f"--containerd {containerd}: give unix:///PATH/containerd.sock")
     check_output(labels)
     check_output(events)
     url = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -111,8 +119,8 @@ def emulate_command(
     try:
         with open(labels, "w", encoding="utf-8") as out, open(events or os.devnull, "w", encoding="utf-8") as ev_out:
             try:
-                n = emulate(client, scenario, out, ev_out if events else None)
-            except docker.errors.DockerException as exc:
+                n = emulate(client, scenario, out, ev_out if events else None, containerd)
+            except (docker.errors.DockerException, EmulateError) as exc:
                 error(exc)  # the daemon failed mid-way (not the user): exit 1, as before
                 raise typer.Exit(1) from None
     except OSError as exc:  # an output file failed while being written (a full disk); the containers are removed

@@ -136,6 +136,16 @@ def watch_command(
     tlscacert: Annotated[str | None, typer.Option("--tlscacert", help="CA of the daemon certificate (DOCKER_CERT_PATH/ca.pem).")] = None,
     tlscert: Annotated[str | None, typer.Option("--tlscert", help="Client certificate (default DOCKER_CERT_PATH/cert.pem).")] = None,
     tlskey: Annotated[str | None, typer.Option("--tlskey", help="Client key (default DOCKER_CERT_PATH/key.pem).")] = None,
+    containerd: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--containerd", metavar="URL", help="Follow this containerd's task events (unix:///run/containerd/containerd.sock); repeatable."
+        ),
+    ] = None,
+    proc_root: Annotated[
+        Path,
+        typer.Option("--proc", help="--containerd: the host's /proc (default /proc, with hostPID; or a hostPath mount: /host/proc)."),
+    ] = Path("/proc"),
     tail: Annotated[
         list[str] | None,
         typer.Option("--tail", metavar="PATH", help="Follow this log file like tail -F, in any format hunt reads; globs; repeatable."),
@@ -165,6 +175,7 @@ def watch_command(
     from ..audit.gather import docker_live
     from ..audit.gather.live import LiveError
     from ..live.checkpoint import StateError, StateFile
+    from ..live.containerd import ContainerdInput, node_name, socket_path
     from ..live.docker import DockerInput
     from ..live.inputs import EventStream
     from ..live.metrics import Metrics
@@ -173,8 +184,8 @@ def watch_command(
     from ..live.tail import TailInput
     from ..live.webhook import Receiver, SpoolInput, tls_context
 
-    if not (audit_webhook or docker or tail):
-        fail("give an input: --audit-webhook HOST:PORT, --docker URL or --tail PATH")
+    if not (audit_webhook or docker or tail or containerd):
+        fail("give an input: --audit-webhook HOST:PORT, --docker URL, --containerd URL or --tail PATH")
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     host, port = _check_webhook(audit_webhook, tls_cert, tls_key, client_ca, no_tls, insecure_listen) if audit_webhook else ("", 0)
@@ -192,6 +203,13 @@ def watch_command(
             streams.append(EventStream(DockerInput(url, docker_tls, warn=warning)))
         except (LiveError, ValueError, OSError) as exc:  # a bad URL, a missing certificate file
             fail(f"--docker {url}: {exc}")
+    for address in containerd or []:
+        try:
+            socket_path(address)
+        except ValueError as exc:
+            fail(f"--containerd {exc}")
+    if containerd and not (proc_root / "stat").is_file():
+        fail(f"--proc {proc_root}: not a proc file system (no {proc_root / 'stat'})")
     server_tls = None
     if audit_webhook and not no_tls:
         assert tls_cert is not None and tls_key is not None
@@ -246,6 +264,8 @@ def watch_command(
         except OSError as exc:
             fail(f"--audit-webhook {audit_webhook}: {exc.strerror or exc}")
         streams.insert(0, SpoolInput(sp, metrics))
+    for address in containerd or []:
+        streams.append(EventStream(ContainerdInput(address, warn=warning, metrics=metrics, node=node_name(), proc_root=proc_root)))
     if tail:
         position = state.positions.get(TailInput.name) if state is not None else None
         streams.append(TailInput(tail, position, from_start=tail_from_start, fmt=fmt, warn=_warn_line))

@@ -99,6 +99,7 @@ _PLAIN: dict[str, Callable[[Event], Any]] = {
     "process.parent_command": _process(lambda p: " ".join(p.parent_command)),
     "process.exec_id": _process(lambda p: p.exec_id),
     "process.in_init_tree": _process(lambda p: p.in_init_tree),
+    "process.known": _process(lambda p: p.known or None),
     "rbac.kind": _rbac(lambda r: r.kind),
     "rbac.name": _rbac(_rbac_name),
     "rbac.role": _rbac(lambda r: r.role_ref),

@@ -37,12 +37,22 @@ def _who(fields: Lookup) -> str:
     return f"{who} from {ips[0]}" if ips else who
 
 
+def _argv(fields: Lookup) -> str:
+    """The command line, or why a node source could not read it (a process gone before /proc was read)."""
+    line = fields.get("command.line")
+    if line:
+        return str(line)
+    known = fields.get("process.known")
+    return f"argv unknown: {known}" if known else "(no command recorded)"
+
+
 # placeholders computed from several fields, so reasons read well for every source
-DERIVED: dict[str, Callable[[Lookup], str]] = {"where": _where, "who": _who}
+DERIVED: dict[str, Callable[[Lookup], str]] = {"where": _where, "who": _who, "argv": _argv}
 # the fields each derived placeholder reads
 DERIVED_READS = {
     "where": ("target.namespace", "target.pod", "target.container", "target.container_id", "command.origin", "target.node"),
     "who": ("actor.user", "actor.source_ip"),
+    "argv": ("command.line", "process.known"),
 }
 _DEFAULTS = {"command.line": "(no command recorded)", "command.text": "(no command recorded)", "command": "(no command recorded)"}
 

