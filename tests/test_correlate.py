@@ -9,8 +9,9 @@ import pytest
 
 from execguard.engine.correlate import Correlator
 from execguard.engine.fields import flat_fields
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import RuleError, load_rules
+from execguard.engine.rule import RuleError
 from execguard.model import Event, RuleMatch
 from execguard.sinks.alert_json import alert_dict
 from rules_builder import builtin_rules, deny, exec_event, hunt, kubelet_event, write_jsonl

@@ -138,7 +138,7 @@ def hunt(
     """Read audit and daemon logs and report T1609 container administration commands."""
     from .. import sinks
     from ..engine.match import Engine
-    from ..engine.sigma import RuleError
+    from ..engine.rule import RuleError
     from ..pipeline import prefilter
     from ..pipeline.filters import AlertFilter
     from ..pipeline.rules import load

@@ -23,7 +23,7 @@ def rules_cmd(
     output: Annotated[RulesOutput, typer.Option("--output", "-o", help="table, json or yaml.")] = RulesOutput.table,
 ) -> None:
     """List the rules that hunt runs, with severity, actions and tags."""
-    from ..engine.sigma import RuleError
+    from ..engine.rule import RuleError
     from ..pipeline.rules import load
 
     try:

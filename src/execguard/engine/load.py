@@ -11,8 +11,8 @@ from sigma.rule import SigmaRule
 
 from .checks import field_line, line_of, read_problem, reason_problem, sigma_problem, unknown_field
 from .compile import compile_rule
-from .correlate import PLACEHOLDERS, compile_correlation, is_correlation, resolve
 from .fields import FIELDS
+from .load_correlation import PLACEHOLDERS, compile_correlation, is_correlation, resolve
 from .reason import DERIVED
 from .rule import Rule, RuleError
 
