@@ -15,7 +15,6 @@ from sigma.correlations import (
     SigmaCorrelationRule,
     SigmaCorrelationType,
 )
-from sigma.exceptions import SigmaError
 
 from .checks import nearest
 from .fields import FIELDS
@@ -27,23 +26,25 @@ PLACEHOLDERS = ("count", "timespan", "first_time", "values", "chain")
 TEMPORAL = (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED)
 
 
-def is_correlation(text: str) -> bool:
-    return any(line.startswith("correlation:") for line in text.splitlines())
-
-
-def compile_correlation(text: str, where: str) -> Rule:
+def raw_settings(text: str, parsed: SigmaCorrelationRule) -> dict[str, Any]:
+    """The ``correlation:`` mapping as written for ``parsed`` (a file may hold several documents): pySigma
+    reads an absent ``generate`` as false, where this engine's default is true, so absence must be seen."""
     try:
-        data = yaml.safe_load(text)
-        parsed = SigmaCorrelationRule.from_dict(data)
-    except SigmaError as exc:
-        raise RuleError(where, f"invalid Sigma correlation rule: {exc}") from None
-    except Exception as exc:
-        raise RuleError(where, f"cannot read correlation rule: {exc}") from None
+        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and isinstance(d.get("correlation"), dict)]
+    except yaml.YAMLError:
+        return {}
+    for doc in docs:
+        if len(docs) == 1 or doc.get("name") == parsed.name or str(doc.get("id")) == str(parsed.id):
+            return dict(doc["correlation"])
+    return {}
+
+
+def compile_correlation(parsed: SigmaCorrelationRule, raw: dict[str, Any], where: str) -> Rule:
+    """A correlation rule parsed by pySigma (``raw``: its ``correlation:`` mapping as written)."""
     supported = (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, *TEMPORAL)
     if parsed.type not in supported:
         names = ", ".join(t.name.lower() for t in supported)
         raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported ({names})")
-    raw: dict[str, Any] = data["correlation"] if isinstance(data, dict) and isinstance(data.get("correlation"), dict) else {}
     if parsed.type in TEMPORAL:
         return _temporal_rule(parsed, raw, where)
     cond = parsed.condition
