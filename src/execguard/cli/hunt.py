@@ -91,7 +91,7 @@ def hunt(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or summary on stderr.")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Worker processes for large inputs; 0 = one per usable CPU, 1 = no workers.")
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes for large inputs; 0 = one per idle usable CPU, 1 = no workers.")
     ] = 0,
     policy_file: Annotated[
         Path | None, typer.Option("--policy", help="Allow, suppress or re-rate alerts by rule and scope (docs/policy.md).")
