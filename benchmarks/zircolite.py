@@ -3,7 +3,7 @@
 Zircolite (github.com/wagga40/Zircolite) is a Sigma hunter that loads every record into SQLite and runs each
 rule as SQL. Setup, once (its own venv under benchmarks/out/, git-ignored; see benchmarks/README.md):
 
-    .venv/bin/python benchmarks/zircolite.py setup ZIRCOLITE_CHECKOUT     # copies it, makes the venv, pip install
+    .venv/bin/python benchmarks/zircolite.py setup ZIRCOLITE_WORKTREE     # a clone of it: copies its code, makes the venv
     benchmarks/out/zircolite-venv/bin/python benchmarks/zircolite.py convert  # our rules -> its JSON ruleset
     .venv/bin/python benchmarks/zircolite.py run FILE [FILE ...] --repeat 3
 
@@ -108,7 +108,7 @@ def convert() -> None:
             continue
         out.extend(c for c in converted if isinstance(c, dict))
     RULESET.write_text(json.dumps(out, indent=1))
-    print(f"{len(out)} of {len(rules)} rule files converted to {RULESET}")
+    print(f"{len(out)} SQL rules from {len(rules)} rule files in {RULESET}")
     for line in failed:
         print(f"  not converted: {line}")
 
