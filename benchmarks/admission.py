@@ -94,7 +94,7 @@ def client(port: int, ca: str, bodies: list[tuple[str, bytes, bool]], n: int, ou
 
 def decision_cpu(policy: str, n: int) -> list[float]:
     """CPU time of review() alone, in this process: what the webhook spends, without the network or other tenants."""
-    from execguard.engine.sigma import load_rules
+    from execguard.engine.load import load_rules
     from execguard.guard.decide import Decider
     from execguard.guard.review import review
     from execguard.policy import load_policy

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.live.containerd import ContainerdInput
 from execguard.live.inputs import EventStream, supervise
 from execguard.live.metrics import Metrics

@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.live.docker import DockerInput
 from execguard.live.inputs import EventStream, supervise
 from execguard.live.metrics import Metrics

@@ -8,6 +8,13 @@ output draws from the two so that ``--exec-rate`` of its lines are exec records:
 quiet production cluster, where the prefilter skips almost every line; 0.4 is a CI cluster whose runners exec
 all day, or a cluster under attack (the simulator's own mix is about 0.38).
 
+The other lines follow ``--mix``. ``real`` (the default) weights them as a production audit log reads:
+mostly get/list/watch, lease renewals, events and status patches; a controller listing pods about 1 % of
+lines, secrets listed 0.2 %, pod creates whose containers carry a command 0.2 % (kept in proportion to each
+other within those classes). ``sim`` keeps the simulator's own background mix, where about a fifth of the
+non-exec lines are pod lists and pod creates with commands that the prefilter must pass (the mix of the
+figures measured before this option).
+
 Fast: the pool is rendered once into byte templates split around the auditID and the two timestamps; each
 output line only fills those slots (a fresh auditID per request, times rising second by second).
 Deterministic for a given --seed, --size and --exec-rate.
@@ -33,6 +40,8 @@ from typing import Any
 from execguard.sim.simulate import write
 
 EXEC_RATE = 0.001
+# --mix real: share of the non-exec lines per class of request; "rest" takes what is left
+REAL_MIX = {"pod_create_command": 0.002, "list_pods": 0.01, "list_secrets": 0.002}
 POOL = 20_000  # simulated background events per pool (attacks are added)
 Template = tuple[tuple[bytes, ...], ...]  # one request = 1..n lines; each line = the 4 parts around its slots
 # auditID, then requestReceivedTimestamp, then stageTimestamp: the order the simulator (and kube-apiserver) writes
@@ -59,16 +68,42 @@ def pool(seed: int) -> tuple[list[Template], list[Template]]:
     return execs, others
 
 
-def build_templates(seed: int, exec_rate: float) -> tuple[list[Template], list[float]]:
+def request_class(tpl: Template) -> str:
+    """What kind of non-exec request a template is, for --mix real."""
+    line = b"".join(tpl[0])
+    if b'"verb":"create"' in line and b'"resource":"pods"' in line and (b'"command"' in line or b'"args"' in line):
+        return "pod_create_command"
+    if b'"verb":"list"' in line and b'"resource":"pods"' in line:
+        return "list_pods"
+    if b'"verb":"list"' in line and b'"resource":"secrets"' in line:
+        return "list_secrets"
+    return "rest"
+
+
+def other_weights(others: list[Template], mix: str) -> list[float]:
+    """Relative weights of the non-exec requests (summing to 1): uniform (sim), or by class (real)."""
+    if mix == "sim":
+        return [1.0 / len(others)] * len(others)
+    classes = [request_class(t) for t in others]
+    count = {c: classes.count(c) for c in set(classes)}
+    share = {c: REAL_MIX.get(c, 0.0) for c in count}
+    share["rest"] = 1.0 - sum(v for c, v in share.items() if c != "rest")
+    if "rest" not in count:
+        raise SystemExit("gen_audit: the simulated pool has no plain requests for --mix real")
+    return [share[c] / count[c] for c in classes]
+
+
+def build_templates(seed: int, exec_rate: float, mix: str = "real") -> tuple[list[Template], list[float]]:
     """Templates and weights such that ``exec_rate`` of the lines drawn are exec records."""
     execs, others = pool(seed)
+    ow = other_weights(others, mix)
     if not 0 < exec_rate < 1:  # all or nothing: one pool alone
-        return (execs, [1.0] * len(execs)) if exec_rate else (others, [1.0] * len(others))
+        return (execs, [1.0] * len(execs)) if exec_rate else (others, ow)
     e = sum(map(len, execs)) / len(execs)  # lines per exec request
-    o = sum(map(len, others)) / len(others)
+    o = sum(w * len(t) for t, w in zip(others, ow, strict=True))  # lines per other request, as drawn
     # a share q of requests being exec gives q*e / (q*e + (1-q)*o) exec lines: solve for q
     q = exec_rate * o / (e - exec_rate * e + exec_rate * o)
-    return execs + others, [q / len(execs)] * len(execs) + [(1 - q) / len(others)] * len(others)
+    return execs + others, [q / len(execs)] * len(execs) + [(1 - q) * w for w in ow]
 
 
 def parse_size(text: str) -> int:
@@ -77,8 +112,10 @@ def parse_size(text: str) -> int:
     return int(float(text.rstrip("KMGT")) * mult)
 
 
-def generate(out: Any, size: int, seed: int, start: datetime, exec_rate: float = EXEC_RATE, batch: int = 2048) -> tuple[int, int]:
-    templates, weights = build_templates(seed, exec_rate)
+def generate(
+    out: Any, size: int, seed: int, start: datetime, exec_rate: float = EXEC_RATE, batch: int = 2048, mix: str = "real"
+) -> tuple[int, int]:
+    templates, weights = build_templates(seed, exec_rate, mix)
     rng = random.Random(seed ^ 0x5EED)
     cum: list[float] = []
     total = 0.0
@@ -156,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", default="-", help="file to write ('.gz' compresses, level 1); - for stdout")
     ap.add_argument("--exec-rate", type=float, default=EXEC_RATE, help="share of lines that are pods/exec or pods/attach records (0-1)")
     ap.add_argument(
+        "--mix", choices=("real", "sim"), default="real",
+        help="the non-exec lines: a production log's weighting (real) or the simulator's own (sim)",
+    )  # fmt: skip
+    ap.add_argument(
         "--simulate",
         action="store_true",
         help="write `execguard simulate`'s own file instead (its mix, ~38 %% exec, with labels for `execguard score`); slower",
@@ -169,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
     t = time.perf_counter()
     if args.output == "-":
-        written, lines = generate(sys.stdout.buffer, size, args.seed, start, args.exec_rate)
+        written, lines = generate(sys.stdout.buffer, size, args.seed, start, args.exec_rate, mix=args.mix)
     elif args.output.endswith(".gz"):
         with gzip.open(args.output, "wb", compresslevel=1) as f:
-            written, lines = generate(f, size, args.seed, start, args.exec_rate)
+            written, lines = generate(f, size, args.seed, start, args.exec_rate, mix=args.mix)
     else:
         with open(args.output, "wb", buffering=16 << 20) as f:
-            written, lines = generate(f, size, args.seed, start, args.exec_rate)
+            written, lines = generate(f, size, args.seed, start, args.exec_rate, mix=args.mix)
     dt = time.perf_counter() - t
     print(f"{written / 1e6:.1f} MB, {lines} lines in {dt:.1f} s ({written / 1e6 / dt:.0f} MB/s)", file=sys.stderr)
     return 0

@@ -67,7 +67,7 @@ def cpu(pid: int) -> float:
 
 def core(n: int) -> None:
     """The decision core alone, in this process: what the socket figures cost beyond HTTP and scheduling."""
-    from execguard.engine.sigma import load_rules
+    from execguard.engine.load import load_rules
     from execguard.guard.decide import Decider, Request
 
     decider = Decider(load_rules())

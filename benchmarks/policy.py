@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.policy import PolicyFilter, load_policy
 from execguard.sim.simulate import write as simulate
 from execguard.sources.reader import Reader

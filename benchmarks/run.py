@@ -45,8 +45,8 @@ def execguard_cmd() -> list[str]:
 
 
 def prefilter_literals() -> list[bytes]:
+    from execguard.engine.load import load_rules
     from execguard.engine.match import Engine
-    from execguard.engine.sigma import load_rules
     from execguard.pipeline.prefilter import literals_for
 
     lits = literals_for(Engine(load_rules([], builtin=True)).actions())

@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from execguard.cli import sample_dir
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.model import Alert
 from execguard.pipeline.filters import parse_when
 from execguard.sinks.restore import restore

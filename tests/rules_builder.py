@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import Rule, load_rules
+from execguard.engine.rule import Rule
 from execguard.model import Alert
 from execguard.pipeline.prefilter import literals_for
 from execguard.sources.reader import Reader

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from execguard.cli import sample_dir
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.model import Alert
 from execguard.sources.reader import Reader
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from execguard.engine.grants import GrantMemory
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.model import Alert, Event, RbacChange
 from execguard.pipeline import parallel
 from execguard.pipeline.prefilter import literals_for

@@ -13,8 +13,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from execguard.cli import app, sample_dir
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.sinks.table import TableSink
 from execguard.sources.reader import Reader
 

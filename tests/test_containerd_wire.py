@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.live import containerd_wire as w
 from execguard.live.containerd import ContainerdInput, socket_path
 from execguard.live.containerd_proc import EXITED, NOT_VISIBLE, REUSED, ProcReader

@@ -9,8 +9,9 @@ import pytest
 
 from execguard.engine.correlate import Correlator
 from execguard.engine.fields import flat_fields
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import RuleError, load_rules
+from execguard.engine.rule import RuleError
 from execguard.model import Event, RuleMatch
 from execguard.sinks.alert_json import alert_dict
 from rules_builder import builtin_rules, deny, exec_event, hunt, kubelet_event, write_jsonl
@@ -195,3 +196,52 @@ def test_value_count_reason_lists_the_values(tmp_path: Path) -> None:
     rules = load_rules([str(path)])
     [alert] = [a for a in Engine(rules).run([allowed_exec(i, f"p{i}") for i in range(3)]) if a.lead.rule_id == "my-corr"]
     assert alert.lead.reason == "3 pods: p0, p1, p2"
+
+
+MULTI = """\
+title: Denied exec by anyone
+name: multi-denied
+id: 0e4b6f0a-1d5c-4a4e-9b7e-3c1f2a9d8e01
+status: experimental
+logsource:
+  product: kubernetes
+  service: audit
+detection:
+  sel:
+    action: exec
+    outcome: denied
+  condition: sel
+level: low
+---
+title: Three denied execs by one actor
+name: multi-denied-burst
+id: 0e4b6f0a-1d5c-4a4e-9b7e-3c1f2a9d8e02
+status: experimental
+correlation:
+  type: event_count
+  rules:
+    - multi-denied
+  group-by:
+    - actor.user
+  timespan: 10m
+  condition:
+    gte: 3
+level: medium
+"""
+
+
+def test_one_file_holds_a_rule_and_its_correlation(tmp_path: Path) -> None:
+    # a multi-document rule file, read through pySigma's SigmaCollection: both documents are rules
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "multi.yml").write_text(MULTI)
+    rules = load_rules([str(tmp_path / "rules")], builtin=False)
+    assert [r.rule_id for r in rules] == ["multi-denied", "multi-denied-burst"]
+    assert rules[1].correlation is not None and rules[1].correlation.generate  # absent generate: alerts
+    alerts = hunt([write_jsonl(tmp_path / "audit.log", [denied_exec(i, pod=f"p{i}") for i in range(3)])], rules=rules)
+    assert [a.lead.rule_id for a in alerts] == ["multi-denied"] * 3 + ["multi-denied-burst"]
+
+
+def test_a_file_with_no_rule_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty.yml").write_text("# nothing here\n")
+    with pytest.raises(RuleError, match=r"empty\.yml: no rule in this file"):
+        load_rules([str(tmp_path / "empty.yml")], builtin=False)

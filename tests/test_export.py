@@ -21,8 +21,8 @@ from sigma.rule import SigmaDetectionItem  # noqa: E402
 from sigma.types import SigmaString  # noqa: E402
 
 from execguard.cli import app  # noqa: E402
+from execguard.engine.load import load_rules  # noqa: E402
 from execguard.engine.match import Engine  # noqa: E402
-from execguard.engine.sigma import load_rules  # noqa: E402
 from execguard.export import evaluate, prune, raw  # noqa: E402
 from execguard.export.convert import Exported, export  # noqa: E402
 from execguard.export.targets import TARGETS  # noqa: E402

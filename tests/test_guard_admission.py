@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from execguard.cli.guard_admission import judge_with
-from execguard.engine.sigma import load_rules
+from execguard.engine.load import load_rules
 from execguard.guard import admission, k8s_request
 from execguard.guard.approvals import ApprovalStore, add_approval
 from execguard.guard.decide import Decider

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from execguard.engine.sigma import load_rules
+from execguard.engine.load import load_rules
 from execguard.guard.approvals import ApprovalStore, add_approval, parse_duration
 from execguard.guard.docker_authz import MAX_REQUEST, AuthzPlugin, UnixHTTPServer
 from execguard.guard.record import JsonlRecorder

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from execguard.engine.sigma import load_rules
+from execguard.engine.load import load_rules
 from execguard.guard.decide import Approval, Decider, Request
 from execguard.policy import PolicyError, parse_policy
 

@@ -11,7 +11,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.engine.sigma import load_rules
+from execguard.engine.load import load_rules
 from execguard.guard.decide import Request
 from execguard.guard.record import GuardRecorder, JsonlRecorder, StoreFollower
 from execguard.guard.runtime import GuardRuntime

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from execguard.cli import app
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.pipeline import parallel
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate

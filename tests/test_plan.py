@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.pipeline import parallel
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
@@ -85,3 +85,18 @@ def test_python_m_execguard(files: tuple[Path, Path]) -> None:
     via_script = subprocess.run([str(script), *args], capture_output=True, check=False)
     assert via_m.returncode == via_script.returncode == 0
     assert via_m.stdout == via_script.stdout and via_m.stdout.count(b"\n") > 100
+
+
+def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from execguard.pipeline import run
+
+    usable = parallel.available_jobs()
+    assert 1 <= run.usable_jobs(0)[0] <= usable  # whatever the machine's load is now
+    assert run.usable_jobs(1) == (1, None)  # an explicit -j is kept
+    # the load average is the other work's: each busy CPU is one worker fewer, never none
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (0.4, 0.0, 0.0))
+    assert run.idle_jobs(4) == 4
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (2.7, 0.0, 0.0))
+    assert run.idle_jobs(4) == 2
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (11.0, 0.0, 0.0))
+    assert run.idle_jobs(4) == 1

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from execguard.engine.fields import FieldView
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.model import Event
 from execguard.pipeline import rules as rule_cache
 from execguard.pipeline.prefilter import literals_for

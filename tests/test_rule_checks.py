@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from execguard.engine.fields import FIELDS, FieldView, flat_fields
-from execguard.engine.sigma import RuleError, load_rules
+from execguard.engine.load import load_rules
+from execguard.engine.rule import RuleError
 from execguard.model import Actor, Event, Target
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "fields.md"

@@ -11,7 +11,7 @@ import pytest
 
 from execguard.engine.correlate import silent_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import procedure_tags
+from execguard.engine.rule import procedure_tags
 from execguard.model import severity_rank
 from execguard.sinks.alert_json import alert_dict
 from execguard.sources.reader import Reader

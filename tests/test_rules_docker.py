@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import Rule, load_rules
+from execguard.engine.rule import Rule
 from execguard.model import Event
 from execguard.sources.reader import Reader
 

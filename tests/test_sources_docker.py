@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from execguard.engine.fields import flat_fields
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.model import Event
 from execguard.pipeline.prefilter import literals_for
 from execguard.sources import dockerd_log

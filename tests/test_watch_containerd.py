@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 import pytest
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.live.containerd import ContainerdInput
 from execguard.live.containerd_proc import EXITED
 from execguard.live.inputs import EventStream, supervise

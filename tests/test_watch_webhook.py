@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.engine.sigma import load_rules
 from execguard.live.inputs import supervise
 from execguard.live.metrics import Metrics
 from execguard.live.runner import Detector, OutFile, Runner

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from calendar import timegm
+from functools import lru_cache
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(?:([Zz])|([+-])(\d\d):?(\d\d))?"
@@ -11,6 +12,8 @@ _RFC3339 = re.compile(
 NS = 1_000_000_000
 
 
+# an alert's time is read by the sort, the Docker de-duplication and the filters in turn: parse it once
+@lru_cache(maxsize=1024)
 def time_ns(value: str | None) -> int | None:
     """An RFC 3339 stamp as nanoseconds since the epoch (no zone means UTC); None when it is not one."""
     if not value:

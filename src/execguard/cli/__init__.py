@@ -1,40 +1,70 @@
 """execguard command line: the typer app and the list of its commands.
 
 Each command is a typer function in a module of this package; the work is elsewhere (pipeline/,
-audit/, sim/) and is imported inside the command, so `execguard hunt` never loads the Docker, Kubernetes,
-audit or simulator code. Options and their help are plain text (``rich_markup_mode=None``): option
-help such as ADDR:PORT[/SERVICE] must not be read as rich markup.
+audit/, sim/) and is imported inside the command. Commands are loaded on demand (``LazyGroup``):
+`execguard hunt` imports and builds only the hunt command, never the guard, watch or simulator
+modules and their option tables (start-up, benchmarks/startup.py). Options and their help are plain
+text (``rich_markup_mode=None``): option help such as ADDR:PORT[/SERVICE] must not be read as rich markup.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.models import CommandInfo
 
 from .. import __version__
-from . import alerts, audit, guard, hunt, report, rules, sim, watch
 from .hunt import sample_dir
 from .util import Group
 
 __all__ = ["app", "sample_dir"]
 
+# The commands, in the order --help lists them: name -> (module of this package, its typer function
+# or sub-app). A new command is a module here and one line below.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "hunt": ("hunt", "hunt"),
+    "rules": ("rules", "rules_app"),
+    "audit": ("audit", "audit_command"),
+    "simulate": ("sim", "simulate_command"),
+    "emulate": ("sim", "emulate_command"),
+    "score": ("sim", "score_command"),
+    "watch": ("watch", "watch_command"),
+    "alerts": ("alerts", "alerts_command"),
+    "report": ("report", "report_command"),
+    "guard": ("guard", "guard_app"),
+}
+
+
+class LazyGroup(Group):
+    """The top-level group: a command's module is imported and its click command built when it is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        known = super().get_command(ctx, cmd_name)
+        if known is not None or cmd_name not in COMMANDS:
+            return known
+        module, attr = COMMANDS[cmd_name]
+        target = getattr(importlib.import_module(f".{module}", __name__), attr)
+        if isinstance(target, typer.Typer):
+            command: Any = typer.main.get_group(target)
+            command.name = cmd_name
+        else:
+            command = typer.main.get_command_from_info(
+                CommandInfo(name=cmd_name, callback=target), pretty_exceptions_short=True, rich_markup_mode=None
+            )
+        self.add_command(command, cmd_name)
+        return command
+
+
 app = typer.Typer(
-    cls=Group, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    cls=LazyGroup, add_completion=False, no_args_is_help=True, rich_markup_mode=None,
     help="Find, audit and block T1609 container administration commands.",
 )
-
-# The commands, in the order --help lists them. A new command is a module here and one line below.
-app.command("hunt")(hunt.hunt)
-app.add_typer(rules.rules_app, name="rules")
-app.command("audit")(audit.audit_command)
-app.command("simulate")(sim.simulate_command)
-app.command("emulate")(sim.emulate_command)
-app.command("score")(sim.score_command)
-app.command("watch")(watch.watch_command)
-app.command("alerts")(alerts.alerts_command)
-app.command("report")(report.report_command)
-app.add_typer(guard.guard_app, name="guard")
 
 
 @app.callback(invoke_without_command=True)

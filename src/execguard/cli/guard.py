@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from ..engine.sigma import RuleError, load_rules
+from ..engine.load import load_rules
+from ..engine.rule import RuleError
 from ..guard.approvals import ApprovalStore, add_approval, parse_duration, state_dir
 from ..guard.decide import DENY_AT
 from ..guard.record import GuardRecorder, JsonlRecorder, StoreFollower

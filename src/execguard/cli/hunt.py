@@ -10,15 +10,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from .. import __version__
 from ..model import severity_rank
 from ..pipeline.order import SORTS
 from ..sources import FORMATS
 from .options import severity_option, when
-from .util import check_output, error, fail, note, one_line, os_error_line, plural, silence_stdout
+from .util import LazyConsole, check_output, error, escape, fail, note, one_line, os_error_line, plural, silence_stdout
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -26,7 +24,7 @@ if TYPE_CHECKING:
     from ..policy import PolicyFilter
     from ..sinks import Sink
 
-err = Console(stderr=True)
+err: Any = LazyConsole(stderr=True)
 WARN_LIMIT_PER_FILE = 20
 
 
@@ -96,7 +94,7 @@ def hunt(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or summary on stderr.")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Worker processes for large inputs; 0 = one per usable CPU, 1 = no workers.")
+        int, typer.Option("--jobs", "-j", min=0, help="Worker processes for large inputs; 0 = one per idle usable CPU, 1 = no workers.")
     ] = 0,
     policy_file: Annotated[
         Path | None, typer.Option("--policy", help="Allow, suppress or re-rate alerts by rule and scope (docs/policy.md).")
@@ -141,7 +139,7 @@ def hunt(
     """Read audit and daemon logs and report T1609 container administration commands."""
     from .. import sinks
     from ..engine.match import Engine
-    from ..engine.sigma import RuleError
+    from ..engine.rule import RuleError
     from ..pipeline import prefilter
     from ..pipeline.filters import AlertFilter
     from ..pipeline.rules import load
@@ -190,7 +188,9 @@ def hunt(
     # one handle on --out: bytes for jsonl/ocsf, text for the table
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115
     stream: Any = open(out, "wb") if out and text_out is None else sys.stdout.buffer  # noqa: SIM115
-    console = Console(file=text_out or sys.stdout)
+    console: Any = LazyConsole(file=text_out or sys.stdout)  # only the table sink writes through rich
+    if output is Output.table:
+        console = console._make()
     if output is Output.html:  # the report is above the sinks (it reads alert JSON), so not in their registry
         from ..report.sink import HtmlSink
 
@@ -199,7 +199,7 @@ def hunt(
         sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
     run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra)
     unreadable = interrupted = write_failed = False
-    progress = _progress() if err.is_terminal and not quiet else None
+    progress = _progress() if not quiet and err.is_terminal else None
 
     try:
         if progress is not None:

@@ -30,7 +30,7 @@ def rules_cmd(
     """List the rules that hunt runs, with severity, actions and tags."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..engine.sigma import RuleError
+    from ..engine.rule import RuleError
     from ..pipeline.rules import load
 
     try:
@@ -79,7 +79,7 @@ def export_cmd(
     no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Export only the --rules rules.")] = False,
 ) -> None:
     """Convert the rules to a SIEM's queries through pySigma backends; each rule is a query or a skip with the reason."""
-    from ..engine.sigma import RuleError
+    from ..engine.rule import RuleError
     from ..export import render
     from ..export.convert import ExportError, export
     from ..pipeline.rules import load

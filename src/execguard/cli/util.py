@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..words import plural as plural  # re-exported: every command counts things
@@ -29,7 +27,34 @@ except ImportError:  # older typer runs on click itself
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class LazyConsole:
+    """A rich Console made on first use: a quiet hunt writing JSON lines never imports rich (start-up)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def _make(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
+
+
+def escape(text: str) -> str:
+    """rich markup escaped, imported when a message is written."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+err: Any = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def one_line(text: object) -> str:

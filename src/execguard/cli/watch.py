@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from ..engine.load import load_rules
 from ..engine.match import Engine
-from ..engine.sigma import RuleError, load_rules
+from ..engine.rule import RuleError
 from ..model import SEVERITIES, severity_rank
 from ..policy import PolicyError, PolicyFilter, load_policy
 from ..sources import FORMATS

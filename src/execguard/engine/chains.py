@@ -46,6 +46,10 @@ class Done:
 
 def keys(corr: Correlation, ref: str, fields: Lookup) -> list[tuple[str, ...]]:
     """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
+    if len(corr.group_by) == 1 and not corr.aliases:  # the usual shape (one user, one address): one key
+        value = fields.get(corr.group_by[0])
+        if value.__class__ is str:
+            return [(value,)] if value else []
     out: list[tuple[str, ...]] = [()]
     for name in corr.group_by:
         alias = corr.aliases.get(name)
@@ -76,7 +80,9 @@ class Chains:
 
     def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Lookup, title: str = "") -> Done | None:
         """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes."""
-        groups = self._groups.setdefault(rule_id, OrderedDict())
+        groups = self._groups.get(rule_id)
+        if groups is None:
+            groups = self._groups[rule_id] = OrderedDict()
         done: Done | None = None
         for key in keys(corr, ref, fields):
             state = groups.get(key)
@@ -99,19 +105,29 @@ class Chains:
         same = None
         eid = event.event_id
         if eid:
-            for s in steps:
+            for s in reversed(steps):  # a later stage of a request follows its first closely
                 if s.event.event_id == eid:
                     same = s
                     break
         if same is not None:
             # a later audit stage of a request already seen: the same answer as its first stage, nothing new
             return Done() if same.reported else None
-        current = Step(when, event, f"{title} (last: {summary(event)})" if title else summary(event))
+        ordered = corr.kind == "temporal_ordered"
+        last = ordered and ref == corr.rules[-1]
+        # a step of an ordered chain's last rule is never listed among the earlier steps: no text for it
+        text = "" if last and ref not in corr.rules[:-1] else f"{title} (last: {summary(event)})" if title else summary(event)
+        current = Step(when, event, text)
         steps.append(current)
+        oldest = when - corr.seconds
         for other in state.values():
-            while other and other[0].when < when - corr.seconds:
+            while other and other[0].when < oldest:
                 other.popleft()
-        earlier = (_ordered if corr.ordered else _unordered)(state, corr, ref, current)
+        if ordered:
+            if not last:
+                return None  # an earlier step: kept for the last step to find
+            earlier = _ordered(state, corr, ref, current)
+        else:
+            earlier = _unordered(state, corr, ref, current)
         if earlier is None:
             return None
         current.reported = True

@@ -9,10 +9,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterable
-
-from sigma.exceptions import SigmaConditionError, SigmaError, SigmaRegularExpressionError
+from typing import TYPE_CHECKING
 
 from .fields import FIELDS
+
+if TYPE_CHECKING:  # pySigma only where a rule is loaded: reason.py imports this module on the cached path
+    from sigma.exceptions import SigmaError
 
 # {field} or {field|text shown when the field is empty}; the renderer in reason.py uses the same pattern
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_.]*)(?:\|([^{}]*))?\}")
@@ -76,6 +78,8 @@ def _one_line(text: str) -> str:
 
 def sigma_problem(text: str, exc: SigmaError) -> tuple[int | None, str]:
     """pySigma's error as one line, at the line it names or, for a bad regex or condition, the line holding it."""
+    from sigma.exceptions import SigmaConditionError, SigmaRegularExpressionError
+
     msg = str(exc.args[0]) if exc.args else type(exc).__name__
     line = exc.source.line if exc.source is not None else None
     if line is None and isinstance(exc, SigmaRegularExpressionError):

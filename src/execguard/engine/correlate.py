@@ -1,6 +1,7 @@
 """Sigma correlation rules evaluated over the event stream.
 
-pySigma parses the rule. ``event_count``/``value_count``: this module keeps, per group-by key, only the
+engine/load_correlation.py reads the rule (with pySigma; this module never imports it, so a hunt with
+cached rules does not either). ``event_count``/``value_count``: this module keeps, per group-by key, only the
 last few matching events (at most the threshold) and fires one alert when the count within the timespan
 reaches it, then starts counting afresh: one alert per burst, bounded memory however long the stream.
 ``temporal``/``temporal_ordered``: chains of different rules' hits (engine/chains.py). A correlation may
@@ -17,158 +18,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-import yaml
-from sigma.correlations import (
-    SigmaCorrelationCondition,
-    SigmaCorrelationConditionOperator,
-    SigmaCorrelationRule,
-    SigmaCorrelationType,
-)
-from sigma.exceptions import SigmaError
-
 from ..model import Alert, Event, RuleMatch
 from .chains import Chains, extras
-from .checks import nearest
-from .fields import FIELDS, Overlay
+from .fields import Overlay
 from .reason import Lookup, render
-from .rule import Correlation, Rule, RuleError, procedure_tags, rule_from
+from .rule import Correlation, Rule, procedure_tags
 
-# placeholders a correlation's reason may use besides the event's fields (set in Correlator._count)
-PLACEHOLDERS = ("count", "timespan", "first_time", "values", "chain")
-TEMPORAL = (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED)
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
-
-
-def is_correlation(text: str) -> bool:
-    return any(line.startswith("correlation:") for line in text.splitlines())
-
-
-def compile_correlation(text: str, where: str) -> Rule:
-    try:
-        data = yaml.safe_load(text)
-        parsed = SigmaCorrelationRule.from_dict(data)
-    except SigmaError as exc:
-        raise RuleError(where, f"invalid Sigma correlation rule: {exc}") from None
-    except Exception as exc:
-        raise RuleError(where, f"cannot read correlation rule: {exc}") from None
-    supported = (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, *TEMPORAL)
-    if parsed.type not in supported:
-        names = ", ".join(t.name.lower() for t in supported)
-        raise RuleError(where, f"correlation type {parsed.type.name.lower()} is not supported ({names})")
-    raw: dict[str, Any] = data["correlation"] if isinstance(data, dict) and isinstance(data.get("correlation"), dict) else {}
-    if parsed.type in TEMPORAL:
-        return _temporal_rule(parsed, raw, where)
-    cond = parsed.condition
-    if not isinstance(cond, SigmaCorrelationCondition):
-        raise RuleError(where, "extended (boolean) correlation conditions are not supported")
-    field_name: str | None = None
-    if parsed.type is SigmaCorrelationType.VALUE_COUNT:
-        ref = cond.fieldref
-        if not isinstance(ref, str) or not ref:
-            raise RuleError(where, "value_count needs one condition field")
-        field_name = ref
-    if cond.op is SigmaCorrelationConditionOperator.GTE:
-        threshold = int(cond.count)
-    elif cond.op is SigmaCorrelationConditionOperator.GT:
-        threshold = int(cond.count) + 1
-    else:
-        raise RuleError(where, f"correlation condition {cond.op.name.lower()} cannot be decided on a stream (use gte or gt)")
-    if threshold < 1:
-        raise RuleError(where, "correlation threshold must be at least 1")
-    if parsed.timespan is None:
-        raise RuleError(where, "correlation needs a timespan")
-    group_by = list(parsed.group_by or [])
-    unknown = [g for g in [*group_by, *([field_name] if field_name else [])] if g not in FIELDS]
-    if unknown:
-        raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)}{nearest(unknown[0], FIELDS)} (see docs/fields.md)")
-    corr = Correlation(
-        rules=[str(r.reference) for r in parsed.rules or []],
-        group_by=group_by,
-        seconds=float(parsed.timespan.seconds),
-        timespan=parsed.timespan.spec,
-        threshold=threshold,
-        field=field_name,
-    )
-    corr.generate = raw.get("generate") is not False
-    if not corr.rules:
-        raise RuleError(where, "correlation references no rules")
-    return _rule(parsed, corr, where)
-
-
-def _temporal_rule(parsed: SigmaCorrelationRule, raw: dict[str, Any], where: str) -> Rule:
-    """temporal / temporal_ordered: every referenced rule must match (a `condition`, if given, must say so)."""
-    refs = [str(r.reference) for r in parsed.rules or []]
-    if len(refs) < 2:
-        raise RuleError(where, "a temporal correlation needs at least two rules")
-    cond = parsed.condition
-    if "condition" in raw and not (
-        isinstance(cond, SigmaCorrelationCondition) and cond.op is SigmaCorrelationConditionOperator.GTE and int(cond.count) == len(refs)
-    ):
-        raise RuleError(where, f"a temporal condition other than gte: {len(refs)} (all rules) is not supported")
-    if parsed.timespan is None:
-        raise RuleError(where, "correlation needs a timespan")
-    aliases: dict[str, dict[str, str]] = {}
-    for name, alias in parsed.aliases.aliases.items():
-        aliases[name] = {str(r.reference): str(f) for r, f in alias.mapping.items()}
-    group_by = list(parsed.group_by or [])
-    used = {f for m in aliases.values() for f in m.values()} | {g for g in group_by if g not in aliases}
-    unknown = sorted(f for f in used if f not in FIELDS)
-    if unknown:
-        raise RuleError(where, f"group-by names unknown fields: {', '.join(unknown)}{nearest(unknown[0], FIELDS)} (see docs/fields.md)")
-    corr = Correlation(
-        rules=refs,
-        group_by=group_by,
-        seconds=float(parsed.timespan.seconds),
-        timespan=parsed.timespan.spec,
-        threshold=len(refs),
-        kind=parsed.type.name.lower(),
-        aliases=aliases,
-        generate=raw.get("generate") is not False,
-    )
-    rule = _rule(parsed, corr, where)
-    rule.fields_used = used
-    return rule
-
-
-def _rule(parsed: SigmaCorrelationRule, corr: Correlation, where: str) -> Rule:
-    used = set(corr.group_by) | ({corr.field} if corr.field else set())
-    # never matches one event; the Correlator decides. Actions are resolved from the referenced rules.
-    return rule_from(parsed, where, lambda f: False, set(), used, correlation=corr)
-
-
-def resolve(rules: list[Rule]) -> None:
-    """Give each correlation rule the actions of the rules it counts, so the prefilter keeps their lines.
-
-    A correlation may count another correlation's alerts: resolved in dependency order, cycles refused.
-    """
-    by_id = {r.rule_id: r for r in rules}
-    done: set[str] = {r.rule_id for r in rules if r.correlation is None}
-
-    def visit(rule: Rule, stack: tuple[str, ...]) -> None:
-        if rule.rule_id in done:
-            return
-        assert rule.correlation is not None
-        actions: set[str] | None = set()
-        for ref in rule.correlation.rules:
-            base = by_id.get(ref)
-            if base is None:
-                raise RuleError(rule.path, f"correlation references unknown rule {ref}")
-            if ref in stack:
-                raise RuleError(rule.path, f"correlation references itself through {ref}")
-            visit(base, (*stack, ref))
-            if base.actions is None or actions is None:
-                actions = None
-            else:
-                actions |= base.actions
-        for name, mapping in rule.correlation.aliases.items():
-            stray = sorted(set(mapping) - set(rule.correlation.rules))
-            if stray:
-                raise RuleError(rule.path, f"alias {name} names rules the correlation does not reference: {', '.join(stray)}")
-        rule.actions = actions
-        done.add(rule.rule_id)
-
-    for rule in rules:
-        visit(rule, (rule.rule_id,))
 
 
 def silent_rules(rules: list[Rule]) -> set[str]:

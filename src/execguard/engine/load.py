@@ -6,13 +6,15 @@ from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from .checks import field_line, line_of, read_problem, reason_problem, sigma_problem, unknown_field
 from .compile import compile_rule
-from .correlate import PLACEHOLDERS, compile_correlation, is_correlation, resolve
 from .fields import FIELDS
+from .load_correlation import PLACEHOLDERS, compile_correlation, raw_settings, resolve
 from .reason import DERIVED
 from .rule import Rule, RuleError
 
@@ -30,10 +32,29 @@ def _rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
 
 
-def _parse(text: str) -> SigmaRule:
+def _parse(text: str) -> SigmaCollection:
+    """Every document of a rule file (rules, correlations, ``action: global`` parts merged) as pySigma reads it.
+
+    References between rules are resolved by ``resolve`` over all files at once, by rule name, so a
+    correlation may count rules of other files.
+    """
     if _POLICY is None:  # pragma: no cover - pySigma before policies checked |re with Python's re already
-        return SigmaRule.from_yaml(text)
-    return SigmaRule.from_yaml(text, policy=_POLICY)
+        return SigmaCollection.from_yaml(text, resolve_references=False)
+    return SigmaCollection.from_yaml(text, resolve_references=False, policy=_POLICY)
+
+
+def _compile(text: str, where: str) -> list[Rule]:
+    out = []
+    for item in _parse(text):
+        if isinstance(item, SigmaCorrelationRule):
+            out.append(compile_correlation(item, raw_settings(text, item), where))
+        elif isinstance(item, SigmaRule):
+            out.append(compile_rule(item, where))
+        else:
+            raise RuleError(where, f"unsupported Sigma document ({type(item).__name__})")
+    if not out:
+        raise RuleError(where, "no rule in this file")
+    return out
 
 
 def _at(where: str, line: int | None) -> str:
@@ -80,7 +101,7 @@ def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rul
     seen: dict[str, str] = {}
     for where, text in texts:
         try:
-            rule = compile_correlation(text, where) if is_correlation(text) else compile_rule(_parse(text), where)
+            compiled = _compile(text, where)
         except RuleError:
             raise
         except SigmaError as exc:  # also raised while compiling: conditions are parsed lazily
@@ -89,10 +110,11 @@ def load_rules(extra_dirs: Iterable[str] = (), builtin: bool = True) -> list[Rul
         except Exception as exc:  # yaml errors and the like
             line, message = read_problem(exc)
             raise RuleError(_at(where, line), message) from None
-        check_rule(rule, text)
-        if rule.rule_id in seen:
-            raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
-        seen[rule.rule_id] = where
-        rules.append(rule)
+        for rule in compiled:
+            check_rule(rule, text)
+            if rule.rule_id in seen:
+                raise RuleError(where, f"rule id {rule.rule_id} already defined in {seen[rule.rule_id]}")
+            seen[rule.rule_id] = where
+            rules.append(rule)
     resolve(rules)
     return rules

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import redact
 from ..engine.match import Engine
-from ..engine.sigma import Rule
+from ..engine.rule import Rule
 from ..model import Actor, Event, RuleMatch, SourceRef, Target, display, severity_rank
 from ..policy.match import ScopeMatcher
 from ..policy.model import MODES, Entry, Policy

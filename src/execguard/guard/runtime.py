@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..engine.sigma import Rule
+from ..engine.rule import Rule
 from ..model import Event, display
 from ..policy import Policy, PolicyError, load_policy
 from .approvals import ApprovalStore

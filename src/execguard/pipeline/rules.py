@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..engine.sigma import Rule, RuleError, load_rules
+from ..engine.rule import Rule, RuleError
 
 FORMAT = 1  # bump when what is stored changes shape
 STALE = 30 * 86400  # seconds after which other rule sets' entries are removed
@@ -42,6 +42,8 @@ def load(extra: Iterable[str] = (), builtin: bool = True, cache: bool = True) ->
         rules = _read(path)
         if rules is not None:
             return rules
+    from ..engine.load import load_rules  # pySigma: only when the cache cannot answer
+
     rules = load_rules(extra, builtin=builtin)  # raises RuleError: never cached
     if path is not None:
         _write(path, rules)

@@ -9,6 +9,7 @@ closing summary). The caller owns the sink and closes it; the CLI only parses op
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -100,8 +101,21 @@ def start_workers(
 
 
 def usable_jobs(asked: int) -> tuple[int, int | None]:
-    """-j as asked (0: one per usable CPU), capped at the CPUs this process may run on; and the cap when it applied."""
+    """-j as asked (0: one per idle usable CPU), capped at the CPUs this process may run on; and the cap when it applied."""
     usable = parallel.available_jobs()
     if asked > usable:
         return usable, usable  # more workers than CPUs only contend
-    return asked or usable, None
+    return asked or idle_jobs(usable), None
+
+
+def idle_jobs(usable: int) -> int:
+    """One worker per usable CPU that other work leaves idle (the 1-minute load average), at least one.
+
+    Workers pay for their spools and the parent's replay; on CPUs other processes keep busy they only
+    contend, and a hunt with workers ran slower than one process (benchmarks/RESULTS.md, issue 10).
+    """
+    try:
+        busy = int(os.getloadavg()[0])
+    except OSError:  # pragma: no cover - no load average (not Linux)
+        return usable
+    return max(1, min(usable, usable - busy))
