@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import aks, docker_events, dockerd_log, eks, gke, k8s_audit
+from . import aks, docker_events, dockerd_log, eks, gke, k8s_audit, tetragon
 from .base import JsonSource
 
-JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events]
+JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events, tetragon]
 
 # Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
 # Each module has FORMAT, LITERALS (lines the prefilter must keep, see pipeline/prefilter.py) and Parser(file) -> TextParser.
