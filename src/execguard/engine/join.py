@@ -264,8 +264,9 @@ class Joiner:
             found = [tr for tr in found if jk.argv_key(tr.lead.command) == argv]
         if not found:
             return None
-        # a record no exec claimed yet, then one with an alert (a Docker exec_create over its exec_start), the same argv, the nearest
-        return min(found, key=lambda tr: (tr.claimed, tr.alert is None, jk.argv_key(tr.lead.command) != argv, abs(t - tr.start)))
+        # the same command, then a record no exec claimed yet, then one with an alert (a Docker exec_create over its
+        # exec_start), then the nearest in time
+        return min(found, key=lambda tr: (jk.argv_key(tr.lead.command) != argv, tr.claimed, tr.alert is None, abs(t - tr.start)))
 
     def _covered(self, ev: Event, t: int) -> bool:
         fam = "k8s" if jk.pod_key(ev) is not None else "docker"

@@ -69,10 +69,12 @@ def process_key(ev: Event) -> str:
 
 
 def argv_key(argv: list[str]) -> tuple[str, ...]:
-    """An argv with argv[0] cut to its base name: a probe says `cat`, the node sees `/bin/cat`."""
-    if not argv:
+    """The words of an argv, the first cut to its base name: a probe says `cat`, the node sees `/bin/cat`, and
+    docker events split the command on white space, so only the words can be compared."""
+    words = " ".join(argv).split()
+    if not words:
         return ()
-    return (argv[0].rsplit("/", 1)[-1], *argv[1:])
+    return (words[0].rsplit("/", 1)[-1], *words[1:])
 
 
 def hook_key(ev: Event) -> tuple[str, str, tuple[str, ...]]:
