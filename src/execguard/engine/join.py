@@ -43,7 +43,7 @@ SKEW = 3.0  # seconds the sources' clocks may disagree by
 CAP = 50_000
 COVER_CAP = 100  # processes listed in one alert; later ones go out alone
 REPEAT = 3  # the same argv this often in one container with no record: a probe or hook
-COVERAGE = 900.0  # seconds a source's last record vouches for it being on
+COVERAGE = 15  # minutes: a record of a source vouches for it being on this long before and after
 MAX_HOLD = 600.0  # seconds an alert may wait for more processes
 PER_KEY = 32  # records remembered per container or pod
 
@@ -61,6 +61,7 @@ class JoinStats:
     expected: int = 0  # ... named by a policy `probe` entry
     uncovered: int = 0  # ... with no API-server or Docker source on at the time: not judged
     late: int = 0  # node events after their session's alert was written: out alone, identity attached
+    unjudged: int = 0  # ... with no record yet where nothing may wait (watch): a record may still come
     shed: int = 0  # state dropped, or alerts written early, for the memory cap
 
     def line(self) -> str:
@@ -69,6 +70,7 @@ class JoinStats:
             f"{self.bypasses} exec(s) bypassed the API server, {self.probes + self.repeated + self.expected} probe(s) "
             f"({self.repeated} by repetition, {self.expected} by policy), {self.uncovered} with no API-server source "
             f"on at the time, {self.late} late, {self.shed} shed for the memory cap"
+            + (f", {self.unjudged} not judged live" if self.unjudged else "")
         )
 
 
@@ -103,16 +105,21 @@ class Joiner:
         expected: Callable[[Event], bool] | None = None,
         active: bool = False,
         covered: frozenset[str] = frozenset(),
+        hold: bool = True,
     ) -> None:
         self.window, self.skew, self.lag = int(window * NS), int(skew * NS), int(lag * NS)
         self.cap = cap
         self.expected = expected  # policy `probe` entries
         self.active = active  # node telemetry is present: records' alerts wait for what they ran
         self.covered = covered  # families known to be on (a live audit webhook): 'k8s', 'docker'
+        # False (watch): nothing waits, every alert goes out with the event that caused it, so a runner that
+        # acknowledges input per batch stays exactly-once: identities are attached to processes whose record
+        # came first; no incident alert, and no bypass (a record may still be on its way)
+        self.hold = hold
         self.stats = JoinStats()
         self._shed = jk.Shed()
         self.now = 0
-        self.last_seen: dict[str, int] = {}
+        self.seen: dict[str, set[int]] = {"k8s": set(), "docker": set()}  # minutes in which each source had a record
         self.trails: jk.Bounded[Hashable, deque[Session]] = jk.Bounded(cap, self._shed)
         self.pids: jk.Bounded[tuple[str, int], Session] = jk.Bounded(cap, self._shed)
         self.hooks: jk.Bounded[Hashable, None] = jk.Bounded(cap, self._shed)
@@ -131,9 +138,7 @@ class Joiner:
         if t > self.now:
             self.now = t
             yield from self._advance()
-        fam = jk.family(event)
-        if fam is not None:
-            self.last_seen[fam] = max(self.last_seen.get(fam, 0), t)
+        self.note(event, t)
         if jk.is_hook_spec(event):
             self.hooks.put(jk.hook_key(event), None)
             if alert is not None:
@@ -143,6 +148,18 @@ class Joiner:
         else:
             self.active = True
             yield from self._node(event, alert, t, seq)
+
+    def note(self, event: Event, t: int | None = None) -> None:
+        """A record of an API-server or Docker source, whatever it is: that source was on at its time."""
+        fam = jk.family(event)
+        t = time_ns(event.time) if t is None else t
+        if fam is None or t is None:
+            return
+        minutes = self.seen[fam]
+        minutes.add(t // (60 * NS))
+        if len(minutes) > self.cap:
+            minutes.discard(min(minutes))
+            self._shed.count += 1
 
     def drain(self) -> Iterator[Out]:
         """Everything still waiting, decided as if the stream had moved past it."""
@@ -169,8 +186,8 @@ class Joiner:
                 found = deque(maxlen=PER_KEY)
             found.append(s)
             self.trails.put(key, found)
-        if not self.active:
-            s.written = True  # no node telemetry (yet): nothing to wait for; later processes go out alone
+        if not self.active or not self.hold:
+            s.written = True  # no node telemetry (yet), or nothing may wait: later processes go out alone
             if alert is not None:
                 yield alert, seq
         elif alert is not None:
@@ -199,6 +216,9 @@ class Joiner:
         s = Session(event, alert, t, seq, "pending", last=t)
         if pid is not None:
             self.pids.put((key, pid), s)
+        if not self.hold:  # decided now, on the records seen so far
+            yield from self._resolve(s)
+            return
         self.pending.append(s)
         yield from self._track(s)
 
@@ -208,7 +228,7 @@ class Joiner:
             _identity(event, s.lead)
             self.stats.identities += 1
         if s.written or s.kind in ("probe", "plain") or len(s.members) >= COVER_CAP:
-            self.stats.late += s.written and s.kind in ("trail", "bypass")
+            self.stats.late += self.hold and s.written and s.kind in ("trail", "bypass")
             if alert is not None:
                 yield alert, seq
             return
@@ -237,6 +257,11 @@ class Joiner:
         elif not self._covered(ev, s.start):
             s.kind = "plain"
             self.stats.uncovered += 1
+        elif not self.hold:
+            # the record may be seconds behind (clock skew, the audit webhook's batching): a bypass cannot be
+            # told on arrival, and nothing may wait here; `hunt` over the archives judges these
+            s.kind = "plain"
+            self.stats.unjudged += 1
         else:
             rk = (jk.process_key(ev) if jk.pod_key(ev) is None else ev.target.namespace, ev.target.container, jk.argv_key(ev.command))
             n = self.repeats.get(rk, 0) + 1
@@ -272,7 +297,8 @@ class Joiner:
         fam = "k8s" if jk.pod_key(ev) is not None else "docker"
         if fam in self.covered:
             return True
-        return self.last_seen.get(fam, -1) >= t - int(COVERAGE * NS)
+        minute, minutes = t // (60 * NS), self.seen[fam]
+        return any(m in minutes for m in range(minute - COVERAGE, minute + COVERAGE + 1))
 
     def _keys(self, ev: Event, trail: bool) -> list[Hashable]:
         keys: list[Hashable] = []

@@ -127,6 +127,8 @@ class JoinStage:
             for event, alert, correlated in items:
                 seq += 1
                 self.node_events += event.action in jk.NODE
+                if alert is not None:
+                    joiner.note(event)
                 yield from joiner.feed(event, alert, seq)
                 for extra in correlated:
                     seq += 1
@@ -138,11 +140,14 @@ class JoinStage:
 
     def _sorted(self, items: Iterable[Decided]) -> Iterator[tuple[Alert, int]]:
         spill = TimeSpill()
+        joiner = self._joiner(0.0)
         seq = 0
         try:
             for event, alert, correlated in items:
                 seq += 1
                 t = time_ns(event.time)
+                if alert is not None:  # the same events with -j or not: those that hit a rule, and those the join reads
+                    joiner.note(event, t)
                 if jk.relevant(event):
                     self.node_events += event.action in jk.NODE
                     spill.add(LAST if t is None else t, seq, (event, alert))
@@ -161,7 +166,7 @@ class JoinStage:
                 if alert is not None:
                     yield alert, s
             return
-        joiner = self.joiner = self._joiner(0.0)
+        self.joiner = joiner
         for _, s, (event, alert) in spill.drain():
             yield from joiner.feed(event, alert, s)
         yield from joiner.drain()
