@@ -129,8 +129,9 @@ class Joiner:
         self.heap: list[tuple[int, int, Session]] = []
 
     # ---- feeding ---------------------------------------------------------------------------------
-    def feed(self, event: Event, alert: Alert | None, seq: int = 0) -> Iterator[Out]:
-        t = time_ns(event.time)
+    def feed(self, event: Event, alert: Alert | None, seq: int = 0, t: int | None = None) -> Iterator[Out]:
+        """``t``: the event's time in ns when the caller has it already."""
+        t = time_ns(event.time) if t is None else t
         if t is None or not jk.relevant(event):
             if alert is not None:
                 yield alert, seq

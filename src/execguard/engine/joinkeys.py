@@ -4,9 +4,11 @@ the exec probes and lifecycle hooks pod specs declare, and bounded maps that cou
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from ..model import Event
@@ -23,6 +25,7 @@ HOOKS = frozenset(
 ACTIONS = TRAIL | NODE | {"create"}  # actions the join reads; the prefilter and -j workers must keep them
 SCHEMES = ("containerd://", "docker://", "cri-o://", "crio://")
 ID_PREFIX = 12  # docker's short id: the least any source writes
+_HEX = re.compile(r"[0-9a-f]{12}")
 
 
 def family(ev: Event) -> str | None:
@@ -44,6 +47,7 @@ def relevant(ev: Event) -> bool:
     return ev.action in NODE or is_trail(ev) or is_hook_spec(ev)
 
 
+@lru_cache(maxsize=1 << 16)  # a node's containers are few, and every event names one
 def short_id(value: str | None) -> str | None:
     """A container id cut to its first 12 hex digits (runtime scheme dropped); None for a name or nothing."""
     if not value:
@@ -51,10 +55,8 @@ def short_id(value: str | None) -> str | None:
     for scheme in SCHEMES:
         if value.startswith(scheme):
             value = value[len(scheme) :]
-    value = value.lower()
-    if len(value) < ID_PREFIX or any(c not in "0123456789abcdef" for c in value[:ID_PREFIX]):
-        return None
-    return value[:ID_PREFIX]
+    value = value[:ID_PREFIX].lower()
+    return value if _HEX.fullmatch(value) else None
 
 
 def pod_key(ev: Event) -> tuple[str, str] | None:

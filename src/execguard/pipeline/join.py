@@ -167,6 +167,6 @@ class JoinStage:
                     yield alert, s
             return
         self.joiner = joiner
-        for _, s, (event, alert) in spill.drain():
-            yield from joiner.feed(event, alert, s)
+        for t, s, (event, alert) in spill.drain():
+            yield from joiner.feed(event, alert, s, None if t == LAST else t)
         yield from joiner.drain()
