@@ -87,6 +87,7 @@ class Session:
     claimed: bool = False  # a node exec joined this record
     written: bool = False  # its alert is out: later members go alone
     queued: bool = False  # in the heap of sessions whose alert waits
+    words: tuple[str, ...] = ()  # a record's command, as joinkeys.argv_key compares it
 
     def root(self) -> Session:
         s = self
@@ -180,7 +181,7 @@ class Joiner:
 
     # ---- the three kinds of event ------------------------------------------------------------------
     def _trail(self, event: Event, alert: Alert | None, t: int, seq: int) -> Iterator[Out]:
-        s = Session(event, alert, t, seq, "trail", last=t)
+        s = Session(event, alert, t, seq, "trail", last=t, words=jk.argv_key(event.command))
         for key in self._keys(event, trail=True):
             found = self.trails.get(key)
             if found is None:
@@ -287,12 +288,12 @@ class Joiner:
                     found.append(tr)
         argv = jk.argv_key(ev.command)
         if hook:  # a probe that looks like one joins only a record of the very same command
-            found = [tr for tr in found if jk.argv_key(tr.lead.command) == argv]
+            found = [tr for tr in found if tr.words == argv]
         if not found:
             return None
         # the same command, then a record no exec claimed yet, then one with an alert (a Docker exec_create over its
         # exec_start), then the nearest in time
-        return min(found, key=lambda tr: (jk.argv_key(tr.lead.command) != argv, tr.claimed, tr.alert is None, abs(t - tr.start)))
+        return min(found, key=lambda tr: (tr.words != argv, tr.claimed, tr.alert is None, abs(t - tr.start)))
 
     def _covered(self, ev: Event, t: int) -> bool:
         fam = "k8s" if jk.pod_key(ev) is not None else "docker"
