@@ -269,3 +269,24 @@ def test_watch_detector_attaches_identities() -> None:
     process_alerts = [a for a in out if a.event is child]
     assert process_alerts and process_alerts[0].event.actor.user == "alice"
     assert process_alerts[0].event.actor.source_ip == ["10.0.0.9"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams(), st.booleans())
+def test_the_pipeline_stage_keeps_every_alert_and_its_sequence(items: list[tuple[Event, Alert | None]], sorted_input: bool) -> None:
+    from execguard.pipeline.join import JoinOptions, JoinStage
+
+    shuffled = list(reversed(items))  # files in any order: the stage merges them by time
+    stage = JoinStage(JoinOptions(), sorted_input=sorted_input)
+    decisions = [(ev, a, []) for ev, a in (shuffled if sorted_input else items)]
+    out = list(stage.run(decisions))
+    inputs = {id(a.event) for _, a in items if a is not None}
+    seen: Counter[int] = Counter()
+    for a, seq in out:
+        assert 1 <= seq <= len(items)
+        if id(a.event) in inputs:
+            seen[id(a.event)] += 1
+        for c in a.covers:
+            seen[id(c)] += 1
+    assert all(seen[i] == 1 for i in inputs)
+    assert len({seq for _, seq in out}) == len(out)  # one alert per input sequence number
