@@ -31,9 +31,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
-from ..model import Alert, Event, RuleMatch, severity_rank
+from ..model import Alert, Event, RuleMatch
 from ..times import NS, time_ns
 from . import joinkeys as jk
+from . import joinstory as story
 
 BYPASS = "join-exec-bypass"
 INCIDENT = "join-exec-incident"
@@ -227,7 +228,7 @@ class Joiner:
     def _join(self, s: Session, m: Member) -> Iterator[Out]:
         event, alert, t, seq = m
         if s.kind == "trail":
-            _identity(event, s.lead)
+            story.identity(event, s.lead)
             self.stats.identities += 1
         if s.written or s.kind in ("probe", "plain") or len(s.members) >= COVER_CAP:
             self.stats.late += self.hold and s.written and s.kind in ("trail", "bypass")
@@ -368,53 +369,11 @@ class Joiner:
             if not parts:
                 return  # neither the record nor what it ran hit a rule
             self.stats.incidents += 1
-            story = RuleMatch(INCIDENT, "Exec joined to the processes it started", "info", ["T1609"], _story(s.lead, members))
-            yield Alert(s.lead, [*_merged(parts), story], covers=[m[0] for m in members]), s.seq
+            covered = [m[0] for m in members]
+            told = RuleMatch(INCIDENT, "Exec joined to the processes it started", "info", ["T1609"], story.incident(s.lead, covered))
+            yield Alert(s.lead, [*story.merged(parts), told], covers=covered), s.seq
         elif s.kind == "bypass":
             self.stats.bypasses += 1
-            why = RuleMatch(BYPASS, "Exec that bypassed the API server", "high", ["T1609"], self._bypass_reason(s.lead, members))
-            yield Alert(s.lead, [why, *_merged(parts)], covers=[m[0] for m in members]), s.seq
-
-    def _bypass_reason(self, ev: Event, members: list[Member]) -> str:
-        t = ev.target
-        where = f"{t.namespace}/{t.pod} [{t.container}]" if t.pod else f"container {t.container or t.container_id}"
-        more = f"; {len(members)} more process(es) from it" if members else ""
-        return (
-            f"exec bypassed the API server (kubelet :10250, CRI or runtime on the node): {_line(ev.command)} in {where}"
-            f" on node {t.node or '?'}, with no pods/exec, attach, ephemeral-container or Docker exec record for that"
-            f" container within {self.window / NS:g}s (clock skew {self.skew / NS:g}s){more}"
-        )
-
-
-def _identity(event: Event, lead: Event) -> None:
-    a, who = event.actor, lead.actor
-    a.user, a.groups, a.source_ip = who.user, list(who.groups), list(who.source_ip)
-    a.user_agent, a.impersonated_user, a.credential_pod = who.user_agent, who.impersonated_user, who.credential_pod
-
-
-def _merged(alerts: list[Alert]) -> list[RuleMatch]:
-    """Every part's hits, one per rule (its most severe), most severe first."""
-    best: dict[str, RuleMatch] = {}
-    for alert in alerts:
-        for m in alert.matches:
-            old = best.get(m.rule_id)
-            if old is None or severity_rank(m.severity) > severity_rank(old.severity):
-                best[m.rule_id] = m
-    return sorted(best.values(), key=lambda m: -severity_rank(m.severity))
-
-
-def _line(argv: list[str], limit: int = 120) -> str:
-    text = " ".join(argv) or "(argv unknown)"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _story(lead: Event, members: list[Member]) -> str:
-    t = lead.target
-    who = lead.actor.user or "an unknown client"
-    ip = f" from {', '.join(lead.actor.source_ip)}" if lead.actor.source_ip else ""
-    shown = "; ".join(_line(m[0].command, 60) for m in members[:5])
-    more = f" and {len(members) - 5} more" if len(members) > 5 else ""
-    return (
-        f"{who}{ip} ran {lead.action} {_line(lead.command)} in {t.namespace or '-'}/{t.pod or t.container or '-'}: "
-        f"the node saw {len(members)} process(es) from it: {shown}{more}"
-    )
+            why = RuleMatch(BYPASS, "Exec that bypassed the API server", "high", ["T1609"],
+                            story.bypass(s.lead, len(members), self.window / NS, self.skew / NS))
+            yield Alert(s.lead, [why, *story.merged(parts)], covers=[m[0] for m in members]), s.seq
