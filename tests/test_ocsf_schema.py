@@ -43,7 +43,7 @@ def test_schema_is_a_valid_json_schema() -> None:
 def test_simulated_attacks_validate(tmp_path: Path) -> None:
     simulate.write(tmp_path, "all", None, 100, 5)
     findings = _findings(str(tmp_path))
-    assert len({f["metadata"]["log_name"] for f in findings}) == 6  # every format
+    assert len({f["metadata"]["log_name"] for f in findings}) == 7  # every format, tetragon included
     for f in findings:
         assert not _errors(f), (f["finding_info"]["uid"], _errors(f))
 

@@ -205,6 +205,9 @@ class Alert:
     suppressed: str | None = None  # "entry: reason" of the policy entry that hid it (hunt --show-suppressed)
     # other records of the same action in another source (docker events and the dockerd log)
     also_seen: list[SourceRef] = field(default_factory=list)
+    # the join (engine/join.py): the processes and runtime execs this alert's exec caused, each carrying
+    # the identity of the API-server record that asked for it; their own rule hits are in ``matches``
+    covers: list[Event] = field(default_factory=list)
 
     @property
     def lead(self) -> RuleMatch:

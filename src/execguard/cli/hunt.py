@@ -135,13 +135,24 @@ def hunt(
         list[str] | None,
         typer.Option("--sink", help="Also send the alerts to store:PATH, file:PATH, webhook:URL, syslog+udp|tcp://HOST:PORT (repeatable)."),
     ] = None,
+    no_join: Annotated[
+        bool, typer.Option("--no-join", help="Do not join exec records to node processes (docs/join.md).")
+    ] = False,
+    join_window: Annotated[
+        float, typer.Option("--join-window", min=0.0, help="Seconds from an exec record to the runtime exec it caused (docs/join.md).")
+    ] = 10.0,
+    join_skew: Annotated[
+        float, typer.Option("--join-skew", min=0.0, help="Seconds the sources' clocks may disagree by (docs/join.md).")
+    ] = 3.0,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
     from .. import sinks
+    from ..engine.join import IDS as JOIN_IDS
     from ..engine.match import Engine
     from ..engine.rule import RuleError
     from ..pipeline import prefilter
     from ..pipeline.filters import AlertFilter
+    from ..pipeline.join import JoinOptions
     from ..pipeline.rules import load
     from ..pipeline.run import Hunt, start_workers, usable_jobs
     from ..pipeline.stages import sortable
@@ -171,13 +182,14 @@ def hunt(
     policy = _policy(policy_file, min_severity or "info", show_suppressed)
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
     engine = Engine(loaded, min_severity="info" if policy else min_severity or "info")
+    engine.join = not no_join  # before the prefilter and the workers: the join reads events no rule hits
     keep = AlertFilter(when(since), when(until), namespace or [], pod or [], user or [], rule or [])
     streaming = not sortable(inputs)
     if streaming and sort and not quiet:
         err.print(f"note: a stream is among the inputs: alerts are printed as they arrive (--sort {sort} not applied)")
     warner = Warner(quiet)
     if policy is not None:
-        _policy_warnings(policy, [r.rule_id for r in loaded], warner)
+        _policy_warnings(policy, [r.rule_id for r in loaded] + ([] if no_join else list(JOIN_IDS)), warner)
     reader = Reader(fmt=fmt, literals=prefilter.literals(engine, enabled=not no_prefilter), warn=warner)
     asked = jobs
     jobs, cap = usable_jobs(asked)
@@ -197,7 +209,8 @@ def hunt(
         sink: Sink = HtmlSink(stream, inputs)
     else:
         sink = sinks.make(output.value, stream, console, limit, live=streaming)  # a pipe: alerts as records arrive
-    run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra)
+    join = None if no_join else JoinOptions(window=join_window, skew=join_skew)
+    run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra, join=join)
     unreadable = interrupted = write_failed = False
     progress = _progress() if not quiet and err.is_terminal else None
 
@@ -235,6 +248,9 @@ def hunt(
     st = reader.stats
     if not quiet:
         err.print(run_line(__version__, st, run.counts, run.dropped, run.merged), highlight=False, soft_wrap=True)
+        joined = run.join.stats if run.join is not None else None
+        if joined is not None:
+            err.print(joined.line(), highlight=False, markup=False, soft_wrap=True)
         for line in run.summary.lines():
             err.print(line, highlight=False, markup=False, soft_wrap=True)
         if policy is not None:

@@ -46,6 +46,7 @@ def default_spool() -> Path:
 
 def _detector(rules: list[str], no_builtin: bool, policy_file: Path | None, min_severity: str) -> Detector:
     """Rules and policy, loaded; RuleError or PolicyError when either is bad (SIGHUP keeps the last good one)."""
+    from ..engine.join import Joiner
     from ..live.runner import Detector
 
     loaded = load_rules(rules, builtin=not no_builtin)
@@ -54,7 +55,10 @@ def _detector(rules: list[str], no_builtin: bool, policy_file: Path | None, min_
     policy = PolicyFilter(load_policy(policy_file), min_severity) if policy_file is not None else None
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
     engine = Engine(loaded, min_severity="info" if policy else min_severity)
-    return Detector(engine, policy, severity_rank(min_severity))
+    engine.join = True  # tailed files: the prefilter keeps the lines the join reads
+    # the join, with nothing held back (docs/join.md): identities on processes whose record came first
+    join = Joiner(hold=False, expected=policy.matcher.expected if policy is not None else None)
+    return Detector(engine, policy, severity_rank(min_severity), join)
 
 
 def _problem(exc: Exception) -> str:

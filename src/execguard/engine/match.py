@@ -9,6 +9,8 @@ from ..model import Alert, Event, RuleMatch, severity_rank
 from .correlate import Correlator, silent_rules
 from .fields import FieldView
 from .grants import GrantMemory
+from .joinkeys import ACTIONS as JOIN_ACTIONS
+from .joinkeys import relevant
 from .memo import Decider, Reasons
 from .rule import Rule, procedure_tags
 
@@ -35,16 +37,18 @@ class Engine:
         self._tags = {r.rule_id: procedure_tags(r.tags) for r in rules}
         self._reasons = Reasons(rules)
         self._last: tuple[Event, FieldView] | None = None  # the view ``hits`` built, for ``decide`` to reuse
+        self.join = False  # the join (engine/join.py) runs after: it reads events no rule hits
 
     def actions(self) -> set[str] | None:
         """Every action some rule can fire on; None when a rule accepts any action."""
         if self._any_action:
             return None
-        return set(self._by_action)
+        return set(self._by_action) | (set(JOIN_ACTIONS) if self.join else set())
 
     def needs_state(self, event: Event) -> bool:
-        """Events ``decide`` must see even without hits: RBAC writes, remembered for later bindings."""
-        return event.rbac is not None
+        """Events ``decide`` must see even without hits: RBAC writes, remembered for later bindings, and
+        with the join on, every event it reads (records of who asked, node processes, hook specs)."""
+        return event.rbac is not None or (self.join and relevant(event))
 
     def hits(self, event: Event) -> list[RuleMatch]:
         """The rules the event matches, by itself: no state, so it may run in another process."""

@@ -16,13 +16,14 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from ..engine.join import Joiner
 from ..engine.match import Engine
-from ..model import Alert, severity_rank
+from ..model import Alert, Event, severity_rank
 from ..policy import PolicyFilter
 from .checkpoint import StateFile
 from .inputs import Batch
@@ -42,10 +43,22 @@ class Detector:
     engine: Engine
     policy: PolicyFilter | None
     min_rank: int
+    # the join (docs/join.md), in its mode where nothing waits: a batch's alerts are all written before its ack
+    join: Joiner | None = None
+
+    def _joined(self, events: Iterable[Event]) -> Iterator[Alert]:
+        assert self.join is not None
+        for event in events:
+            correlated: list[Alert] = []
+            alert = self.engine.match(event, correlated)
+            self.join.note(event)  # every audit or Docker record says that source is on
+            for out, _ in self.join.feed(event, alert):
+                yield out
+            yield from correlated
 
     def alerts(self, batch: Batch) -> list[Alert]:
         out: list[Alert] = []
-        for alert in self.engine.run(batch.events):
+        for alert in self.engine.run(batch.events) if self.join is None else self._joined(batch.events):
             if self.policy is not None:
                 kept = self.policy(alert)
                 if kept is None:

@@ -62,6 +62,7 @@ def merge(first: Alert, second: Alert) -> Alert:
     known = {m.rule_id for m in lead.matches}
     lead.matches.extend(m for m in other.matches if m.rule_id not in known)
     lead.also_seen.extend([other.event.source, *other.also_seen])
+    lead.covers.extend(other.covers)  # what the join found it ran
     return lead
 
 

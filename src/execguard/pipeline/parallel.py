@@ -176,6 +176,13 @@ class ParallelHunt:
             yield unit, done.pop(index)
 
     def alerts(self) -> Iterator[Alert]:
+        for _, alert, correlated in self.decided():
+            if alert is not None:
+                yield alert
+            yield from correlated
+
+    def decided(self) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
+        """Every spooled event with its decision, in input order (the join needs events without alerts too)."""
         line_base: dict[str, int] = {}
         try:
             for unit, result in self._results():
@@ -191,7 +198,7 @@ class ParallelHunt:
         finally:
             self.close()
 
-    def _replay(self, done: _Done, base: int) -> Iterator[Alert]:
+    def _replay(self, done: _Done, base: int) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
         warn: Warn = self.reader.warn
         decide = self.engine.decide
         if not done.spool:
@@ -215,10 +222,7 @@ class ParallelHunt:
                 if base:
                     _shift(event, base)
                 correlated: list[Alert] = []
-                alert = decide(event, rec[2], correlated)
-                if alert is not None:
-                    yield alert
-                yield from correlated
+                yield event, decide(event, rec[2], correlated), correlated
         os.unlink(done.spool)
 
     def close(self) -> None:

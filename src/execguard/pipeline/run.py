@@ -20,6 +20,7 @@ from ..sinks import Sink
 from ..sinks.summary import Summary
 from . import parallel
 from .filters import AlertFilter
+from .join import JoinOptions, JoinStage, decided
 from .stages import Pipeline
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Hunt:
         policy: PolicyFilter | None = None,
         top: int = 5,
         extra: Sink | None = None,
+        join: JoinOptions | None = None,
     ) -> None:
         self.engine = engine
         self.sink = sink
@@ -46,6 +48,10 @@ class Hunt:
         self.summary = Summary(top)
         self.counts: Counter[str] = Counter()  # by severity, suppressed alerts shown with --show-suppressed left out
         self.worst = -1  # severity rank of the worst alert counted; -1 none
+        # the join (engine/join.py): after the engine, before the policy; None: off
+        self.join = None if join is None else JoinStage(join, sort is not None, policy.matcher.expected if policy else None)
+        if self.join is not None:
+            engine.join = True  # set before the reader's prefilter and any worker are planned
 
     def emit(self, alert: Alert) -> None:
         if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
@@ -61,15 +67,27 @@ class Hunt:
             alerts = self.policy.filter(alerts)  # here, after correlation: -j gives the same result
         self.pipe.run(alerts, self.emit)
 
+    def numbered(self, alerts: Iterable[tuple[Alert, int]]) -> None:
+        """Alerts with their input sequence numbers (the join's output)."""
+        if self.policy is not None:
+            policy = self.policy
+            alerts = ((out, seq) for alert, seq in alerts if (out := policy(alert)) is not None)
+        self.pipe.run_numbered(alerts, self.emit)
+
     def events(self, events: Iterable[Event]) -> None:
-        self.alerts(self.engine.run(events))
+        if self.join is None:
+            self.alerts(self.engine.run(events))
+        else:
+            self.numbered(self.join.run(decided(self.engine, events)))
 
     def files(self, reader: Reader, paths: list[str], workers: parallel.ParallelHunt | None = None) -> None:
         """Hunt ``paths`` (as ``start_workers`` returned them when ``workers`` is given)."""
-        if workers is not None:
+        if workers is None:
+            self.events(reader.read(paths))
+        elif self.join is None:
             self.alerts(workers.alerts())
         else:
-            self.events(reader.read(paths))
+            self.numbered(self.join.run(workers.decided()))
 
     @property
     def dropped(self) -> int:

@@ -44,10 +44,11 @@ class Pipeline:
         self._by_time = SpillSorter(KEYS["time"], run_size) if sort else None
         self._run_size = run_size
 
-    def feed(self, alert: Alert) -> Iterator[Alert]:
+    def feed(self, alert: Alert, seq: int | None = None) -> Iterator[Alert]:
+        """``seq``: the alert's place in the input when a stage before (the join) reordered alerts."""
         if self.keep is not None and not self.keep.keep(alert):
             return
-        self.seq += 1
+        self.seq = self.seq + 1 if seq is None else seq
         if self._by_time is None:
             yield alert
         else:
@@ -81,9 +82,12 @@ class Pipeline:
 
     def run(self, alerts: Iterable[Alert], emit: Callable[[Alert], None]) -> None:
         """Every alert through to ``emit``; what was sorted so far still goes out on Ctrl-C or a read error."""
+        self.run_numbered(((a, None) for a in alerts), emit)
+
+    def run_numbered(self, alerts: Iterable[tuple[Alert, int | None]], emit: Callable[[Alert], None]) -> None:
         try:
-            for alert in alerts:
-                for ready in self.feed(alert):
+            for alert, seq in alerts:
+                for ready in self.feed(alert, seq):
                     emit(ready)
         except BrokenPipeError:
             raise

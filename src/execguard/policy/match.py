@@ -183,8 +183,13 @@ class PolicyMatcher:
         active = [(i, e, ScopeMatcher(e.scope)) for i, e in enumerate(policy.entries) if not e.expired(self.now)]
         self.severity = [c for c in active if c[1].action == "severity"]
         self.hiding = [c for c in active if c[1].action in HIDING]
+        self.probes = [c for c in active if c[1].action == "probe"]
         # rule id -> the entries whose `rules` admit it; rule ids are few, so the cache stays small
         self._by_rule: dict[str, tuple[list[Candidate], list[Candidate]]] = {}
+
+    def expected(self, ev: Event) -> bool:
+        """A `probe` entry's scope matches this node exec: the join does not call it a bypass (docs/join.md)."""
+        return any(c[2].event(ev) for c in self.probes)
 
     def _candidates(self, rule_id: str) -> tuple[list[Candidate], list[Candidate]]:
         found = self._by_rule.get(rule_id)
@@ -223,9 +228,9 @@ class PolicyMatcher:
             else:
                 hidden.append((m, by))
         if not hidden:
-            return Verdict(Alert(ev, matches), rerated=rerated)
+            return Verdict(replace(alert, matches=matches), rerated=rerated)
         if kept:
-            return Verdict(Alert(ev, kept), None, hidden, rerated)
-        whole = Alert(ev, matches)
+            return Verdict(replace(alert, matches=kept), None, hidden, rerated)
+        whole = replace(alert, matches=matches)
         lead = whole.lead
         return Verdict(whole, next(e for m, e in hidden if m is lead), hidden, rerated)

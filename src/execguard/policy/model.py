@@ -14,7 +14,9 @@ KIND = "Policy"
 # allow: the actor/command is expected (guard lets it through; hunt hides its alerts)
 # suppress: known noise, hidden from hunt; severity: re-rate the matching rules' hits
 # deny: guard refuses what the scope matches (hunt ignores it); mode: how guard acts in a scope
-ACTIONS = ("allow", "suppress", "severity", "deny", "mode")
+# probe: execs on the node the scope matches are expected with no API-server record (a backup agent's
+# crictl exec): the join (engine/join.py) does not call them bypasses
+ACTIONS = ("allow", "suppress", "severity", "deny", "mode", "probe")
 HIDING = frozenset({"allow", "suppress"})
 # enforce: refuse; warn: let through with a warning to the client; audit: let through, record only
 MODES = ("enforce", "warn", "audit")

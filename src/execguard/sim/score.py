@@ -63,6 +63,9 @@ class Result:
     worst: dict[tuple[str, str], str] = field(default_factory=dict)  # (scenario, format) -> most severe alert on its attack
     scored: list[str] = field(default_factory=list)  # label files (or emulate's alert sources) scored
     left_out: list[str] = field(default_factory=list)  # label files no alert came from (not hunted, it seems)
+    covered: int = 0  # labelled records reached through an alert's `covers` (the join: processes an exec ran)
+    covered_malicious: int = 0
+    identities: int = 0  # of the covered records, those given the identity of who asked
 
 
 def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
@@ -215,6 +218,15 @@ def _score_files(res: Result, labels: list[dict[str, Any]], every: list[dict[str
         joined += 1
         hit[(found_rel, int(line))].append(alert)
         _count_alert(res, alert, by_key[(found_rel, int(line))], _fmt_of(found_rel), f"{found_rel}:{int(line)}")
+        for cover in alert.get("covers") or []:  # the join: what the exec ran counts as caught by this one alert
+            src = cover.get("source") or {}
+            crel = resolve(str(src.get("file") or ""))
+            if crel is None or src.get("line") is None or (crel, int(src["line"])) not in by_key:
+                continue
+            hit[(crel, int(src["line"]))].append(alert)
+            res.covered += 1
+            res.covered_malicious += bool(by_key[(crel, int(src["line"]))].get("malicious"))
+            res.identities += bool((cover.get("actor") or {}).get("user"))
     for (rel, _eid), recs in sorted(events.items(), key=lambda kv: (kv[0][0], kv[1][0]["line"])):
         found = [a for r in recs for a in hit.get((rel, int(r["line"])), [])]
         _count_event(res, recs[0], found, _fmt_of(rel), f"{rel}:{int(recs[0]['line'])}", records=len(recs), group=rel)
@@ -310,6 +322,9 @@ def markdown(res: Result, commands: list[str] | None = None) -> str:
         "",
         f"Scored against: {'; '.join(res.scored) or 'nothing'}.",
         "",
+        *([f"The join (docs/join.md): {res.covered} labelled records reached through the `covers` of an incident or bypass "
+           f"alert ({res.covered_malicious} malicious), {res.identities} of them given the identity of who asked for the exec.", ""]
+          if res.covered else []),
         *_table("Per scenario", "scenario", res.by_scenario),
         *_table("Per procedure", "procedure", res.by_procedure),
         *_table("Per format", "format", res.by_format),

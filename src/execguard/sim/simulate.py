@@ -11,9 +11,10 @@ from typing import Any
 
 from . import docker as dsim
 from . import k8s as ksim
+from . import node as nsim
 from .ops import Op
 from .scenarios import ATTACKS, SCENARIOS
-from .writers import DOCKER_FORMATS, FILE_NAMES, FORMATS, FormatWriter
+from .writers import DOCKER_FORMATS, FILE_NAMES, FORMATS, NODE_FORMATS, FormatWriter
 
 K8S_GAP = 0.25  # mean seconds between background API requests
 DOCKER_GAP = 1.5
@@ -47,6 +48,22 @@ def _ops(fmt: str, scenario: str, events: int, seed: int) -> Iterator[Op]:
     yield from heapq.merge(bg, attacks, key=lambda op: op.t)
 
 
+def _node_ops(scenario: str, events: int, seed: int) -> Iterator[nsim.ProcOp]:
+    """Tetragon's view of the k8s-audit cluster and the Docker host of the same seed (sim/node.py)."""
+    fmts = formats_for(scenario)
+    world = nsim.NodeWorld(random.Random(f"{seed}:tetragon"), None)
+    streams: list[Iterator[nsim.ProcOp]] = []
+    if "k8s-audit" in fmts:
+        world.cluster = ksim.Cluster.build(random.Random(f"{seed}:k8s-audit"))  # the same cluster _ops builds first
+        world.nodes = list(world.cluster.nodes)
+        hildegard = scenario in ("all", "hildegard")
+        streams.append(nsim.from_k8s(world, _ops("k8s-audit", scenario, events, seed), max(events, 1) * K8S_GAP, hildegard))
+    if "docker-events" in fmts:
+        streams.append(nsim.from_docker(world, _ops("docker-events", scenario, events, seed)))
+    # each stream is in time order but for clock skew and its extras: sorted in memory (node ops are few)
+    yield from sorted(heapq.merge(*streams, key=lambda op: op.t), key=lambda op: op.t)
+
+
 def write(out_dir: str | Path, scenario: str = "all", fmt: str | None = None, events: int = 2000, seed: int = 1) -> dict[str, Any]:
     """Write DIR/<format file> for each format (or just ``fmt``) and DIR/labels.jsonl; return counts.
 
@@ -68,7 +85,9 @@ def write(out_dir: str | Path, scenario: str = "all", fmt: str | None = None, ev
             with open(out / name, "w", encoding="utf-8", newline="\n") as stream:
                 writer = FormatWriter(f, stream, name, random.Random(f"{seed}:{f}:writer"))
                 n = 0
-                for op in _ops(f, scenario, events, seed):
+                node = f in NODE_FORMATS
+                ops: Iterator[Op | nsim.ProcOp] = _node_ops(scenario, events, seed) if node else _ops(f, scenario, events, seed)
+                for op in ops:
                     for label in writer.write(op):
                         labels.write(json.dumps(label, separators=(",", ":")) + "\n")
                         n += 1

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from .node import ProcOp
+from .node import records as node_records
 from .ops import (
     Container,
     DockerCall,
@@ -35,9 +37,10 @@ from .ops import (
 
 K8S_FORMATS = ("k8s-audit", "eks", "gke", "aks")
 DOCKER_FORMATS = ("docker-events", "dockerd-log")
-FORMATS = K8S_FORMATS + DOCKER_FORMATS
+NODE_FORMATS = ("tetragon",)  # process telemetry of k8s-audit's nodes and the Docker host (sim/node.py)
+FORMATS = K8S_FORMATS + DOCKER_FORMATS + NODE_FORMATS
 FILE_NAMES = {"k8s-audit": "k8s-audit.jsonl", "eks": "eks-audit.jsonl", "gke": "gke-audit.jsonl", "aks": "aks-audit.jsonl",
-              "docker-events": "docker-events.jsonl", "dockerd-log": "dockerd.log"}
+              "docker-events": "docker-events.jsonl", "dockerd-log": "dockerd.log", "tetragon": "tetragon.jsonl"}
 
 # (first line of the record, its label, the id that ties the records of one request together)
 Record = tuple[list[str], Label, str | None]
@@ -312,14 +315,16 @@ class FormatWriter:
         self.ctx = new_context(rng)
         self.line = 0
 
-    def write(self, op: Op) -> Iterator[dict[str, Any]]:
-        if isinstance(op, K8sOp):
+    def write(self, op: Op | ProcOp) -> Iterator[dict[str, Any]]:
+        if isinstance(op, ProcOp):
+            records: Iterable[Record] = node_records(op)
+        elif isinstance(op, K8sOp):
             records = k8s_records(op, self.fmt, self.rng, self.ctx)
         elif self.fmt == "docker-events":
             records = docker_event_records(op, self.ctx)
         else:
             records = dockerd_records(op, self.ctx)
-        op_id = _op_id(op)
+        op_id = None if isinstance(op, ProcOp) else _op_id(op)
         for lines, lab, event_id in records:
             first = self.line + 1
             if op_id is None:

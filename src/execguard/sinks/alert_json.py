@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ..model import Alert, Process, RbacChange, SourceRef, Target, display, severity_rank
+from ..model import Alert, Event, Process, RbacChange, SourceRef, Target, display, severity_rank
 
 # reasons and commands repeat from alert to alert; escaping them is a pure function of the text
 _display = lru_cache(maxsize=4096)(display)
@@ -42,6 +42,24 @@ def _process(p: Process) -> dict[str, Any]:
         "pid": p.pid, "ppid": p.ppid, "exe": p.exe, "cwd": p.cwd, "uid": p.uid, "parent_exe": p.parent_exe,
         "parent_command": list(p.parent_command), "exec_id": p.exec_id, "in_init_tree": p.in_init_tree, "known": p.known,
     }  # fmt: skip
+
+
+def _covered(ev: Event) -> dict[str, Any]:
+    """A process or runtime exec the join folded into this alert, with the identity it was given."""
+    return {
+        "time": ev.time,
+        "source": _source(ev.source),
+        "action": ev.action,
+        "command": ev.command,
+        "command_display": _display(" ".join(ev.command)),
+        "actor": {
+            "user": ev.actor.user, "groups": list(ev.actor.groups),
+            "source_ip": list(ev.actor.source_ip), "user_agent": ev.actor.user_agent,
+        },
+        "target": _target(ev.target),
+        "event_id": ev.event_id,
+        **({"process": _process(ev.process)} if ev.process is not None else {}),
+    }
 
 
 def alert_dict(alert: Alert) -> dict[str, Any]:
@@ -88,6 +106,8 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         **marked,
         **({"rbac": _rbac(ev.rbac)} if ev.rbac is not None else {}),
         **({"process": _process(ev.process)} if ev.process is not None else {}),
+        # the join (docs/join.md): what this exec ran, each with the identity of who asked
+        **({"covers": [_covered(e) for e in alert.covers]} if alert.covers else {}),
         # a throttle summary (report/throttle.py) says how many repeats it held back
         **({"throttled": throttled} if (throttled := getattr(alert, "throttled", None)) is not None else {}),
     }

@@ -98,7 +98,19 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
                     "action": ev.action, "verb": ev.verb, "outcome": ev.outcome, "code": ev.code,
                     "source": d["source"], "sources": d["sources"],
                 },
-            }
+            },
+            # the join (docs/join.md): each process this exec ran, with the identity of who asked
+            *(
+                {
+                    "process": {
+                        "cmd_line": c["command_display"] or None,
+                        "pid": (c.get("process") or {}).get("pid"),
+                        "container": {"name": c["target"]["container"], "uid": c["target"]["container_id"]},
+                    },
+                    "data": {"action": c["action"], "source": c["source"], "actor": c["actor"], "time": c["time"]},
+                }
+                for c in d.get("covers", [])
+            ),
         ],
         "unmapped": {
             "execguard": {

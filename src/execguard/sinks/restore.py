@@ -60,7 +60,26 @@ def restore(d: dict[str, Any]) -> Alert:
         for i, r in enumerate(rules)
     ]
     sources = d.get("sources") or []
-    return Alert(event=ev, matches=matches, suppressed=d.get("suppressed"), also_seen=[_source(s) for s in sources[1:]])
+    covers = [_covered(c) for c in d.get("covers") or []]
+    return Alert(event=ev, matches=matches, suppressed=d.get("suppressed"), also_seen=[_source(s) for s in sources[1:]], covers=covers)
+
+
+def _covered(d: dict[str, Any]) -> Event:
+    actor = d.get("actor") or {}
+    target = d.get("target") or {}
+    return Event(
+        time=d.get("time"),
+        source=_source(d.get("source")),
+        actor=Actor(
+            user=actor.get("user"), groups=list(actor.get("groups") or []),
+            source_ip=list(actor.get("source_ip") or []), user_agent=actor.get("user_agent"),
+        ),
+        action=d.get("action") or "other",
+        target=Target(**{k: target.get(k) for k in Target.__dataclass_fields__}),
+        command=list(d.get("command") or []),
+        event_id=d.get("event_id"),
+        process=_process(d.get("process")),
+    )  # fmt: skip
 
 
 def _rbac(d: dict[str, Any] | None) -> RbacChange | None:

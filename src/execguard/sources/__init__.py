@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import aks, auditd, docker_events, dockerd_log, eks, falco, gke, k8s_audit, kubearmor
+from . import aks, auditd, docker_events, dockerd_log, eks, falco, gke, k8s_audit, kubearmor, tetragon
 from .base import JsonSource
 
-JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events, falco, kubearmor]
+JSON_SOURCES: list[JsonSource] = [k8s_audit, eks, gke, aks, docker_events, falco, kubearmor, tetragon]
 
 # Line-oriented text formats, chosen per file by their module's sniff(head: bytes) -> bool.
 # Each module has FORMAT, LITERALS (lines the prefilter must keep, see pipeline/prefilter.py) and Parser(file) -> TextParser.
