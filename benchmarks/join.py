@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What the join (docs/join.md) costs: a hunt of an audit log, docker events and a Tetragon export, joined and not.
+"""What the join (docs/node.md) costs: a hunt of an audit log, docker events and a Tetragon export, joined and not.
 
     python benchmarks/join.py --events 20000 --runs 3
 

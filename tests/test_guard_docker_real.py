@@ -197,8 +197,11 @@ def test_break_glass_lets_the_approved_user_through(guarded: Guarded) -> None:
         assert out.exit_code == 0, out.stdout
         return [json.loads(line) for line in out.stdout.splitlines()]
 
+    def copied() -> bool:  # the second approval is the record's last line: wait until it, too, is in the store
+        return bool(stored("--decision", "approved")) and "nobody-here" in {r["user"] for r in stored("--kind", "approval")}
+
     deadline = time.monotonic() + 30  # copied every 0.2 s; a wait, not a timing assertion
-    while not stored("--decision", "approved") and time.monotonic() < deadline:
+    while not copied() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert stored("--decision", "approved")[0]["user"] == "execguard-test-client"
     assert {r["user"] for r in stored("--kind", "approval")} >= {"execguard-test-client", "nobody-here"}

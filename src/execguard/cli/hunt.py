@@ -136,13 +136,13 @@ def hunt(
         typer.Option("--sink", help="Also send the alerts to store:PATH, file:PATH, webhook:URL, syslog+udp|tcp://HOST:PORT (repeatable)."),
     ] = None,
     no_join: Annotated[
-        bool, typer.Option("--no-join", help="Do not join exec records to node processes (docs/join.md).")
+        bool, typer.Option("--no-join", help="Do not join exec records to node processes (docs/node.md).")
     ] = False,
     join_window: Annotated[
-        float, typer.Option("--join-window", min=0.0, help="Seconds from an exec record to the runtime exec it caused (docs/join.md).")
+        float, typer.Option("--join-window", min=0.0, help="Seconds from an exec record to the runtime exec it caused (docs/node.md).")
     ] = 10.0,
     join_skew: Annotated[
-        float, typer.Option("--join-skew", min=0.0, help="Seconds the sources' clocks may disagree by (docs/join.md).")
+        float, typer.Option("--join-skew", min=0.0, help="Seconds the sources' clocks may disagree by (docs/node.md).")
     ] = 3.0,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""

@@ -56,7 +56,7 @@ def _detector(rules: list[str], no_builtin: bool, policy_file: Path | None, min_
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
     engine = Engine(loaded, min_severity="info" if policy else min_severity)
     engine.join = True  # tailed files: the prefilter keeps the lines the join reads
-    # the join, with nothing held back (docs/join.md): identities on processes whose record came first
+    # the join, with nothing held back (docs/node.md): identities on processes whose record came first
     join = Joiner(hold=False, expected=policy.matcher.expected if policy is not None else None)
     return Detector(engine, policy, severity_rank(min_severity), join)
 

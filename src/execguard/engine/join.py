@@ -1,4 +1,4 @@
-"""The join: records of who asked for an exec, joined to what the node saw run (docs/join.md).
+"""The join: records of who asked for an exec, joined to what the node saw run (docs/node.md).
 
 Fed (event, alert or None, seq) in log-time order, after the engine decided each event. Three kinds
 of events take part (joinkeys.relevant): a record of who asked (pods/exec, attach, ephemeral

@@ -43,7 +43,7 @@ class Detector:
     engine: Engine
     policy: PolicyFilter | None
     min_rank: int
-    # the join (docs/join.md), in its mode where nothing waits: a batch's alerts are all written before its ack
+    # the join (docs/node.md), in its mode where nothing waits: a batch's alerts are all written before its ack
     join: Joiner | None = None
 
     def _joined(self, events: Iterable[Event]) -> Iterator[Alert]:

@@ -188,7 +188,7 @@ class PolicyMatcher:
         self._by_rule: dict[str, tuple[list[Candidate], list[Candidate]]] = {}
 
     def expected(self, ev: Event) -> bool:
-        """A `probe` entry's scope matches this node exec: the join does not call it a bypass (docs/join.md)."""
+        """A `probe` entry's scope matches this node exec: the join does not call it a bypass (docs/node.md)."""
         return any(c[2].event(ev) for c in self.probes)
 
     def _candidates(self, rule_id: str) -> tuple[list[Candidate], list[Candidate]]:

@@ -1,4 +1,4 @@
-"""Tetragon records for ``simulate``: what the nodes' process telemetry sees of each story (docs/join.md).
+"""Tetragon records for ``simulate``: what the nodes' process telemetry sees of each story (docs/node.md).
 
 The node view is derived from the k8s-audit world and the Docker host of the same seed, so a hunt over
 ``k8s-audit.jsonl`` (or ``docker-events.jsonl``) and ``tetragon.jsonl`` can join them: every allowed

@@ -322,7 +322,7 @@ def markdown(res: Result, commands: list[str] | None = None) -> str:
         "",
         f"Scored against: {'; '.join(res.scored) or 'nothing'}.",
         "",
-        *([f"The join (docs/join.md): {res.covered} labelled records reached through the `covers` of an incident or bypass "
+        *([f"The join (docs/node.md): {res.covered} labelled records reached through the `covers` of an incident or bypass "
            f"alert ({res.covered_malicious} malicious), {res.identities} of them given the identity of who asked for the exec.", ""]
           if res.covered else []),
         *_table("Per scenario", "scenario", res.by_scenario),

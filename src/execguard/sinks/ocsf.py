@@ -99,7 +99,7 @@ def to_ocsf(alert: Alert) -> dict[str, Any]:
                     "source": d["source"], "sources": d["sources"],
                 },
             },
-            # the join (docs/join.md): each process this exec ran, with the identity of who asked
+            # the join (docs/node.md): each process this exec ran, with the identity of who asked
             *(
                 {
                     "process": {

@@ -7,7 +7,7 @@ Each record is one GetEventsResponse: a single key naming the event type (``proc
 other type (kprobe, tracepoint, uprobe, connect, listen ...) is read as action ``other`` with the type
 as verb, which no built-in rule or join step uses.
 
-Where the fields are (docs/join.md): ``process_exec.process.in_init_tree`` (a BoolValue: absent on
+Where the fields are (docs/node.md): ``process_exec.process.in_init_tree`` (a BoolValue: absent on
 Tetragon before 0.11 and on host processes), ``process_exec.process.pod.container.maybe_exec_probe``
 (true when binary and arguments equal a liveness or readiness exec probe of the pod spec; kept as
 ``command_origin = "maybe_exec_probe"``). ``arguments`` is one string: Tetragon joins argv[1:] with
