@@ -37,8 +37,8 @@ def children(pid: int) -> list[int]:
     """pid and every process below it (watch's receiver process, if any)."""
     found = [pid]
     for p in found:
-        try:
-            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        try:  # each thread's children: a process is listed under the thread that started it
+            kids = [k for task in Path(f"/proc/{p}/task").glob("*/children") for k in task.read_text().split()]
         except OSError:
             continue
         found.extend(int(k) for k in kids)

@@ -184,7 +184,8 @@ class Handler(BaseHTTPRequestHandler):
         pass  # no access log on stderr; /metrics counts requests by code
 
     def _answer(self, code: int, body: bytes = b"", ctype: str = TEXT, headers: dict[str, str] | None = None) -> None:
-        self.server.metrics.request(code)
+        if self.server.spool is not None:  # a --metrics port's own GETs are not webhook answers
+            self.server.metrics.request(code)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -235,14 +236,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         srv = self.server
-        if srv.spool is None:  # a --metrics port: GETs only
-            self._answer(404, b"not found: this port serves GET /metrics /healthz /readyz only\n")
-            return
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
             self._answer(411, b"Content-Length required\n")
             return
         n = int(length)
+        if srv.spool is None:  # a --metrics port: GETs only
+            self._discard(n)
+            self._answer(404, b"not found: this port serves GET /metrics /healthz /readyz only\n")
+            return
         if srv.token is not None:
             given = self.headers.get("Authorization", "").encode("latin-1", "replace")
             if not hmac.compare_digest(given, srv.token):
