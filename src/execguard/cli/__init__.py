@@ -31,7 +31,7 @@ app.command("audit")(audit.audit_command)
 app.command("simulate")(sim.simulate_command)
 app.command("emulate")(sim.emulate_command)
 app.command("score")(sim.score_command)
-app.command("watch")(watch.watch_command)
+app.add_typer(watch.watch_app, name="watch")
 app.command("alerts")(alerts.alerts_command)
 app.add_typer(guard.guard_app, name="guard")
 

@@ -20,7 +20,8 @@ from ..model import SEVERITIES, severity_rank
 from ..policy import PolicyError, PolicyFilter, load_policy
 from ..sources import FORMATS
 from .options import severity_option
-from .util import check_output, error, fail, note, plural, silence_stdout, warning
+from .util import Group, check_output, error, fail, note, plural, silence_stdout, warning
+from .watch_manifests import manifests_command
 
 if TYPE_CHECKING:
     from ..live.inputs import Input
@@ -110,6 +111,7 @@ def _sink(output: WatchOutput, stream: Any) -> Sink:
 
 
 def watch_command(
+    ctx: typer.Context,
     audit_webhook: Annotated[
         list[str] | None,
         typer.Option("--audit-webhook", metavar="HOST:PORT", help="Receive kube-apiserver audit webhook batches here; repeatable."),
@@ -182,7 +184,11 @@ def watch_command(
         ),
     ] = 0.0,
 ) -> None:
-    """Watch live inputs and report T1609 container administration commands as they happen."""
+    """Watch live inputs and report T1609 container administration commands as they happen.
+
+    `execguard watch manifests` prints the Kubernetes objects that run the audit webhook receiver."""
+    if ctx.invoked_subcommand is not None:
+        return  # `watch manifests`
     from ..audit.gather import docker_live
     from ..audit.gather.live import LiveError
     from ..live.checkpoint import StateError, StateFile
@@ -343,3 +349,9 @@ def _sinks(
             s.flush()  # committed before the batch is acked: a crash after the ack loses no stored alert
 
     return Tee([primary, *extra], warning, names=["output", *names], primary=True), flush if stores else None
+
+
+# a group so that `watch manifests` can sit beside the command itself; watch's own options come first
+watch_app = typer.Typer(cls=Group, rich_markup_mode=None, add_completion=False)
+watch_app.callback(invoke_without_command=True)(watch_command)
+watch_app.command("manifests")(manifests_command)
