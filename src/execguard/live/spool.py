@@ -138,6 +138,10 @@ class Spool:
             self._sizes[n] = good
         self._write_seg = segments[-1]
         self._out = open(self.dir / _name(self._write_seg), "ab")  # noqa: SIM115
+        if self.fsync:
+            # whole frames a killed writer left unsynced are handed on now: make them durable first, or a
+            # power cut could take back bytes the consumer has alerted on and checkpointed past
+            os.fsync(self._out.fileno())
         self._written = Position(self._write_seg, self._sizes[self._write_seg])
         self._synced = self._written
         self._read = self.checkpoint
