@@ -7,6 +7,7 @@ it renders, so one scrape, on either port, shows every counter.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ class Metrics:
             self.spool_lag.set_function(spool_lag)
         self._remote: Any = None  # a ctypes array in shared memory
         self._folded = [0] * SLOTS
+        self._fold_lock = threading.Lock()
 
     # -- what the receiver counts (webhook.Receiver's Stats protocol)
 
@@ -62,6 +64,10 @@ class Metrics:
     def fold(self) -> None:
         if self._remote is None:
             return
+        with self._fold_lock:  # two scrapes at once (two ports) must not add the same delta twice
+            self._fold()
+
+    def _fold(self) -> None:
         for i in range(SLOTS):
             value = int(self._remote[i])
             delta, self._folded[i] = value - self._folded[i], value
