@@ -36,6 +36,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=400, help="events per POST (kube-apiserver's default)")
     ap.add_argument("--exec-every", type=int, default=1, help="1 = every event an exec (worst case); N = one in N, the rest reads")
     ap.add_argument("--drain", type=float, default=300.0, help="longest wait for the last alerts")
+    ap.add_argument("--watch-arg", action="append", default=[], help="one more argument for watch (repeatable), e.g. --engine-nice=0")
     ap.add_argument("--rate", type=float, default=0.0, help="events/s to offer, spread over the clients (0 = as fast as acked)")
     args = ap.parse_args()
 
@@ -47,7 +48,7 @@ def main() -> int:
         out = d / "alerts.jsonl"
         proc = start_watch(
             ["--audit-webhook", f"127.0.0.1:{port}", "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key),
-             "--token-file", str(d / "token"), "--spool", str(d / "spool"), "-o", "jsonl", "--out", str(out)],
+             "--token-file", str(d / "token"), "--spool", str(d / "spool"), "-o", "jsonl", "--out", str(out), *args.watch_arg],
             d / "stderr.txt",
         )  # fmt: skip
         try:
