@@ -346,7 +346,10 @@ def _sinks(
 
     def flush() -> None:
         for s in stores:
-            s.flush()  # committed before the batch is acked: a crash after the ack loses no stored alert
+            try:
+                s.flush()  # committed before the batch is acked: a crash after the ack loses no stored alert
+            except StoreError as exc:  # locked or full: the store keeps the rows for its next try; detection goes on
+                warning(f"{exc}; the alerts stay queued for the store")
 
     return Tee([primary, *extra], warning, names=["output", *names], primary=True), flush if stores else None
 
