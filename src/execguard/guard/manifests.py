@@ -67,8 +67,7 @@ def pod_security() -> dict[str, Any]:
     return {"runAsNonRoot": True, "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def b64(data: bytes) -> str:
-    return _b64(data)
+b64 = _b64  # the public name, for live/manifests.py
 
 
 def _labels() -> dict[str, str]:
