@@ -7,6 +7,7 @@ keep-alive clients for --seconds, then waits until every accepted event has its 
 itself (the load ends after --seconds, the wait for alerts after --drain seconds).
 
     .venv/bin/python benchmarks/webhook.py --seconds 20 --clients 4
+    .venv/bin/python benchmarks/webhook.py --seconds 20 --clients 4 --rate 20000 --exec-every 100   # the issue's goal
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=400, help="events per POST (kube-apiserver's default)")
     ap.add_argument("--exec-every", type=int, default=1, help="1 = every event an exec (worst case); N = one in N, the rest reads")
     ap.add_argument("--drain", type=float, default=300.0, help="longest wait for the last alerts")
+    ap.add_argument("--watch-arg", action="append", default=[], help="one more argument for watch (repeatable), e.g. --engine-nice=0")
+    ap.add_argument("--rate", type=float, default=0.0, help="events/s to offer, spread over the clients (0 = as fast as acked)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="eg-webhook-bench-") as tmp:
@@ -45,7 +48,7 @@ def main() -> int:
         out = d / "alerts.jsonl"
         proc = start_watch(
             ["--audit-webhook", f"127.0.0.1:{port}", "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key),
-             "--token-file", str(d / "token"), "--spool", str(d / "spool"), "-o", "jsonl", "--out", str(out)],
+             "--token-file", str(d / "token"), "--spool", str(d / "spool"), "-o", "jsonl", "--out", str(out), *args.watch_arg],
             d / "stderr.txt",
         )  # fmt: skip
         try:
@@ -63,7 +66,13 @@ def main() -> int:
             def client(c: int) -> None:
                 conn = Client(port, certs.ca, TOKEN, timeout=30.0)
                 n = 0
+                # with --rate, each client posts on a fixed schedule (a late answer does not lower the offered rate)
+                every = args.batch * args.clients / args.rate if args.rate else 0.0
+                next_at = time.monotonic() + every * c / args.clients
                 while time.monotonic() < end_at:
+                    if every:
+                        time.sleep(max(0.0, next_at - time.monotonic()))
+                        next_at += every
                     b = n % 64
                     # each round renames the ids so every accepted event is distinct
                     body = bodies[c][b].replace(b'"auditID":"c', f'"auditID":"r{n // 64}-c'.encode())
@@ -109,7 +118,8 @@ def main() -> int:
         lat = sorted(latencies)
         p50 = statistics.median(lat) * 1000 if lat else float("nan")
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
-        print(f"clients {args.clients}, batch {args.batch}, one exec in {args.exec_every}, posting {posted_for:.1f}s")
+        offered = f"offered {args.rate:,.0f} events/s" if args.rate else "as fast as acknowledged"
+        print(f"clients {args.clients}, batch {args.batch}, one exec in {args.exec_every}, {offered}, posting {posted_for:.1f}s")
         print(f"accepted: {len(accepted)} batches, {want} events = {want / posted_for:,.0f} events/s acknowledged")
         print(f"ack latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000 if lat else 0:.1f} ms")
         print(f"refused or failed: {other or 'none'}")

@@ -130,7 +130,9 @@ def alerts_by_audit_id(path: Path) -> Counter[str]:
     counts: Counter[str] = Counter()
     if not path.exists():
         return counts
-    for line in path.read_bytes().splitlines():
+    data = path.read_bytes()
+    # watch may be writing while we read: a last line without its newline is not complete yet
+    for line in data[: data.rfind(b"\n") + 1].splitlines():
         if line.strip():
             alert = orjson.loads(line)
             counts[alert.get("event_id") or ""] += 1

@@ -2,4 +2,5 @@
 
 from execguard.cli import app
 
-app(prog_name="execguard")
+if __name__ == "__main__":  # not when a spawned process (the webhook's receiver) imports it again
+    app(prog_name="execguard")

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("sim", "simulate_command"),
     "emulate": ("sim", "emulate_command"),
     "score": ("sim", "score_command"),
-    "watch": ("watch", "watch_command"),
+    "watch": ("watch", "watch_app"),
     "alerts": ("alerts", "alerts_command"),
     "report": ("report", "report_command"),
     "guard": ("guard", "guard_app"),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import signal
+import ssl
 import sys
-import threading
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,13 +21,12 @@ from ..model import SEVERITIES, severity_rank
 from ..policy import PolicyError, PolicyFilter, load_policy
 from ..sources import FORMATS
 from .options import severity_option
-from .util import check_output, error, fail, note, plural, silence_stdout, warning
+from .util import Group, check_output, error, fail, note, plural, silence_stdout, warning
+from .watch_manifests import manifests_command
 
 if TYPE_CHECKING:
     from ..live.inputs import Input
-    from ..live.runner import Detector, Runner, Sink
-    from ..live.spool import Spool
-    from ..live.webhook import Receiver
+    from ..live.runner import Detector, Sink
 
 DRAIN_SECONDS = 30.0
 
@@ -83,22 +81,22 @@ def _token(token_file: Path | None) -> str | None:
     return token
 
 
-def _check_webhook(
-    address: str, tls_cert: Path | None, tls_key: Path | None, client_ca: Path | None, no_tls: bool, insecure: bool
+def _check_listen(
+    option: str, address: str, tls_cert: Path | None, tls_key: Path | None, client_ca: Path | None, no_tls: bool, insecure: bool
 ) -> tuple[str, int]:
     from ..live.webhook import is_loopback, listen_address
 
     try:
         host, port = listen_address(address)
     except ValueError as exc:
-        fail(f"--audit-webhook {exc}")
+        fail(f"{option} {exc}")
     if no_tls:
         if tls_cert or tls_key or client_ca:
             fail("--no-tls with --tls-cert/--tls-key/--client-ca: choose one")
         if not is_loopback(host) and not insecure:
-            fail(f"--no-tls on {host}, not a loopback address: audit events would cross the network in clear (add --insecure-listen)")
+            fail(f"--no-tls on {host}, not a loopback address: {option} would cross the network in clear (add --insecure-listen)")
     elif tls_cert is None or tls_key is None:
-        fail("the webhook needs --tls-cert and --tls-key (or --no-tls on loopback)")
+        fail(f"{option} needs --tls-cert and --tls-key (or --no-tls on loopback)")
     return host, port
 
 
@@ -118,15 +116,21 @@ def _sink(output: WatchOutput, stream: Any) -> Sink:
 
 
 def watch_command(
+    ctx: typer.Context,
     audit_webhook: Annotated[
-        str | None, typer.Option("--audit-webhook", help="Receive kube-apiserver audit webhook batches on HOST:PORT.")
+        list[str] | None,
+        typer.Option("--audit-webhook", metavar="HOST:PORT", help="Receive kube-apiserver audit webhook batches here; repeatable."),
     ] = None,
-    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Server certificate (PEM) for the webhook.")] = None,
-    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Server private key (PEM) for the webhook.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Server certificate (PEM) for the webhook and --metrics.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Server private key (PEM) for the webhook and --metrics.")] = None,
     client_ca: Annotated[Path | None, typer.Option("--client-ca", help="Require client certificates signed by this CA (mTLS).")] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="Require this bearer token (file holds it) on POSTs.")] = None,
     no_tls: Annotated[bool, typer.Option("--no-tls", help="Plain HTTP; only on a loopback address unless --insecure-listen.")] = False,
     insecure_listen: Annotated[bool, typer.Option("--insecure-listen", help="Allow --no-tls on a non-loopback address.")] = False,
+    metrics_addr: Annotated[
+        list[str] | None,
+        typer.Option("--metrics", metavar="HOST:PORT", help="Serve /metrics /healthz /readyz here (TLS as the webhook); repeatable."),
+    ] = None,
     spool: Annotated[Path | None, typer.Option("--spool", help="Spool directory (default: $XDG_STATE_HOME/execguard/spool).")] = None,
     spool_max: Annotated[int, typer.Option("--spool-max-mb", min=1, help="Spool size limit; past it the webhook answers 429.")] = 1024,
     max_body: Annotated[int, typer.Option("--max-body-mb", min=1, help="Largest request body accepted (413 past it).")] = 32,
@@ -175,25 +179,53 @@ def watch_command(
     min_severity: Annotated[
         str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=severity_option)
     ] = "info",
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Also keep every alert in this SQLite store, for execguard alerts (docs/sinks.md).")
+    ] = None,
+    sink_specs: Annotated[
+        list[str] | None,
+        typer.Option("--sink", help="Also send alerts to store:PATH, file:PATH, webhook:URL, syslog+udp|tcp://HOST:PORT (repeatable)."),
+    ] = None,
+    engine_nice: Annotated[
+        int,
+        typer.Option(
+            "--engine-nice", min=0, max=19, help="With --audit-webhook: lower the engine's CPU priority by N so acks stay fast; 0 = off."
+        ),
+    ] = 10,
+    throttle: Annotated[
+        float,
+        typer.Option(
+            "--throttle", min=0, metavar="SECONDS", help="--sink: one alert per (rule, actor, target) per window, then a count; 0 = off."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Watch live inputs and report T1609 container administration commands as they happen."""
+    """Watch live inputs and report T1609 container administration commands as they happen.
+
+    `execguard watch manifests` prints the Kubernetes objects that run the audit webhook receiver."""
+    if ctx.invoked_subcommand is not None:
+        return  # `watch manifests`
     from ..audit.gather import docker_live
     from ..audit.gather.live import LiveError
     from ..live.checkpoint import StateError, StateFile
     from ..live.containerd import ContainerdInput, node_name, socket_path
     from ..live.docker import DockerInput
+    from ..live.handoff import Shared, SpoolReader
     from ..live.inputs import EventStream
     from ..live.metrics import Metrics
+    from ..live.receiver import ReceiverConfig, ReceiverError, ReceiverProcess
     from ..live.runner import OutFile, Runner
-    from ..live.spool import Position, Spool, SpoolError
+    from ..live.service import Service
+    from ..live.spool import Position, SpoolError
     from ..live.tail import TailInput
-    from ..live.webhook import Receiver, SpoolInput, tls_context
+    from ..live.webhook import Receiver, SpoolInput
 
-    if not (audit_webhook or docker or tail or containerd):
+    webhooks = audit_webhook or []
+    if not (webhooks or docker or tail or containerd):
         fail("give an input: --audit-webhook HOST:PORT, --docker URL, --containerd URL or --tail PATH")
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    host, port = _check_webhook(audit_webhook, tls_cert, tls_key, client_ca, no_tls, insecure_listen) if audit_webhook else ("", 0)
+    listens = [_check_listen("--audit-webhook", a, tls_cert, tls_key, client_ca, no_tls, insecure_listen) for a in webhooks]
+    metric_listens = [_check_listen("--metrics", a, tls_cert, tls_key, client_ca, no_tls, insecure_listen) for a in metrics_addr or []]
     token = _token(token_file)
     check_output(out)
     level = min_severity or "info"
@@ -215,22 +247,17 @@ def watch_command(
             fail(f"--containerd {exc}")
     if containerd and not (proc_root / "stat").is_file():
         fail(f"--proc {proc_root}: not a proc file system (no {proc_root / 'stat'})")
-    server_tls = None
-    if audit_webhook and not no_tls:
-        assert tls_cert is not None and tls_key is not None
+    server_tls = _server_tls(tls_cert, tls_key, client_ca) if (webhooks or metric_listens) and not no_tls else None
+    shared: Shared | None = None
+    reader: SpoolReader | None = None
+    spool_dir = spool or default_spool()
+    if webhooks:
+        shared = Shared(multiprocessing.get_context("spawn"))
         try:
-            server_tls = tls_context(tls_cert, tls_key, client_ca)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            fail(f"TLS files ({tls_cert}, {tls_key}{', ' + str(client_ca) if client_ca else ''}): {getattr(exc, 'strerror', None) or exc}")
-    sp: Spool | None = None
-    if audit_webhook:
-        try:
-            sp = Spool(spool or default_spool(), max_bytes=spool_max << 20)
+            reader = SpoolReader(spool_dir, shared)
         except SpoolError as exc:
             fail(exc)
-        if sp.truncated:
-            warning(f"spool {sp.dir}: cut a torn tail of {plural(sp.truncated, 'byte')} (a batch never acknowledged)")
-    where_state = state_path or (sp.dir / "state.json" if sp is not None else None)
+    where_state = state_path or (spool_dir / "state.json" if reader is not None else None)
     state = StateFile(where_state) if where_state is not None else None
     if state is not None:
         try:
@@ -238,21 +265,22 @@ def watch_command(
         except StateError as exc:
             fail(exc)
         where = state.positions.get(SpoolInput.name)
-        if sp is not None and isinstance(where, dict):
+        if reader is not None and isinstance(where, dict):
             # the state file is saved before the spool's own checkpoint: it may be one batch ahead
             pos = Position(int(where.get("segment", 0)), int(where.get("offset", 0)))
-            if pos > sp.checkpoint:
-                sp.commit(pos)
-                sp.rewind()
+            if pos > reader.checkpoint:
+                reader.commit(pos)
+                reader.rewind()
     try:
         out_file = OutFile(out, state.mark if state else {}, text=output is WatchOutput.table) if out is not None else None
     except OSError as exc:
         fail(f"{out}: {exc.strerror or exc}")
     if out_file is not None and out_file.cut:
         note(f"{out}: cut {plural(out_file.cut, 'byte')} of alerts written after the last checkpoint; their events are read again")
-    metrics = Metrics(lambda: sp.size, lambda: sp.lag) if sp is not None else Metrics()
-    sink = _sink(output, out_file.handle if out_file is not None else (sys.stdout if output is WatchOutput.table else sys.stdout.buffer))
-    runner = Runner(detector, sink, metrics, out_file, warning, state=state)
+    metrics = Metrics(lambda: reader.size, lambda: reader.lag) if reader is not None else Metrics()
+    primary = _sink(output, out_file.handle if out_file is not None else (sys.stdout if output is WatchOutput.table else sys.stdout.buffer))
+    sink, flush = _sinks(primary, store, sink_specs or [], throttle, spool_dir if reader is not None else where_state)
+    runner = Runner(detector, sink, metrics, out_file, warning, state=state, flush=flush)
     if state is not None:
         # the --out size goes with the positions at once: a crash before the first batch is saved
         # must still cut that batch's alerts from --out before it is read again
@@ -260,76 +288,98 @@ def watch_command(
             state.save(runner.mark)
         except OSError as exc:
             fail(f"{state.path}: {exc.strerror or exc}")
-    receiver: Receiver | None = None
-    if sp is not None:
+    ports: list[Receiver] = []
+    for address, (host, port) in zip(metrics_addr or [], metric_listens, strict=True):
         try:
-            receiver = Receiver(
-                (host, port), sp, metrics, server_tls, token, max_body=max_body << 20, ready=lambda: not runner.stop.is_set()
-            )
+            ports.append(Receiver((host, port), None, metrics, server_tls, None, ready=lambda: not runner.stop.is_set()))
         except OSError as exc:
-            fail(f"--audit-webhook {audit_webhook}: {exc.strerror or exc}")
-        streams.insert(0, SpoolInput(sp, metrics))
+            fail(f"--metrics {address}: {exc.strerror or exc}")
+    receiver: ReceiverProcess | None = None
+    if reader is not None and shared is not None:
+        tls_files = (str(tls_cert), str(tls_key), str(client_ca) if client_ca else None) if not no_tls else None
+        config = ReceiverConfig(tuple(listens), str(spool_dir), spool_max << 20, max_body << 20, tls_files, token)
+        receiver = ReceiverProcess(config, shared, warning)
+        try:
+            bound = receiver.start()
+        except ReceiverError as exc:
+            fail(f"--audit-webhook: {exc}")
+        if receiver.truncated:
+            warning(f"spool {spool_dir}: cut a torn tail of {plural(receiver.truncated, 'byte')} (a batch never acknowledged)")
+        scheme = "http" if no_tls else "https"
+        where_at = ", ".join(f"{scheme}://{h}:{p}" for h, p in bound)
+        note(f"watch: audit webhook on {where_at} (pid {receiver.pid}; spool {spool_dir}, {plural(reader.lag, 'byte')} to replay)")
+        streams.insert(0, SpoolInput(reader, metrics))
+    for server in ports:
+        bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+        note(f"watch: metrics on {'http' if no_tls else 'https'}://{bound_host}:{bound_port}/metrics")
     for address in containerd or []:
         streams.append(EventStream(ContainerdInput(address, warn=warning, metrics=metrics, node=node_name(), proc_root=proc_root)))
     if tail:
         position = state.positions.get(TailInput.name) if state is not None else None
         streams.append(TailInput(tail, position, from_start=tail_from_start, fmt=fmt, warn=_warn_line))
-    _run(runner, streams, receiver, sp, lambda: _detector(rules or [], no_builtin, policy_file, level))
+    service = Service(
+        runner, streams, lambda: _detector(rules or [], no_builtin, policy_file, level), (RuleError, PolicyError, OSError), _problem,
+        note, warning, error, receiver=receiver, reader=reader, shared=shared, metrics_ports=ports, drain_seconds=DRAIN_SECONDS,
+        engine_nice=engine_nice,
+    )  # fmt: skip
+    drained = service.run()
     sink.close()
     if out_file is not None:
         out_file.handle.close()
-
-
-def _run(runner: Runner, inputs: list[Input], receiver: Receiver | None, sp: Spool | None, reload_detector: Callable[[], Detector]) -> None:
-    """Until SIGTERM or Ctrl-C: one thread per input, the engine in this one; then drain."""
-    from ..live.inputs import supervise
-    from ..live.webhook import serve
-
-    stopping = threading.Event()
-    reload = threading.Event()
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        reload.set()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
-    threads = [supervise(inp, runner.queue, runner.stop, warning) for inp in inputs]
-    if receiver is not None and sp is not None:
-        serve(receiver)
-        bound_host, bound_port = str(receiver.server_address[0]), int(receiver.server_address[1])
-        scheme = "http" if receiver.tls is None else "https"
-        note(f"watch: audit webhook on {scheme}://{bound_host}:{bound_port} (spool {sp.dir}, {plural(sp.lag, 'byte')} to replay)")
-    note("watch: " + ", ".join(inp.name for inp in inputs))
-    while not stopping.is_set() and not runner.broken:
-        runner.step(0.2)
-        if reload.is_set():
-            reload.clear()
-            try:
-                runner.detector = reload_detector()
-                runner.metrics.reloads.labels(result="ok").inc()
-                note("watch: rules and policy reloaded")
-            except (RuleError, PolicyError, OSError) as exc:
-                runner.metrics.reloads.labels(result="failed").inc()
-                error(f"reload failed, keeping the rules and policy in use: {_problem(exc)}")
-    # drain: refuse new batches, finish the ones being received, alert on everything queued and spooled
-    if receiver is not None:
-        receiver.draining = True
-        receiver.shutdown()
-        receiver.wait_idle(DRAIN_SECONDS)
-    drained = runner.broken or runner.drain(sp.empty if sp is not None else lambda: True, DRAIN_SECONDS)
-    runner.stop.set()
-    for t in threads:
-        t.join(5)  # the inputs close their files and sockets
-    if receiver is not None:
-        receiver.server_close()
-    if sp is not None:
-        sp.close()
     if runner.broken:
         silence_stdout()
     by_sev = ", ".join(f"{runner.counts[s]} {s}" for s in reversed(SEVERITIES) if runner.counts[s]) or "none"
-    left = "" if drained or sp is None else f"; {plural(sp.lag, 'byte')} left in the spool for the next start"
+    left = "" if drained or reader is None else f"; {plural(reader.lag, 'byte')} left in the spool for the next start"
     note(f"watch: stopped; {plural(runner.events, 'event')}, alerts: {by_sev}{left}")
+
+
+def _server_tls(tls_cert: Path | None, tls_key: Path | None, client_ca: Path | None) -> ssl.SSLContext:
+    from ..live.webhook import tls_context
+
+    assert tls_cert is not None and tls_key is not None
+    try:
+        return tls_context(tls_cert, tls_key, client_ca)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        fail(f"TLS files ({tls_cert}, {tls_key}{', ' + str(client_ca) if client_ca else ''}): {getattr(exc, 'strerror', None) or exc}")
+
+
+def _sinks(
+    primary: Sink, store: Path | None, specs: list[str], throttle: float, near: Path | None
+) -> tuple[Sink, Callable[[], None] | None]:
+    """The alert output plus --store and --sink (throttled when asked), and what to flush before a batch is acked."""
+    from ..sinks.specs import Options, SpecError, Tee, open_sinks
+    from ..sinks.store import StoreError, StoreSink
+    from ..sinks.throttle import ThrottleSink
+
+    # webhook and syslog alerts that cannot be delivered wait in a spill file beside the spool or state file
+    spill = near if near is not None and near.is_dir() else near.parent if near is not None else None
+    options = Options(spill_dir=spill / "spill" if spill is not None else None, drain=10.0, warn=warning)
+    try:
+        kept = open_sinks([f"store:{store}"] if store is not None else [], options)
+        paging = open_sinks(specs, options) if specs else None
+    except (SpecError, StoreError) as exc:
+        fail(exc)
+    stores = [s for s in (*kept.sinks, *(paging.sinks if paging else [])) if isinstance(s, StoreSink)]
+    extra: list[Sink] = list(kept.sinks)
+    names = list(kept.names)
+    if paging is not None:
+        # the record (--out, --store) keeps every alert; only what pages someone is throttled
+        extra.append(ThrottleSink(paging, throttle, timer=True) if throttle > 0 else paging)
+        names.append("--sink")
+    if not extra:
+        return primary, None
+
+    def flush() -> None:
+        for s in stores:
+            try:
+                s.flush()  # committed before the batch is acked: a crash after the ack loses no stored alert
+            except StoreError as exc:  # locked or full: the store keeps the rows for its next try; detection goes on
+                warning(f"{exc}; the alerts stay queued for the store")
+
+    return Tee([primary, *extra], warning, names=["output", *names], primary=True), flush if stores else None
+
+
+# a group so that `watch manifests` can sit beside the command itself; watch's own options come first
+watch_app = typer.Typer(cls=Group, rich_markup_mode=None, add_completion=False)
+watch_app.callback(invoke_without_command=True)(watch_command)
+watch_app.command("manifests")(manifests_command)

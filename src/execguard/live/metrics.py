@@ -1,11 +1,23 @@
-"""Prometheus metrics of ``execguard watch`` (docs/watch.md "Metrics"), in a registry of its own."""
+"""Prometheus metrics of ``execguard watch`` (docs/watch.md "Metrics"), in a registry of its own.
+
+The webhook's receiver may run in a process of its own (live/handoff.py): it then counts its
+answers in shared memory, and the engine process folds those counts into this registry each time
+it renders, so one scrape, on either port, shows every counter.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+# slots of the receiver's shared counters: one per HTTP status it answers, then the others
+CODES = (200, 400, 401, 404, 411, 413, 429, 503)
+REJECTED, TLS_FAILURES, BAD_BODIES = len(CODES), len(CODES) + 1, len(CODES) + 2
+SLOTS = len(CODES) + 3
 
 
 class Metrics:
@@ -27,6 +39,51 @@ class Metrics:
             self.spool_bytes.set_function(spool_bytes)
         if spool_lag is not None:
             self.spool_lag.set_function(spool_lag)
+        self._remote: Any = None  # a ctypes array in shared memory
+        self._folded = [0] * SLOTS
+        self._fold_lock = threading.Lock()
+
+    # -- what the receiver counts (webhook.Receiver's Stats protocol)
+
+    def request(self, code: int) -> None:
+        self.requests.labels(code=str(code)).inc()
+
+    def rejected_batch(self) -> None:
+        self.rejected.inc()
+
+    def tls_failure(self) -> None:
+        self.tls_failures.inc()
+
+    def bad_body(self) -> None:
+        self.parse_errors.labels(input="audit-webhook").inc()
+
+    # -- a receiver in another process
+
+    def follow(self, counters: Any) -> None:
+        """Fold these shared counters (SLOTS of them, only ever growing) into the registry when rendering."""
+        self._remote = counters
+
+    def fold(self) -> None:
+        if self._remote is None:
+            return
+        with self._fold_lock:  # two scrapes at once (two ports) must not add the same delta twice
+            self._fold()
+
+    def _fold(self) -> None:
+        for i in range(SLOTS):
+            value = int(self._remote[i])
+            delta, self._folded[i] = value - self._folded[i], value
+            if delta <= 0:
+                continue
+            if i < len(CODES):
+                self.requests.labels(code=str(CODES[i])).inc(delta)
+            elif i == REJECTED:
+                self.rejected.inc(delta)
+            elif i == TLS_FAILURES:
+                self.tls_failures.inc(delta)
+            else:
+                self.parse_errors.labels(input="audit-webhook").inc(delta)
 
     def render(self) -> tuple[bytes, str]:
+        self.fold()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -109,6 +109,7 @@ class Runner:
         warn: Callable[[str], None],
         mark: dict[str, Any] | None = None,
         state: StateFile | None = None,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         self.detector = detector
         self.sink = sink
@@ -122,6 +123,7 @@ class Runner:
         self.broken = False  # stdout's reader went away (`watch ... | head`)
         self.mark = mark or {}
         self.state = state
+        self.flush = flush  # sinks that must be durable before a batch is acked (the alert store)
         if out is not None:
             self.mark = out.sync()
 
@@ -147,6 +149,8 @@ class Runner:
             try:
                 for alert in alerts:
                     self.sink.write(alert)
+                if self.flush is not None and alerts:
+                    self.flush()
                 mark = self.out.sync() if self.out is not None else self.mark
                 break
             except OSError as exc:  # a full disk: keep the batch, retry, never ack it unwritten

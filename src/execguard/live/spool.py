@@ -23,6 +23,7 @@ import os
 import struct
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,20 @@ def _scan(path: Path) -> int:
 
 
 class Spool:
-    def __init__(self, directory: Path, max_bytes: int = 1 << 30, segment_bytes: int = 64 << 20, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 64 << 20,
+        fsync: bool = True,
+        on_synced: Callable[[Position], None] | None = None,
+        committed: Callable[[], Position] | None = None,
+    ) -> None:
         self.dir = Path(directory)
+        # a writer whose consumer is another process (live/handoff.py): it is told what is fsynced,
+        # and it learns the consumer's checkpoint (to free its size accounting) from ``committed``
+        self.on_synced = on_synced
+        self.committed = committed
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.fsync = fsync  # False only for benchmarks that measure the rest
@@ -107,7 +120,8 @@ class Spool:
         segments = sorted(int(p.name[4:16]) for p in self.dir.glob("seg-*.log") if p.name[4:16].isdigit())
         for n in segments:
             if n < self.checkpoint.segment:
-                (self.dir / _name(n)).unlink()
+                with contextlib.suppress(FileNotFoundError):  # the consumer process may delete it first
+                    (self.dir / _name(n)).unlink()
         segments = [n for n in segments if n >= self.checkpoint.segment] or [self.checkpoint.segment]
         self._sizes: dict[int, int] = {}
         for n in segments:
@@ -124,20 +138,27 @@ class Spool:
             self._sizes[n] = good
         self._write_seg = segments[-1]
         self._out = open(self.dir / _name(self._write_seg), "ab")  # noqa: SIM115
+        if self.fsync:
+            # whole frames a killed writer left unsynced are handed on now: make them durable first, or a
+            # power cut could take back bytes the consumer has alerted on and checkpointed past
+            os.fsync(self._out.fileno())
         self._written = Position(self._write_seg, self._sizes[self._write_seg])
         self._synced = self._written
         self._read = self.checkpoint
         _fsync_dir(self.dir)
+        if self.on_synced is not None:
+            self.on_synced(self._synced)
 
     def _load_checkpoint(self) -> tuple[Position, dict[str, Any]]:
-        path = self.dir / CHECKPOINT
-        try:
-            data = orjson.loads(path.read_bytes())
-            return Position(int(data["segment"]), int(data["offset"])), dict(data.get("mark") or {})
-        except FileNotFoundError:
-            return Position(0, 0), {}
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise SpoolError(f"{path}: not a spool checkpoint (delete the spool directory to start afresh)") from None
+        return load_checkpoint(self.dir)
+
+    def _follow(self) -> None:
+        """With a consumer in another process: drop the segments its checkpoint has passed (caller holds the lock)."""
+        if self.committed is None:
+            return
+        self.checkpoint = max(self.checkpoint, self.committed())
+        for n in [n for n in self._sizes if n < self.checkpoint.segment]:
+            del self._sizes[n]
 
     # -- the writer side (webhook request threads)
 
@@ -145,6 +166,7 @@ class Spool:
     def size(self) -> int:
         """Bytes in segment files on disk."""
         with self._lock:
+            self._follow()
             return sum(self._sizes.values())
 
     @property
@@ -164,6 +186,7 @@ class Spool:
         """Write one frame; return once it is on disk (fsynced). SpoolFull when over the limit."""
         frame = HEADER.pack(len(payload), zlib.crc32(payload), MAGIC) + payload
         with self._lock:
+            self._follow()
             held = sum(self._sizes.values())
             if held + len(frame) > self.max_bytes:
                 raise SpoolFull(f"spool {self.dir} holds {held} of {self.max_bytes} bytes")
@@ -207,6 +230,8 @@ class Spool:
             with self._lock:
                 self._synced = max(self._synced, upto)
                 self._ready.notify_all()
+            if self.on_synced is not None:
+                self.on_synced(upto)
 
     # -- the reader side (one consumer thread)
 
@@ -216,40 +241,14 @@ class Spool:
             if self._read >= self._synced and timeout:
                 self._ready.wait(timeout)
             limit = self._synced
-        frames: list[Frame] = []
-        pos = self._read
-        while len(frames) < max_frames and pos < limit:
-            path = self.dir / _name(pos.segment)
-            seg_end = limit.offset if pos.segment == limit.segment else self._sizes.get(pos.segment, 0)
-            if pos.offset >= seg_end:
-                pos = Position(pos.segment + 1, 0)
-                continue
-            with open(path, "rb") as f:
-                f.seek(pos.offset)
-                while len(frames) < max_frames and pos.offset < seg_end:
-                    length, crc, magic = HEADER.unpack(f.read(HEADER.size))
-                    body = f.read(length)
-                    if magic != MAGIC or zlib.crc32(body) != crc:
-                        raise SpoolError(f"{path}: corrupt frame at byte {pos.offset}")
-                    pos = Position(pos.segment, pos.offset + HEADER.size + length)
-                    frames.append(Frame(pos, body))
-        self._read = pos
+        frames, self._read = read_frames(self.dir, self._read, limit, lambda n: self._sizes.get(n, 0), max_frames)
         return frames
 
     def commit(self, end: Position, mark: dict[str, Any] | None = None) -> None:
         """Record ``end`` (and the sinks' mark) as processed, atomically; delete segments wholly before it."""
         if mark is not None:
             self.mark = mark
-        data = orjson.dumps({"segment": end.segment, "offset": end.offset, "mark": self.mark})
-        tmp = self.dir / (CHECKPOINT + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, self.dir / CHECKPOINT)
-        if self.fsync:
-            _fsync_dir(self.dir)
+        write_checkpoint(self.dir, end, self.mark, self.fsync)
         with self._lock:
             self.checkpoint = end
             done = [n for n in self._sizes if n < end.segment]
@@ -269,3 +268,59 @@ class Spool:
             if self.fsync:
                 os.fsync(self._out.fileno())
             self._out.close()
+
+
+# -- shared by this writer-and-reader and the reader of another process (live/handoff.py)
+
+
+def load_checkpoint(directory: Path) -> tuple[Position, dict[str, Any]]:
+    path = directory / CHECKPOINT
+    try:
+        data = orjson.loads(path.read_bytes())
+        return Position(int(data["segment"]), int(data["offset"])), dict(data.get("mark") or {})
+    except FileNotFoundError:
+        return Position(0, 0), {}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise SpoolError(f"{path}: not a spool checkpoint (delete the spool directory to start afresh)") from None
+
+
+def write_checkpoint(directory: Path, end: Position, mark: dict[str, Any], fsync: bool = True) -> None:
+    """Atomically: a temporary file, fsynced, renamed over the checkpoint, then the directory fsynced."""
+    data = orjson.dumps({"segment": end.segment, "offset": end.offset, "mark": mark})
+    tmp = directory / (CHECKPOINT + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+    os.replace(tmp, directory / CHECKPOINT)
+    if fsync:
+        _fsync_dir(directory)
+
+
+def read_frames(
+    directory: Path, start: Position, limit: Position, seg_size: Callable[[int], int], max_frames: int
+) -> tuple[list[Frame], Position]:
+    """Frames from ``start`` up to ``limit`` (what is fsynced); ``seg_size(n)`` is the end of a segment before the last."""
+    frames: list[Frame] = []
+    pos = start
+    while len(frames) < max_frames and pos < limit:
+        path = directory / _name(pos.segment)
+        seg_end = limit.offset if pos.segment == limit.segment else seg_size(pos.segment)
+        if pos.offset >= seg_end:
+            pos = Position(pos.segment + 1, 0)
+            continue
+        with open(path, "rb") as f:
+            f.seek(pos.offset)
+            while len(frames) < max_frames and pos.offset < seg_end:
+                length, crc, magic = HEADER.unpack(f.read(HEADER.size))
+                body = f.read(length)
+                if magic != MAGIC or zlib.crc32(body) != crc:
+                    raise SpoolError(f"{path}: corrupt frame at byte {pos.offset}")
+                pos = Position(pos.segment, pos.offset + HEADER.size + length)
+                frames.append(Frame(pos, body))
+    return frames, pos
+
+
+def segment_path(directory: Path, segment: int) -> Path:
+    return directory / _name(segment)

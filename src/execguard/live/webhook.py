@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -29,7 +29,7 @@ from ..sources import k8s_audit
 from ..sources.base import SourceError
 from .inputs import Batch
 from .metrics import Metrics
-from .spool import Frame, Spool, SpoolFull
+from .spool import Frame, Position, Spool, SpoolFull
 
 MAX_BODY = 32 << 20  # kube-apiserver's default --audit-webhook-batch-max-size of 400 events is a few MB
 TIMEOUT = 10.0
@@ -78,6 +78,20 @@ def check_body(body: bytes) -> str | None:
     return None
 
 
+class Stats(Protocol):
+    """What the receiver counts, and /metrics: Metrics in this process, or handoff.SharedStats in a receiver process."""
+
+    def request(self, code: int) -> None: ...
+
+    def rejected_batch(self) -> None: ...
+
+    def tls_failure(self) -> None: ...
+
+    def bad_body(self) -> None: ...
+
+    def render(self) -> tuple[bytes, str]: ...
+
+
 class Receiver(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -86,8 +100,8 @@ class Receiver(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        spool: Spool,
-        metrics: Metrics,
+        spool: Spool | None,
+        metrics: Stats,
         tls: ssl.SSLContext | None = None,
         token: str | None = None,
         max_body: int = MAX_BODY,
@@ -142,7 +156,7 @@ class Receiver(ThreadingHTTPServer):
             try:  # the handshake runs here, in the connection's thread, under its timeout
                 request = self.tls.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError):
-                self.metrics.tls_failures.inc()
+                self.metrics.tls_failure()
                 request.close()
                 return
         try:
@@ -170,7 +184,8 @@ class Handler(BaseHTTPRequestHandler):
         pass  # no access log on stderr; /metrics counts requests by code
 
     def _answer(self, code: int, body: bytes = b"", ctype: str = TEXT, headers: dict[str, str] | None = None) -> None:
-        self.server.metrics.requests.labels(code=str(code)).inc()
+        if self.server.spool is not None:  # a --metrics port's own GETs are not webhook answers
+            self.server.metrics.request(code)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -185,13 +200,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            body, ctype = self.server.metrics.render()
+            try:
+                body, ctype = self.server.metrics.render()
+            except OSError as exc:  # the engine process did not answer in time
+                self._answer(503, f"metrics unavailable: {exc}\n".encode())
+                return
             self._answer(200, body, ctype)
         elif path == "/healthz":
             self._answer(200, b"ok\n")
         elif path == "/readyz":
             srv = self.server
-            refusing = srv.refused_at is not None and srv.spool.size >= srv.refused_at
+            refusing = srv.spool is not None and srv.refused_at is not None and srv.spool.size >= srv.refused_at
             ok = srv.ready() and not srv.draining and not refusing
             self._answer(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
         else:
@@ -222,6 +241,10 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(411, b"Content-Length required\n")
             return
         n = int(length)
+        if srv.spool is None:  # a --metrics port: GETs only
+            self._discard(n)
+            self._answer(404, b"not found: this port serves GET /metrics /healthz /readyz only\n")
+            return
         if srv.token is not None:
             given = self.headers.get("Authorization", "").encode("latin-1", "replace")
             if not hmac.compare_digest(given, srv.token):
@@ -241,19 +264,19 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return  # the client went away or timed out mid-body: nothing accepted
         if srv.spool.full(n):
-            srv.metrics.rejected.inc()
+            srv.metrics.rejected_batch()
             srv.refused_at = srv.spool.size
             self._answer(429, b"spool full, retry later\n", headers={"Retry-After": "1"})
             return
         reason = check_body(body)
         if reason is not None:
-            srv.metrics.parse_errors.labels(input=NAME).inc()
+            srv.metrics.bad_body()
             self._answer(400, (reason + "\n").encode())
             return
         try:
             srv.spool.append(body)
         except SpoolFull:
-            srv.metrics.rejected.inc()
+            srv.metrics.rejected_batch()
             srv.refused_at = srv.spool.size
             self._answer(429, b"spool full, retry later\n", headers={"Retry-After": "1"})
             return
@@ -270,12 +293,22 @@ def serve(receiver: Receiver) -> threading.Thread:
     return t
 
 
+class SpoolSource(Protocol):
+    """The consumer's side of a spool: Spool in one process, handoff.SpoolReader beside a receiver process."""
+
+    def read(self, max_frames: int = 64, timeout: float | None = None) -> list[Frame]: ...
+
+    def commit(self, end: Position, mark: dict[str, Any] | None = None) -> None: ...
+
+    def rewind(self) -> None: ...
+
+
 class SpoolInput:
     """The watch input that turns spooled EventLists into Events; acks commit the spool."""
 
     name = NAME
 
-    def __init__(self, spool: Spool, metrics: Metrics, frames: int = 8) -> None:
+    def __init__(self, spool: SpoolSource, metrics: Metrics, frames: int = 8) -> None:
         self.spool = spool
         self.metrics = metrics
         self.frames = frames
