@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +155,28 @@ def test_hunt_keeps_alerts_written_before_the_disk_filled(tmp_path: Path) -> Non
 # ---- Ctrl-C and closed pipes --------------------------------------------------------------------------------
 
 
+def _wait_until(ready: Callable[[], bool], limit: float = 60.0) -> None:
+    """Poll for a state instead of sleeping a fixed time (a loaded machine is slow); a bound, not a timing assertion."""
+    deadline = time.monotonic() + limit
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _blocked_opening_fifo(pid: int) -> bool:
+    """The process sleeps in open(2) of a FIFO that has no writer (the kernel's wait_for_partner)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+    except OSError:
+        return False
+
+
 def test_ctrl_c_exits_130_after_writing_what_was_found(tmp_path: Path, log: Path) -> None:
     out = tmp_path / "alerts.jsonl"
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # the second input: opening it waits for a writer that never comes, so the hunt is still running
     proc = subprocess.Popen([str(EXE), "hunt", "-o", "jsonl", "--out", str(out), str(log), str(fifo)], stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    time.sleep(3)  # the first file is hunted by then; the hunt waits on the fifo
+    _wait_until(lambda: _blocked_opening_fifo(proc.pid))  # the first file is hunted; the hunt waits on the fifo
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
@@ -345,7 +361,7 @@ def test_fifo_output_without_reader_is_refused_not_waited_on(tmp_path: Path, log
 def test_ctrl_c_in_any_command_exits_130(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(EXE), "simulate", "--out", str(tmp_path / "sim"), "--events", "100000000"], stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    time.sleep(3)
+    _wait_until(lambda: (tmp_path / "sim" / "labels.jsonl").exists())  # simulate is writing
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
