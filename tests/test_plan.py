@@ -94,9 +94,22 @@ def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     assert 1 <= run.usable_jobs(0)[0] <= usable  # whatever the machine's load is now
     assert run.usable_jobs(1) == (1, None)  # an explicit -j is kept
     # the load average is the other work's: each busy CPU is one worker fewer, never none
+    monkeypatch.setattr(run, "_running_others", lambda: 99)  # other work runnable now too
     monkeypatch.setattr(run.os, "getloadavg", lambda: (0.4, 0.0, 0.0))
     assert run.idle_jobs(4) == 4
     monkeypatch.setattr(run.os, "getloadavg", lambda: (2.7, 0.0, 0.0))
     assert run.idle_jobs(4) == 2
     monkeypatch.setattr(run.os, "getloadavg", lambda: (11.0, 0.0, 0.0))
     assert run.idle_jobs(4) == 1
+    # the average lags: a hunt run just after another sees its predecessor's load; nothing else runs now
+    monkeypatch.setattr(run, "_running_others", lambda: 0)
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (1.06, 0.0, 0.0))
+    assert run.idle_jobs(4) == 4
+    monkeypatch.setattr(run, "_running_others", lambda: 1)
+    assert run.idle_jobs(4) == 3
+    # no /proc/loadavg: the average alone
+    monkeypatch.setattr(run, "_running_others", lambda: None)
+    assert run.idle_jobs(4) == 3
+    monkeypatch.undo()
+    others = run._running_others()
+    assert others is None or others >= 0

@@ -131,9 +131,23 @@ def idle_jobs(usable: int) -> int:
 
     Workers pay for their spools and the parent's replay; on CPUs other processes keep busy they only
     contend, and a hunt with workers ran slower than one process (benchmarks/RESULTS.md, issue 10).
+    The average lags by a minute, so a hunt run just after another would see its own predecessor as
+    other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg).
     """
     try:
         busy = int(os.getloadavg()[0])
     except OSError:  # pragma: no cover - no load average (not Linux)
         return usable
+    running = _running_others()
+    if running is not None:
+        busy = min(busy, running)
     return max(1, min(usable, usable - busy))
+
+
+def _running_others() -> int | None:
+    """Tasks runnable at this instant besides this one (the fourth field of /proc/loadavg, "running/total")."""
+    try:
+        with open("/proc/loadavg") as f:
+            return max(0, int(f.read().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
