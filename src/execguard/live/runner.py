@@ -43,7 +43,8 @@ class Detector:
     engine: Engine
     policy: PolicyFilter | None
     min_rank: int
-    # the join (docs/node.md), in its mode where nothing waits: a batch's alerts are all written before its ack
+    # the join (docs/node.md), in its mode where nothing waits: a batch's alerts are all written before its ack;
+    # bypass verdicts wait beside them and come out as alerts of their own (engine/joinlive.py)
     join: Joiner | None = None
 
     def _joined(self, events: Iterable[Event]) -> Iterator[Alert]:
@@ -57,8 +58,17 @@ class Detector:
             yield from correlated
 
     def alerts(self, batch: Batch) -> list[Alert]:
+        return self._kept(self.engine.run(batch.events) if self.join is None else self._joined(batch.events))
+
+    def due(self, wall: int) -> list[Alert]:
+        """Bypass verdicts whose window has passed by the wall clock (ns), as alerts."""
+        if self.join is None or not self.join.verdicts:
+            return []
+        return self._kept(out for out, _ in self.join.tick(wall))
+
+    def _kept(self, alerts: Iterable[Alert]) -> list[Alert]:
         out: list[Alert] = []
-        for alert in self.engine.run(batch.events) if self.join is None else self._joined(batch.events):
+        for alert in alerts:
             if self.policy is not None:
                 kept = self.policy(alert)
                 if kept is None:
@@ -124,6 +134,8 @@ class Runner:
         self.mark = mark or {}
         self.state = state
         self.flush = flush  # sinks that must be durable before a batch is acked (the alert store)
+        self.ticked = 0.0
+        self.shed = 0  # pending verdicts shed so far, as counted in metrics  # monotonic: the last look at pending verdicts
         if out is not None:
             self.mark = out.sync()
 
@@ -132,9 +144,26 @@ class Runner:
         try:
             batch = self.queue.get(timeout=timeout)
         except queue.Empty:
+            self.tick()
             return False
         self.handle(batch)
+        if time.monotonic() - self.ticked >= 1.0:
+            self.tick()
         return True
+
+    def tick(self) -> None:
+        """Bypass verdicts due by the wall clock (a quiet stream): written and checkpointed like a batch of their own."""
+        self.ticked = time.monotonic()
+        join = self.detector.join
+        alerts = self.detector.due(time.time_ns())
+        if alerts:
+            self.deliver(Batch("join", []), alerts)
+        if join is not None and join.verdicts is not None:
+            self.metrics.join_pending.set(len(join.verdicts))
+            shed = join.verdicts.shed - self.shed
+            if shed > 0:
+                self.metrics.join_shed.inc(shed)
+            self.shed = join.verdicts.shed
 
     def handle(self, batch: Batch) -> None:
         for line in batch.bad[:20]:
@@ -143,7 +172,9 @@ class Runner:
             self.metrics.parse_errors.labels(input=batch.input).inc(len(batch.bad))
         self.metrics.events.labels(input=batch.input).inc(len(batch.events))
         self.events += len(batch.events)
-        alerts = self.detector.alerts(batch)  # once: the engine's state must not see the batch twice
+        self.deliver(batch, self.detector.alerts(batch))  # once: the engine's state must not see the batch twice
+
+    def deliver(self, batch: Batch, alerts: list[Alert]) -> None:
         delay = 0.5
         while True:
             try:
