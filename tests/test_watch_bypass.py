@@ -276,3 +276,72 @@ def test_watch_containerd_alone_never_calls_a_bypass(docker_daemon: Dockerd, tmp
     alerts = read(out)
     assert any(a["event_id"] == last and a["action"] == "runtime_exec" for a in alerts)
     assert not [a for a in alerts if BYPASS in rule_ids(a)]
+
+
+def test_sighup_keeps_pending_verdicts_and_the_runner_writes_them_when_due() -> None:
+    from execguard.engine.load import load_rules
+    from execguard.engine.match import Engine
+    from execguard.live.inputs import Batch
+    from execguard.live.metrics import Metrics
+    from execguard.live.runner import Detector, Runner
+    from execguard.live.service import Service
+
+    class Keep:
+        def __init__(self) -> None:
+            self.alerts: list[Alert] = []
+
+        def write(self, alert: Alert) -> None:
+            self.alerts.append(alert)
+
+        def close(self) -> None:
+            pass
+
+    engine = Engine(load_rules([]))
+    sink, metrics = Keep(), Metrics()
+    runner = Runner(Detector(engine, None, 0, live()), sink, metrics, None, lambda m: None)
+    join = runner.detector.join
+    assert join is not None
+    ago = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 1))  # a second ago
+    record = api(0, pod="other-0")
+    ex = proc(1, 100, 50, ["/bin/sh", "-c", "cat /var/run/secrets/kubernetes.io/serviceaccount/token"])
+    record.time = ex.time = ago
+    join.note(record)
+    runner.handle(Batch("containerd", [ex]))
+    assert [a.event for a in sink.alerts] == [ex] and len(join.verdicts or ()) == 1
+
+    def pending() -> float | None:
+        return metrics.registry.get_sample_value("execguard_join_pending_verdicts")
+
+    service = Service(runner, [], lambda: Detector(engine, None, 0, live()), (), str, print, print, print)
+    service._reload()
+    assert runner.detector.join is join  # the pending verdict outlives the reload
+    runner.tick()
+    assert len(sink.alerts) == 1  # not due yet: 13 s after the exec
+    assert pending() == 1
+    # the wall clock passes the deadline: the quiet stream's tick writes the verdict
+    join.verdicts.lag = -20 * NS  # type: ignore[union-attr]
+    runner.tick()
+    assert [a.event for a in bypasses(sink.alerts)] == [ex] and pending() == 0
+
+
+@pytest.mark.docker
+def test_sigterm_drops_verdicts_not_yet_due_and_says_so(docker_daemon: Dockerd, tmp_path: Path) -> None:
+    out = tmp_path / "alerts.jsonl"
+    sock = docker_daemon.exec_root / "containerd" / "containerd.sock"
+    cmd = [str(EXE), "watch", "--containerd", f"unix://{sock}", "--docker", docker_daemon.url, "--join-window", "60",
+           "-o", "jsonl", "--out", str(out)]  # fmt: skip
+    c = container(docker_daemon)
+    proc_ = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and not read(out):
+            ctr(docker_daemon, "task", "exec", "--exec-id", f"ctr-{uuid.uuid4().hex[:8]}", c.id, "true")
+            time.sleep(0.5)
+        assert read(out)
+    finally:
+        proc_.send_signal(signal.SIGTERM)
+        _, err = proc_.communicate(timeout=WAIT)
+        c.remove(force=True)
+    assert proc_.returncode == 0, err.decode()
+    assert not [a for a in read(out) if BYPASS in rule_ids(a)]
+    assert "pending bypass verdict" in err.decode() and "dropped (their join window had not passed)" in err.decode()

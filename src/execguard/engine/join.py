@@ -119,7 +119,7 @@ class Joiner:
         self.covered = covered  # families known to be on (a live audit webhook): 'k8s', 'docker'
         # False (watch): nothing waits, every alert goes out with the event that caused it, so a runner that
         # acknowledges input per batch stays exactly-once: identities are attached to processes whose record
-        # came first; no incident alert, and no bypass (a record may still be on its way)
+        # came first; no incident alert, and a bypass only as a later alert of its own (``verdicts``, joinlive)
         self.hold = hold
         # watch (hold False): bypass verdicts wait beside the alerts already written (engine/joinlive.py)
         self.verdicts = Verdicts(self, verdict_lag, verdict_cap) if verdicts and not hold else None
