@@ -25,7 +25,10 @@ from test_join import alert, api, at, proc
 
 
 def live(**kw: object) -> Joiner:
-    return Joiner(window=10, skew=3, hold=False, verdicts=True, verdict_lag=0, **kw)  # type: ignore[arg-type]
+    j = Joiner(window=10, skew=3, hold=False, verdicts=True, verdict_lag=0, **kw)  # type: ignore[arg-type]
+    assert j.verdicts is not None
+    j.verdicts.wall = lambda: 0  # the events are old: as if each came at once
+    return j
 
 
 def feed(j: Joiner, *events: Event) -> list[Alert]:
@@ -143,6 +146,8 @@ def test_probes_policy_and_repetition_are_not_bypasses() -> None:
 
 def test_the_cap_sheds_the_oldest_undecided_and_counts_it() -> None:
     j = Joiner(window=10, skew=3, hold=False, verdicts=True, verdict_lag=0, verdict_cap=2)
+    assert j.verdicts is not None
+    j.verdicts.wall = lambda: 0
     coverage(j)
     execs = [proc(1 + i * 0.1, 100 + i, 50, ["/bin/sh"], cid=f"{i:02d}" * 32, pod=f"p-{i}") for i in range(3)]
     out = feed(j, *execs)
@@ -298,7 +303,8 @@ def test_sighup_keeps_pending_verdicts_and_the_runner_writes_them_when_due() -> 
 
     engine = Engine(load_rules([]))
     sink, metrics = Keep(), Metrics()
-    runner = Runner(Detector(engine, None, 0, live()), sink, metrics, None, lambda m: None)
+    joiner = Joiner(window=10, skew=3, hold=False, verdicts=True, verdict_lag=0)
+    runner = Runner(Detector(engine, None, 0, joiner), sink, metrics, None, lambda m: None)
     join = runner.detector.join
     assert join is not None
     ago = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 1))  # a second ago
@@ -345,3 +351,16 @@ def test_sigterm_drops_verdicts_not_yet_due_and_says_so(docker_daemon: Dockerd, 
     assert proc_.returncode == 0, err.decode()
     assert not [a for a in read(out) if BYPASS in rule_ids(a)]
     assert "pending bypass verdict" in err.decode() and "dropped (their join window had not passed)" in err.decode()
+
+
+def test_an_old_event_waits_on_the_wall_clock_from_its_arrival() -> None:
+    """A log read from its start: its execs are long past their window, the records may be in the next file."""
+    j = live()
+    assert j.verdicts is not None
+    j.verdicts.wall = lambda: time_ns(at(1000)) or 0  # read 1000 s after it happened
+    coverage(j)
+    ex = proc(1, 100, 50, ["/bin/sh"])
+    feed(j, ex)
+    assert tick(j, 1000 + 13) == []  # 1012 s past the exec, 13 s after it came: not yet
+    feed(j, api(1.5, cmd=["/bin/sh"]))  # the audit log's record, read after the telemetry
+    assert tick(j, 2000) == [] and j.verdicts.cancelled == 1

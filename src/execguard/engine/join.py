@@ -174,7 +174,7 @@ class Joiner:
     def tick(self, wall: int) -> Iterator[Out]:
         """A quiet stream (watch): bypass verdicts due by the wall clock ``wall`` (ns)."""
         if self.verdicts is not None:
-            yield from self.verdicts.due(max(wall, self.now))
+            yield from self.verdicts.due(self.now, wall)
 
     def drain(self) -> Iterator[Out]:
         """Everything still waiting, decided as if the stream had moved past it."""

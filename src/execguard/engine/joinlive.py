@@ -15,8 +15,9 @@ dropped (``dropped``), both counted.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING
 
 from ..model import Alert, RuleMatch
@@ -38,6 +39,8 @@ class Verdicts:
         self.lag = int(lag * NS)
         self.cap = cap
         self.waiting: OrderedDict[int, Session] = OrderedDict()  # oldest first
+        self.arrived: dict[int, int] = {}  # wall clock (ns) when each verdict began to wait
+        self.wall: Callable[[], int] = time.time_ns
         self.by_key: dict[Hashable, dict[int, Session]] = {}
         self.cancelled = 0  # a record came in time
         self.shed = 0  # dropped undecided for the cap
@@ -49,9 +52,14 @@ class Verdicts:
     def due_at(self, s: Session) -> int:
         return s.start + self.j.window + self.j.skew + self.lag
 
+    def due_wall(self, s: Session) -> int:
+        # from when it came, too: an old event (a log read from its start) gives the other inputs time to catch up
+        return max(s.start, self.arrived.get(id(s), 0)) + self.j.window + self.j.skew + self.lag
+
     def add(self, s: Session) -> None:
         s.kind, s.written = "verdict", True  # its own alert is out; later processes are listed if a bypass is called
         self.waiting[id(s)] = s
+        self.arrived[id(s)] = self.wall()
         for key in self.j.keys(s.lead, trail=False):
             self.by_key.setdefault(key, {})[id(s)] = s
         while len(self.waiting) > self.cap:
@@ -62,6 +70,7 @@ class Verdicts:
 
     def _forget(self, s: Session) -> None:
         self.waiting.pop(id(s), None)
+        self.arrived.pop(id(s), None)
         for key in self.j.keys(s.lead, trail=False):
             found = self.by_key.get(key)
             if found is not None:
@@ -81,11 +90,11 @@ class Verdicts:
             s.kind, s.into, trail.claimed = "merged", trail, True  # later processes get the record's identity
             self.cancelled += 1
 
-    def due(self, now: int) -> Iterator[tuple[Alert, int]]:
-        """Bypass alerts for the verdicts whose time has passed by ``now`` (ns)."""
+    def due(self, clock: int, wall: int | None = None) -> Iterator[tuple[Alert, int]]:
+        """Bypass alerts for the verdicts whose time has passed by the inputs' ``clock`` or the ``wall`` clock (ns)."""
         while self.waiting:
             s = next(iter(self.waiting.values()))
-            if self.due_at(s) >= now:
+            if self.due_at(s) >= clock and (wall is None or self.due_wall(s) >= wall):
                 return  # kept in arrival order: a verdict that came in out of time order waits for those before it
             self._forget(s)
             if self.j.repeated(s.lead):
@@ -104,5 +113,6 @@ class Verdicts:
         n = len(self.waiting)
         self.dropped += n
         self.waiting.clear()
+        self.arrived.clear()
         self.by_key.clear()
         return n
