@@ -350,7 +350,7 @@ def test_sigterm_drops_verdicts_not_yet_due_and_says_so(docker_daemon: Dockerd, 
         c.remove(force=True)
     assert proc_.returncode == 0, err.decode()
     assert not [a for a in read(out) if BYPASS in rule_ids(a)]
-    assert "pending bypass verdict" in err.decode() and "dropped (their join window had not passed)" in err.decode()
+    assert "pending bypass verdict" in err.decode() and "dropped (their join window had not passed" in err.decode()
 
 
 def test_an_old_event_waits_on_the_wall_clock_from_its_arrival() -> None:
@@ -364,3 +364,36 @@ def test_an_old_event_waits_on_the_wall_clock_from_its_arrival() -> None:
     assert tick(j, 1000 + 13) == []  # 1012 s past the exec, 13 s after it came: not yet
     feed(j, api(1.5, cmd=["/bin/sh"]))  # the audit log's record, read after the telemetry
     assert tick(j, 2000) == [] and j.verdicts.cancelled == 1
+
+
+@pytest.mark.docker
+def test_pending_verdicts_survive_a_restart_in_the_state_file(docker_daemon: Dockerd, tmp_path: Path) -> None:
+    out, state = tmp_path / "alerts.jsonl", tmp_path / "state.json"
+    sock = docker_daemon.exec_root / "containerd" / "containerd.sock"
+    base = [str(EXE), "watch", "--containerd", f"unix://{sock}", "--docker", docker_daemon.url, "--state", str(state),
+            "-o", "jsonl", "--out", str(out), "--join-skew", "1"]  # fmt: skip
+    c = container(docker_daemon)
+    try:
+        first = subprocess.Popen([*base, "--join-window", "60"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline and not read(out):
+                ctr(docker_daemon, "task", "exec", "--exec-id", f"ctr-{uuid.uuid4().hex[:8]}", c.id, "true")
+                time.sleep(0.5)
+            execs = {a["event_id"] for a in read(out)}
+            assert execs
+        finally:
+            first.send_signal(signal.SIGTERM)
+            _, err = first.communicate(timeout=WAIT)
+        assert first.returncode == 0 and "kept in" in err.decode(), err.decode()
+        saved = orjson.loads(state.read_bytes())["join"]
+        assert {v["exec"]["event_id"] for v in saved} == {a["event_id"] for a in read(out)}
+        # the next start: a 2 s window, so the kept verdicts (no record came) are due 2 + 1 + 2 s after it
+        with watching(docker_daemon, out, "--docker", docker_daemon.url, "--state", str(state)):
+            wait_for(out, lambda a: BYPASS in rule_ids(a), timeout=20)
+            time.sleep(1)
+    finally:
+        c.remove(force=True)
+    called = [a["event_id"] for a in read(out) if BYPASS in rule_ids(a)]
+    assert sorted(called) == sorted({a["event_id"] for a in read(out) if a["action"] == "runtime_exec"})
+    assert "join" not in orjson.loads(state.read_bytes())

@@ -236,6 +236,7 @@ def watch_command(
     from ..live.service import Service
     from ..live.spool import Position, SpoolError
     from ..live.tail import TailInput
+    from ..live.verdicts import resume as resume_verdicts
     from ..live.webhook import Receiver, SpoolInput
 
     webhooks = audit_webhook or []
@@ -302,6 +303,9 @@ def watch_command(
     primary = _sink(output, out_file.handle if out_file is not None else (sys.stdout if output is WatchOutput.table else sys.stdout.buffer))
     sink, flush = _sinks(primary, store, sink_specs or [], throttle, spool_dir if reader is not None else where_state)
     runner = Runner(detector, sink, metrics, out_file, warning, state=state, flush=flush)
+    if state is not None and state.join:
+        resumed = resume_verdicts(detector.join, state.join, str(state.path), warning)
+        note(f"watch: {plural(resumed, 'pending bypass verdict')} from {state.path} wait again for their records")
     if state is not None:
         # the --out size goes with the positions at once: a crash before the first batch is saved
         # must still cut that batch's alerts from --out before it is read again
@@ -344,10 +348,12 @@ def watch_command(
         engine_nice=engine_nice,
     )  # fmt: skip
     drained = service.run()
-    runner.tick()  # verdicts whose window has passed are written; the rest are dropped (docs/watch.md)
-    dropped = runner.detector.join.verdicts.drop() if runner.detector.join and runner.detector.join.verdicts else 0
-    if dropped:
-        note(f"watch: {plural(dropped, 'pending bypass verdict')} dropped (their join window had not passed)")
+    # verdicts whose window has passed are written; the rest wait in the state file for the next start, or are dropped
+    kept = runner.finish_verdicts()
+    if kept and state is not None:
+        note(f"watch: {plural(kept, 'pending bypass verdict')} kept in {state.path} for the next start")
+    elif kept:
+        note(f"watch: {plural(kept, 'pending bypass verdict')} dropped (their join window had not passed; no --state to keep them)")
     sink.close()
     if out_file is not None:
         out_file.handle.close()

@@ -176,6 +176,17 @@ class Joiner:
         if self.verdicts is not None:
             yield from self.verdicts.due(self.now, wall)
 
+    def resume(self, lead: Event, later: list[Event], seq: int = 0) -> bool:
+        """A pending bypass verdict from watch's state file: it waits again, from now. False: no time to judge it by."""
+        t = time_ns(lead.time)
+        if t is None or self.verdicts is None:
+            return False
+        s = Session(lead, None, t, seq, "verdict", last=t, members=[(e, None, time_ns(e.time) or t, seq) for e in later])
+        if lead.process is not None and lead.process.pid is not None:
+            self.pids.put((jk.process_key(lead), lead.process.pid), s)
+        self.verdicts.add(s)
+        return True
+
     def drain(self) -> Iterator[Out]:
         """Everything still waiting, decided as if the stream had moved past it."""
         while self.pending:

@@ -9,8 +9,8 @@ ephemeral-container or Docker exec record for that container, a SEPARATE ``join-
 time cancels the verdict, and the exec's later processes get its identity as usual.
 
 Bounded: at most ``cap`` verdicts wait; past it the oldest is dropped undecided (``shed``). The
-verdicts live in memory only: a kill -9 loses them; on SIGTERM those due are written and the rest
-dropped (``dropped``), both counted.
+verdicts are kept in watch's state file at each checkpoint (live/verdicts.py) and wait again after
+a restart; on SIGTERM those due are written and the rest dropped (``dropped``), counted.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Verdicts:
         self.cancelled = 0  # a record came in time
         self.shed = 0  # dropped undecided for the cap
         self.dropped = 0  # dropped undecided at the end (SIGTERM before their window passed)
+        self.version = 0  # changes whenever the set of waiting verdicts does (the state file saves them then)
 
     def __len__(self) -> int:
         return len(self.waiting)
@@ -59,6 +60,7 @@ class Verdicts:
     def add(self, s: Session) -> None:
         s.kind, s.written = "verdict", True  # its own alert is out; later processes are listed if a bypass is called
         self.waiting[id(s)] = s
+        self.version += 1
         self.arrived[id(s)] = self.wall()
         for key in self.j.keys(s.lead, trail=False):
             self.by_key.setdefault(key, {})[id(s)] = s
@@ -69,6 +71,7 @@ class Verdicts:
             self.shed += 1
 
     def _forget(self, s: Session) -> None:
+        self.version += 1
         self.waiting.pop(id(s), None)
         self.arrived.pop(id(s), None)
         for key in self.j.keys(s.lead, trail=False):
@@ -112,6 +115,7 @@ class Verdicts:
         """The end: verdicts not yet due are dropped undecided; how many."""
         n = len(self.waiting)
         self.dropped += n
+        self.version += 1
         self.waiting.clear()
         self.arrived.clear()
         self.by_key.clear()

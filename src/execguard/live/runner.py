@@ -28,6 +28,7 @@ from ..policy import PolicyFilter
 from .checkpoint import StateFile
 from .inputs import Batch
 from .metrics import Metrics
+from .verdicts import dump, version
 
 
 class Sink(Protocol):
@@ -135,7 +136,8 @@ class Runner:
         self.state = state
         self.flush = flush  # sinks that must be durable before a batch is acked (the alert store)
         self.ticked = 0.0
-        self.shed = 0  # pending verdicts shed so far, as counted in metrics  # monotonic: the last look at pending verdicts
+        self.shed = 0  # pending verdicts shed so far, as counted in metrics
+        self.saved_verdicts = -1  # the join's verdict version the state file holds  # monotonic: the last look at pending verdicts
         if out is not None:
             self.mark = out.sync()
 
@@ -164,6 +166,18 @@ class Runner:
             if shed > 0:
                 self.metrics.join_shed.inc(shed)
             self.shed = join.verdicts.shed
+
+    def finish_verdicts(self) -> int:
+        """At the end: verdicts due are written; the others stay in the state file (if any). How many are left."""
+        self.tick()
+        join = self.detector.join
+        if join is None or join.verdicts is None or not join.verdicts:
+            return 0
+        if self.state is not None:
+            self.state.join = dump(join)
+            self._save(self.mark)
+            return len(join.verdicts)
+        return join.verdicts.drop()
 
     def handle(self, batch: Batch) -> None:
         for line in batch.bad[:20]:
@@ -197,12 +211,16 @@ class Runner:
                 if self.stop.wait(delay):
                     return  # not acked: the spool replays it next start
                 delay = min(delay * 2, 30.0)
-        if self.state is not None and (batch.position is not None or mark != self.mark):
+        verdicts = version(self.detector.join)
+        if self.state is not None and (batch.position is not None or mark != self.mark or verdicts != self.saved_verdicts):
             # before the ack: a spool commits (and frees) only what the state file already covers
             if batch.position is not None:
                 self.state.positions[batch.input] = batch.position
+            if verdicts != self.saved_verdicts:
+                self.state.join = dump(self.detector.join)
             if not self._save(mark):
                 return  # stopping with the state unsaved: not acked, so replayed next start
+            self.saved_verdicts = verdicts
         self.mark = mark
         for alert in alerts:
             self.counts[alert.severity] += 1
