@@ -51,10 +51,8 @@ class Verdicts:
         return len(self.waiting)
 
     def due_at(self, s: Session) -> int:
-        return s.start + self.j.window + self.j.skew + self.lag
-
-    def due_wall(self, s: Session) -> int:
-        # from when it came, too: an old event (a log read from its start) gives the other inputs time to catch up
+        # from when it came too, not only from its time: an old event (a log read from its start, a verdict kept
+        # over a restart) gives the other inputs time to catch up and replay their records
         return max(s.start, self.arrived.get(id(s), 0)) + self.j.window + self.j.skew + self.lag
 
     def add(self, s: Session) -> None:
@@ -97,7 +95,7 @@ class Verdicts:
         """Bypass alerts for the verdicts whose time has passed by the inputs' ``clock`` or the ``wall`` clock (ns)."""
         while self.waiting:
             s = next(iter(self.waiting.values()))
-            if self.due_at(s) >= clock and (wall is None or self.due_wall(s) >= wall):
+            if self.due_at(s) >= max(clock, wall or 0):
                 return  # kept in arrival order: a verdict that came in out of time order waits for those before it
             self._forget(s)
             if self.j.repeated(s.lead):
