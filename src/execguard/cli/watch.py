@@ -7,6 +7,7 @@ import os
 import ssl
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from ..live.runner import Detector, Sink
 
 DRAIN_SECONDS = 30.0
+LATE = 30.0  # seconds a record may arrive after the exec: kube-apiserver's --audit-webhook-batch-max-wait default
+PROMPT = 2.0
 
 
 class WatchOutput(str, Enum):
@@ -42,7 +45,15 @@ def default_spool() -> Path:
     return Path(state) / "execguard" / "spool"
 
 
-def _detector(rules: list[str], no_builtin: bool, policy_file: Path | None, min_severity: str) -> Detector:
+@dataclass(frozen=True)
+class LiveJoin:
+    window: float
+    skew: float
+    lag: float  # seconds a record may arrive after the exec it caused
+    covered: frozenset[str]  # 'docker': a Docker input delivers every exec record
+
+
+def _detector(rules: list[str], no_builtin: bool, policy_file: Path | None, min_severity: str, lj: LiveJoin) -> Detector:
     """Rules and policy, loaded; RuleError or PolicyError when either is bad (SIGHUP keeps the last good one)."""
     from ..engine.join import Joiner
     from ..live.runner import Detector
@@ -54,8 +65,10 @@ def _detector(rules: list[str], no_builtin: bool, policy_file: Path | None, min_
     # a policy re-rates before the severity floor, so the engine must not apply the floor first
     engine = Engine(loaded, min_severity="info" if policy else min_severity)
     engine.join = True  # tailed files: the prefilter keeps the lines the join reads
-    # the join, with nothing held back (docs/node.md): identities on processes whose record came first
-    join = Joiner(hold=False, expected=policy.matcher.expected if policy is not None else None)
+    # the join, with nothing held back (docs/node.md): identities on processes whose record came first, and
+    # bypass verdicts that wait beside the alerts already written
+    expected = policy.matcher.expected if policy is not None else None
+    join = Joiner(lj.window, lj.skew, expected=expected, covered=lj.covered, hold=False, verdicts=True, verdict_lag=lj.lag)
     return Detector(engine, policy, severity_rank(min_severity), join)
 
 
@@ -192,6 +205,12 @@ def watch_command(
             "--engine-nice", min=0, max=19, help="With --audit-webhook: lower the engine's CPU priority by N so acks stay fast; 0 = off."
         ),
     ] = 10,
+    join_window: Annotated[
+        float, typer.Option("--join-window", min=0.0, help="Seconds from an exec record to the runtime exec it caused (docs/node.md).")
+    ] = 10.0,
+    join_skew: Annotated[
+        float, typer.Option("--join-skew", min=0.0, help="Seconds the sources' clocks may disagree by (docs/node.md).")
+    ] = 3.0,
     throttle: Annotated[
         float,
         typer.Option(
@@ -217,6 +236,7 @@ def watch_command(
     from ..live.service import Service
     from ..live.spool import Position, SpoolError
     from ..live.tail import TailInput
+    from ..live.verdicts import resume as resume_verdicts
     from ..live.webhook import Receiver, SpoolInput
 
     webhooks = audit_webhook or []
@@ -229,8 +249,10 @@ def watch_command(
     token = _token(token_file)
     check_output(out)
     level = min_severity or "info"
+    # a record may come late by the audit webhook's batch wait or a tailed file's; Docker's and containerd's streams are prompt
+    lj = LiveJoin(join_window, join_skew, LATE if (webhooks or tail) else PROMPT, frozenset({"docker"}) if docker else frozenset())
     try:
-        detector = _detector(rules or [], no_builtin, policy_file, level)
+        detector = _detector(rules or [], no_builtin, policy_file, level, lj)
     except (RuleError, PolicyError) as exc:
         fail(_problem(exc))
     streams: list[Input] = []
@@ -281,6 +303,9 @@ def watch_command(
     primary = _sink(output, out_file.handle if out_file is not None else (sys.stdout if output is WatchOutput.table else sys.stdout.buffer))
     sink, flush = _sinks(primary, store, sink_specs or [], throttle, spool_dir if reader is not None else where_state)
     runner = Runner(detector, sink, metrics, out_file, warning, state=state, flush=flush)
+    if state is not None and state.join:
+        resumed = resume_verdicts(detector.join, state.join, str(state.path), warning)
+        note(f"watch: {plural(resumed, 'pending bypass verdict')} from {state.path} wait again for their records")
     if state is not None:
         # the --out size goes with the positions at once: a crash before the first batch is saved
         # must still cut that batch's alerts from --out before it is read again
@@ -318,11 +343,17 @@ def watch_command(
         position = state.positions.get(TailInput.name) if state is not None else None
         streams.append(TailInput(tail, position, from_start=tail_from_start, fmt=fmt, warn=_warn_line))
     service = Service(
-        runner, streams, lambda: _detector(rules or [], no_builtin, policy_file, level), (RuleError, PolicyError, OSError), _problem,
+        runner, streams, lambda: _detector(rules or [], no_builtin, policy_file, level, lj), (RuleError, PolicyError, OSError), _problem,
         note, warning, error, receiver=receiver, reader=reader, shared=shared, metrics_ports=ports, drain_seconds=DRAIN_SECONDS,
         engine_nice=engine_nice,
     )  # fmt: skip
     drained = service.run()
+    # verdicts whose window has passed are written; the rest wait in the state file for the next start, or are dropped
+    kept = runner.finish_verdicts()
+    if kept and state is not None:
+        note(f"watch: {plural(kept, 'pending bypass verdict')} kept in {state.path} for the next start")
+    elif kept:
+        note(f"watch: {plural(kept, 'pending bypass verdict')} dropped (their join window had not passed; no --state to keep them)")
     sink.close()
     if out_file is not None:
         out_file.handle.close()

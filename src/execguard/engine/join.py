@@ -35,8 +35,8 @@ from ..model import Alert, Event, RuleMatch
 from ..times import NS, time_ns
 from . import joinkeys as jk
 from . import joinstory as story
+from .joinlive import BYPASS, LAG, VERDICT_CAP, Verdicts
 
-BYPASS = "join-exec-bypass"
 INCIDENT = "join-exec-incident"
 IDS = (BYPASS, INCIDENT)
 WINDOW = 10.0  # seconds from a record of who asked to the runtime exec it caused
@@ -81,7 +81,7 @@ class Session:
     alert: Alert | None
     start: int
     seq: int
-    kind: str  # trail | pending | bypass | probe | plain | merged
+    kind: str  # trail | pending | bypass | probe | plain | merged | verdict (watch: a bypass verdict waits)
     last: int = 0
     members: list[Member] = field(default_factory=list)
     into: Session | None = None  # a pending session merged into this record's
@@ -108,6 +108,9 @@ class Joiner:
         active: bool = False,
         covered: frozenset[str] = frozenset(),
         hold: bool = True,
+        verdicts: bool = False,
+        verdict_lag: float = LAG,
+        verdict_cap: int = VERDICT_CAP,
     ) -> None:
         self.window, self.skew, self.lag = int(window * NS), int(skew * NS), int(lag * NS)
         self.cap = cap
@@ -116,8 +119,10 @@ class Joiner:
         self.covered = covered  # families known to be on (a live audit webhook): 'k8s', 'docker'
         # False (watch): nothing waits, every alert goes out with the event that caused it, so a runner that
         # acknowledges input per batch stays exactly-once: identities are attached to processes whose record
-        # came first; no incident alert, and no bypass (a record may still be on its way)
+        # came first; no incident alert, and a bypass only as a later alert of its own (``verdicts``, joinlive)
         self.hold = hold
+        # watch (hold False): bypass verdicts wait beside the alerts already written (engine/joinlive.py)
+        self.verdicts = Verdicts(self, verdict_lag, verdict_cap) if verdicts and not hold else None
         self.stats = JoinStats()
         self._shed = jk.Shed()
         self.now = 0
@@ -141,6 +146,8 @@ class Joiner:
         if t > self.now:
             self.now = t
             yield from self._advance()
+            if self.verdicts is not None:
+                yield from self.verdicts.due(t)
         self.note(event, t)
         if jk.is_hook_spec(event):
             self.hooks.put(jk.hook_key(event), None)
@@ -164,6 +171,22 @@ class Joiner:
             minutes.discard(min(minutes))
             self._shed.count += 1
 
+    def tick(self, wall: int) -> Iterator[Out]:
+        """A quiet stream (watch): bypass verdicts due by the wall clock ``wall`` (ns)."""
+        if self.verdicts is not None:
+            yield from self.verdicts.due(self.now, wall)
+
+    def resume(self, lead: Event, later: list[Event], seq: int = 0) -> bool:
+        """A pending bypass verdict from watch's state file: it waits again, from now. False: no time to judge it by."""
+        t = time_ns(lead.time)
+        if t is None or self.verdicts is None:
+            return False
+        s = Session(lead, None, t, seq, "verdict", last=t, members=[(e, None, time_ns(e.time) or t, seq) for e in later])
+        if lead.process is not None and lead.process.pid is not None:
+            self.pids.put((jk.process_key(lead), lead.process.pid), s)
+        self.verdicts.add(s)
+        return True
+
     def drain(self) -> Iterator[Out]:
         """Everything still waiting, decided as if the stream had moved past it."""
         while self.pending:
@@ -183,12 +206,14 @@ class Joiner:
     # ---- the three kinds of event ------------------------------------------------------------------
     def _trail(self, event: Event, alert: Alert | None, t: int, seq: int) -> Iterator[Out]:
         s = Session(event, alert, t, seq, "trail", last=t, words=jk.argv_key(event.command))
-        for key in self._keys(event, trail=True):
+        for key in self.keys(event, trail=True):
             found = self.trails.get(key)
             if found is None:
                 found = deque(maxlen=PER_KEY)
             found.append(s)
             self.trails.put(key, found)
+        if self.verdicts is not None:
+            self.verdicts.cancel(s)
         if not self.active or not self.hold:
             s.written = True  # no node telemetry (yet), or nothing may wait: later processes go out alone
             if alert is not None:
@@ -227,6 +252,8 @@ class Joiner:
 
     def _join(self, s: Session, m: Member) -> Iterator[Out]:
         event, alert, t, seq = m
+        if s.kind == "verdict" and len(s.members) < COVER_CAP:
+            s.members.append((event, None, t, seq))  # listed if the bypass is called; its own alert goes out now
         if s.kind == "trail":
             story.identity(event, s.lead)
             self.stats.identities += 1
@@ -262,15 +289,14 @@ class Joiner:
             self.stats.uncovered += 1
         elif not self.hold:
             # the record may be seconds behind (clock skew, the audit webhook's batching): a bypass cannot be
-            # told on arrival, and nothing may wait here; `hunt` over the archives judges these
-            s.kind = "plain"
-            self.stats.unjudged += 1
+            # told on arrival, and nothing may wait here. watch keeps a verdict beside the alert (joinlive)
+            if self.verdicts is not None:
+                self.verdicts.add(s)
+            else:
+                s.kind = "plain"
+                self.stats.unjudged += 1
         else:
-            rk = (jk.process_key(ev) if jk.pod_key(ev) is None else ev.target.namespace, ev.target.container, jk.argv_key(ev.command))
-            n = self.repeats.get(rk, 0) + 1
-            self.repeats.put(rk, n)
-            s.kind = "probe" if n >= REPEAT else "bypass"
-            self.stats.repeated += s.kind == "probe"
+            s.kind = "probe" if self.repeated(ev) else "bypass"
         if s.kind == "bypass":
             yield from self._hold(s)
             return
@@ -281,11 +307,23 @@ class Joiner:
                 yield alert, seq
         s.members = []
 
+    def repeated(self, ev: Event) -> bool:
+        """Counts an unmatched exec's argv per container: the REPEATth time it is taken for a probe or hook."""
+        rk = (jk.process_key(ev) if jk.pod_key(ev) is None else ev.target.namespace, ev.target.container, jk.argv_key(ev.command))
+        n = self.repeats.get(rk, 0) + 1
+        self.repeats.put(rk, n)
+        self.stats.repeated += n >= REPEAT
+        return n >= REPEAT
+
+    def in_window(self, tr: Session, t: int) -> bool:
+        """A node event at ``t`` may have been caused by the record ``tr``."""
+        return tr.start - self.skew <= t <= tr.start + self.window + self.skew
+
     def _find_trail(self, ev: Event, t: int, hook: bool) -> Session | None:
         found: list[Session] = []
-        for key in self._keys(ev, trail=False):
+        for key in self.keys(ev, trail=False):
             for tr in self.trails.get(key, ()):
-                if tr.start - self.skew <= t <= tr.start + self.window + self.skew and jk.same_container(tr.lead, ev):
+                if self.in_window(tr, t) and jk.same_container(tr.lead, ev):
                     found.append(tr)
         argv = jk.argv_key(ev.command)
         if hook:  # a probe that looks like one joins only a record of the very same command
@@ -303,7 +341,7 @@ class Joiner:
         minute, minutes = t // (60 * NS), self.seen[fam]
         return any(m in minutes for m in range(minute - COVERAGE, minute + COVERAGE + 1))
 
-    def _keys(self, ev: Event, trail: bool) -> list[Hashable]:
+    def keys(self, ev: Event, trail: bool) -> list[Hashable]:
         keys: list[Hashable] = []
         pod = jk.pod_key(ev)
         if pod is not None:

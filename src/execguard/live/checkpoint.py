@@ -28,6 +28,7 @@ class StateFile:
         self.path = path
         self.mark: dict[str, Any] = {}
         self.positions: dict[str, Any] = {}
+        self.join: list[Any] = []  # pending bypass verdicts (live/verdicts.py)
 
     def load(self) -> None:
         """Read the file if there is one; StateError names it when it cannot be used."""
@@ -43,10 +44,12 @@ class StateFile:
             raise StateError(f"{self.path}: not a watch state file (delete it to start afresh)")
         self.mark = dict(raw.get("mark") or {})
         self.positions = dict(raw.get("inputs") or {})
+        join = raw.get("join") or []
+        self.join = join if isinstance(join, list) else []
 
     def save(self, mark: dict[str, Any]) -> None:
         self.mark = mark
-        data = orjson.dumps({"version": VERSION, "mark": mark, "inputs": self.positions})
+        data = orjson.dumps({"version": VERSION, "mark": mark, "inputs": self.positions, **({"join": self.join} if self.join else {})})
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{self.path.name}.tmp"

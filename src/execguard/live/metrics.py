@@ -35,6 +35,8 @@ class Metrics:
         self.gap_seconds = Counter("execguard_input_gap_seconds", "Seconds a stream was down (lost events).", ["input"], registry=r)
         self.spool_bytes = Gauge("execguard_spool_bytes", "Bytes in the spool's segment files.", registry=r)
         self.spool_lag = Gauge("execguard_spool_lag_bytes", "Spooled bytes not yet alerted on and committed.", registry=r)
+        self.join_pending = Gauge("execguard_join_pending_verdicts", "Node execs awaiting a record of who asked.", registry=r)
+        self.join_shed = Counter("execguard_join_verdicts_shed", "Bypass verdicts dropped undecided (cap).", registry=r)
         if spool_bytes is not None:
             self.spool_bytes.set_function(spool_bytes)
         if spool_lag is not None:

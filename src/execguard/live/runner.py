@@ -28,6 +28,7 @@ from ..policy import PolicyFilter
 from .checkpoint import StateFile
 from .inputs import Batch
 from .metrics import Metrics
+from .verdicts import dump, version
 
 
 class Sink(Protocol):
@@ -43,7 +44,8 @@ class Detector:
     engine: Engine
     policy: PolicyFilter | None
     min_rank: int
-    # the join (docs/node.md), in its mode where nothing waits: a batch's alerts are all written before its ack
+    # the join (docs/node.md), in its mode where nothing waits: a batch's alerts are all written before its ack;
+    # bypass verdicts wait beside them and come out as alerts of their own (engine/joinlive.py)
     join: Joiner | None = None
 
     def _joined(self, events: Iterable[Event]) -> Iterator[Alert]:
@@ -57,8 +59,17 @@ class Detector:
             yield from correlated
 
     def alerts(self, batch: Batch) -> list[Alert]:
+        return self._kept(self.engine.run(batch.events) if self.join is None else self._joined(batch.events))
+
+    def due(self, wall: int) -> list[Alert]:
+        """Bypass verdicts whose window has passed by the wall clock (ns), as alerts."""
+        if self.join is None or not self.join.verdicts:
+            return []
+        return self._kept(out for out, _ in self.join.tick(wall))
+
+    def _kept(self, alerts: Iterable[Alert]) -> list[Alert]:
         out: list[Alert] = []
-        for alert in self.engine.run(batch.events) if self.join is None else self._joined(batch.events):
+        for alert in alerts:
             if self.policy is not None:
                 kept = self.policy(alert)
                 if kept is None:
@@ -124,6 +135,9 @@ class Runner:
         self.mark = mark or {}
         self.state = state
         self.flush = flush  # sinks that must be durable before a batch is acked (the alert store)
+        self.ticked = 0.0
+        self.shed = 0  # pending verdicts shed so far, as counted in metrics
+        self.saved_verdicts = -1  # the join's verdict version the state file holds  # monotonic: the last look at pending verdicts
         if out is not None:
             self.mark = out.sync()
 
@@ -132,9 +146,38 @@ class Runner:
         try:
             batch = self.queue.get(timeout=timeout)
         except queue.Empty:
+            self.tick()
             return False
         self.handle(batch)
+        if time.monotonic() - self.ticked >= 1.0:
+            self.tick()
         return True
+
+    def tick(self) -> None:
+        """Bypass verdicts due by the wall clock (a quiet stream): written and checkpointed like a batch of their own."""
+        self.ticked = time.monotonic()
+        join = self.detector.join
+        alerts = self.detector.due(time.time_ns())
+        if alerts:
+            self.deliver(Batch("join", []), alerts)
+        if join is not None and join.verdicts is not None:
+            self.metrics.join_pending.set(len(join.verdicts))
+            shed = join.verdicts.shed - self.shed
+            if shed > 0:
+                self.metrics.join_shed.inc(shed)
+            self.shed = join.verdicts.shed
+
+    def finish_verdicts(self) -> int:
+        """At the end: verdicts due are written; the others stay in the state file (if any). How many are left."""
+        self.tick()
+        join = self.detector.join
+        if join is None or join.verdicts is None or not join.verdicts:
+            return 0
+        if self.state is not None:
+            self.state.join = dump(join)
+            self._save(self.mark)
+            return len(join.verdicts)
+        return join.verdicts.drop()
 
     def handle(self, batch: Batch) -> None:
         for line in batch.bad[:20]:
@@ -143,7 +186,9 @@ class Runner:
             self.metrics.parse_errors.labels(input=batch.input).inc(len(batch.bad))
         self.metrics.events.labels(input=batch.input).inc(len(batch.events))
         self.events += len(batch.events)
-        alerts = self.detector.alerts(batch)  # once: the engine's state must not see the batch twice
+        self.deliver(batch, self.detector.alerts(batch))  # once: the engine's state must not see the batch twice
+
+    def deliver(self, batch: Batch, alerts: list[Alert]) -> None:
         delay = 0.5
         while True:
             try:
@@ -166,12 +211,16 @@ class Runner:
                 if self.stop.wait(delay):
                     return  # not acked: the spool replays it next start
                 delay = min(delay * 2, 30.0)
-        if self.state is not None and (batch.position is not None or mark != self.mark):
+        verdicts = version(self.detector.join)
+        if self.state is not None and (batch.position is not None or mark != self.mark or verdicts != self.saved_verdicts):
             # before the ack: a spool commits (and frees) only what the state file already covers
             if batch.position is not None:
                 self.state.positions[batch.input] = batch.position
+            if verdicts != self.saved_verdicts:
+                self.state.join = dump(self.detector.join)
             if not self._save(mark):
                 return  # stopping with the state unsaved: not acked, so replayed next start
+            self.saved_verdicts = verdicts
         self.mark = mark
         for alert in alerts:
             self.counts[alert.severity] += 1

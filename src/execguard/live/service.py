@@ -94,7 +94,11 @@ class Service:
 
     def _reload(self) -> None:
         try:
-            self.runner.detector = self.reload_detector()
+            old, new = self.runner.detector, self.reload_detector()
+            if old.join is not None and new.join is not None:
+                old.join.expected = new.join.expected  # the join's state (and pending bypass verdicts) outlives a reload
+                new.join = old.join
+            self.runner.detector = new
             self.runner.metrics.reloads.labels(result="ok").inc()
             self.note("watch: rules and policy reloaded")
         except self.reload_errors as exc:
