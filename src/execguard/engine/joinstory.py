@@ -47,6 +47,6 @@ def bypass(ev: Event, more: int, window: float, skew: float) -> str:
     tail = f"; {more} more process(es) from it" if more else ""
     return (
         f"exec bypassed the API server (kubelet :10250, CRI or runtime on the node): {line(ev.command)} in {where}"
-        f" on node {t.node or '?'}, with no pods/exec, attach, ephemeral-container or Docker exec record for that"
+        f"{f' on node {t.node}' if t.node else ''}, with no pods/exec, attach, ephemeral-container or Docker exec record for that"
         f" container within {window:g}s (clock skew {skew:g}s){tail}"
     )
