@@ -11,7 +11,7 @@ import typer
 
 from ..model import SEVERITIES
 from ..sim.scenarios import SCENARIOS
-from ..sim.writers import FORMATS
+from ..sim.writers import ALL_FORMATS
 from .options import severity_option
 from .util import check_output, error, fail, os_error_line, output_dir_problem, plural, write_output
 
@@ -19,9 +19,12 @@ from .util import check_output, error, fail, os_error_line, output_dir_problem, 
 def simulate_command(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the telemetry files and labels.jsonl into.")],
     scenario: Annotated[str, typer.Option("--scenario", help=f"all, {', '.join(SCENARIOS)}.")] = "all",
-    fmt: Annotated[str | None, typer.Option("--format", help=f"Only this format: {', '.join(FORMATS)}.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=f"Only this format: {', '.join(ALL_FORMATS)}.")] = None,
     events: Annotated[int, typer.Option("--events", min=0, help="Background records per format (attacks are added).")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
+    node_formats: Annotated[
+        bool, typer.Option("--node-formats", help="Also write tetragon.jsonl's node view as falco.jsonl, kubearmor.jsonl and audit.log.")
+    ] = False,
 ) -> None:
     """Write realistic labelled T1609 telemetry (k8s audit, EKS, GKE, AKS, docker events, dockerd log)."""
     from ..sim.simulate import write
@@ -30,7 +33,7 @@ def simulate_command(
     if problem:
         fail(f"cannot write {problem}")
     try:
-        counts = write(out, scenario, fmt, events, seed)
+        counts = write(out, scenario, fmt, events, seed, node_formats)
     except ValueError as exc:
         fail(exc)
     except OSError as exc:  # a disk that fills while writing: what was written stays

@@ -81,9 +81,9 @@ def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
 
 
 def _fmt_of(name: str) -> str:
-    from .writers import FILE_NAMES
+    from .writers import ALL_FILE_NAMES
 
-    for fmt, fname in FILE_NAMES.items():
+    for fmt, fname in ALL_FILE_NAMES.items():
         if Path(name).name == fname:
             return fmt
     return Path(name).name

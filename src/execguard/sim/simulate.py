@@ -14,7 +14,7 @@ from . import k8s as ksim
 from . import node as nsim
 from .ops import Op
 from .scenarios import ATTACKS, SCENARIOS
-from .writers import DOCKER_FORMATS, FILE_NAMES, FORMATS, NODE_FORMATS, FormatWriter
+from .writers import ALL_FILE_NAMES, ALL_FORMATS, DOCKER_FORMATS, FORMATS, MORE_NODE_FORMATS, NODE_FORMATS, FormatWriter
 
 K8S_GAP = 0.25  # mean seconds between background API requests
 DOCKER_GAP = 1.5
@@ -64,28 +64,34 @@ def _node_ops(scenario: str, events: int, seed: int) -> Iterator[nsim.ProcOp]:
     yield from sorted(heapq.merge(*streams, key=lambda op: op.t), key=lambda op: op.t)
 
 
-def write(out_dir: str | Path, scenario: str = "all", fmt: str | None = None, events: int = 2000, seed: int = 1) -> dict[str, Any]:
+def write(
+    out_dir: str | Path, scenario: str = "all", fmt: str | None = None, events: int = 2000, seed: int = 1, node_formats: bool = False
+) -> dict[str, Any]:
     """Write DIR/<format file> for each format (or just ``fmt``) and DIR/labels.jsonl; return counts.
 
+    ``node_formats`` adds Falco, KubeArmor and auditd files of the same node view as ``tetragon.jsonl``, after
+    the others (their files and labels stay byte for byte as without it).
     Streams: records and labels go to disk as they are made, so ``events`` may be in the millions.
     """
     if scenario != "all" and scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}: choose all, {', '.join(SCENARIOS)}")
-    if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: choose {', '.join(FORMATS)}")
-    fmts = formats_for(scenario) if fmt is None else (fmt,)
-    if fmt is not None and fmt not in formats_for(scenario):
+    if fmt is not None and fmt not in ALL_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: choose {', '.join(ALL_FORMATS)}")
+    # every node format is the one node view: written wherever tetragon is
+    node_view = MORE_NODE_FORMATS if "tetragon" in formats_for(scenario) else ()
+    fmts = (formats_for(scenario) + (node_view if node_formats else ())) if fmt is None else (fmt,)
+    if fmt is not None and fmt not in formats_for(scenario) + node_view:
         raise ValueError(f"scenario {scenario} is not written in {fmt} (it is in {', '.join(formats_for(scenario))})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, Any] = {"files": {}, "records": 0, "malicious": 0}
     with open(out / "labels.jsonl", "w", encoding="utf-8") as labels:
         for f in fmts:
-            name = FILE_NAMES[f]
+            name = ALL_FILE_NAMES[f]
             with open(out / name, "w", encoding="utf-8", newline="\n") as stream:
                 writer = FormatWriter(f, stream, name, random.Random(f"{seed}:{f}:writer"))
                 n = 0
-                node = f in NODE_FORMATS
+                node = f in NODE_FORMATS + MORE_NODE_FORMATS
                 ops: Iterator[Op | nsim.ProcOp] = _node_ops(scenario, events, seed) if node else _ops(f, scenario, events, seed)
                 for op in ops:
                     for label in writer.write(op):

@@ -19,6 +19,7 @@ import random
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from . import node_formats
 from .node import ProcOp
 from .node import records as node_records
 from .ops import (
@@ -41,6 +42,12 @@ NODE_FORMATS = ("tetragon",)  # process telemetry of k8s-audit's nodes and the D
 FORMATS = K8S_FORMATS + DOCKER_FORMATS + NODE_FORMATS
 FILE_NAMES = {"k8s-audit": "k8s-audit.jsonl", "eks": "eks-audit.jsonl", "gke": "gke-audit.jsonl", "aks": "aks-audit.jsonl",
               "docker-events": "docker-events.jsonl", "dockerd-log": "dockerd.log", "tetragon": "tetragon.jsonl"}
+# the same node view in the other process-telemetry formats (sim/node_formats.py): written on request
+# (`simulate --node-formats`, or `--format`), so the default corpus and its scorecard stay as they were
+MORE_NODE_FORMATS = ("falco", "kubearmor", "auditd")
+MORE_FILE_NAMES = {"falco": "falco.jsonl", "kubearmor": "kubearmor.jsonl", "auditd": "audit.log"}
+ALL_FORMATS = FORMATS + MORE_NODE_FORMATS
+ALL_FILE_NAMES = FILE_NAMES | MORE_FILE_NAMES
 
 # (first line of the record, its label, the id that ties the records of one request together)
 Record = tuple[list[str], Label, str | None]
@@ -314,10 +321,20 @@ class FormatWriter:
         self.fmt, self.out, self.rel, self.rng = fmt, out, rel, rng
         self.ctx = new_context(rng)
         self.line = 0
+        self.auditd = node_formats.Auditd(rng)
+
+    def _node(self, op: ProcOp) -> Iterable[Record]:
+        if self.fmt == "falco":
+            return node_formats.falco(op)
+        if self.fmt == "kubearmor":
+            return node_formats.kubearmor(op)
+        if self.fmt == "auditd":
+            return self.auditd.records(op)
+        return node_records(op)
 
     def write(self, op: Op | ProcOp) -> Iterator[dict[str, Any]]:
         if isinstance(op, ProcOp):
-            records: Iterable[Record] = node_records(op)
+            records: Iterable[Record] = self._node(op)
         elif isinstance(op, K8sOp):
             records = k8s_records(op, self.fmt, self.rng, self.ctx)
         elif self.fmt == "docker-events":
