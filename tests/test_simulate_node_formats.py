@@ -41,8 +41,8 @@ def labels(d: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return out
 
 
-def hunt(*paths: Path) -> tuple[list[dict[str, Any]], str]:
-    res = runner.invoke(app, ["hunt", "-o", "jsonl", "-j", "1", *map(str, paths)], catch_exceptions=False)
+def hunt(*args: Path | str) -> tuple[list[dict[str, Any]], str]:
+    res = runner.invoke(app, ["hunt", "-o", "jsonl", "-j", "1", *map(str, args)], catch_exceptions=False)
     assert res.exit_code == 0, res.stderr
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")], res.stderr
 
@@ -116,6 +116,20 @@ def test_join_finds_the_kubelet_bypass_and_attaches_identities(sim: Path, fmt: s
     for a in alerts:
         if a["source"]["format"] == fmt:
             assert labs[(name, a["source"]["line"])]["step"] != "container's own process"
+
+
+@pytest.mark.parametrize("fmt", ["falco", "kubearmor"])
+def test_policy_probe_entry_names_the_probes_these_formats_cannot_flag(sim: Path, tmp_path: Path, fmt: str) -> None:
+    pol = tmp_path / "p.yml"
+    pol.write_text("apiVersion: execguard/v1\nkind: Policy\nentries:\n  - name: probes\n    action: probe\n"
+                   "    reason: the pod specs' exec probes\n    match:\n"
+                   "      commands: ['*pg_isready *', '*cat /tmp/healthy', '*wget -q -O- localhost:3000/api/health']\n")
+    name = MORE_FILE_NAMES[fmt]
+    alerts, err = hunt(sim / "k8s-audit.jsonl", sim / name, "--policy", str(pol))
+    labs = labels(sim)
+    bypass = [a for a in alerts if "join-exec-bypass" in rule_ids(a)]
+    assert [labs[(name, a["source"]["line"])]["step"] for a in bypass] == [BYPASS_STEP]
+    assert "1 exec(s) bypassed the API server" in err
 
 
 def test_auditd_beside_the_audit_log_alerts_on_content_but_joins_nothing(sim: Path) -> None:

@@ -26,7 +26,7 @@ def simulate_command(
         bool, typer.Option("--node-formats", help="Also write tetragon.jsonl's node view as falco.jsonl, kubearmor.jsonl and audit.log.")
     ] = False,
 ) -> None:
-    """Write realistic labelled T1609 telemetry (k8s audit, EKS, GKE, AKS, docker events, dockerd log)."""
+    """Write realistic labelled T1609 telemetry (k8s audit, EKS, GKE, AKS, docker, dockerd log, Tetragon, Falco, KubeArmor, auditd)."""
     from ..sim.simulate import write
 
     problem = output_dir_problem(out)
