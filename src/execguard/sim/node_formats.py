@@ -89,12 +89,11 @@ def kubearmor(op: ProcOp) -> list[Record]:
     return [([json.dumps(rec, separators=(",", ":"))], op.label, op.group)]
 
 
-def _audit_arg(a: str) -> str:
+def _audit_arg(raw: bytes) -> str:
     """auditd's encoding of an argument: quoted, or hex when it holds a space, quote, control or non-ASCII byte."""
-    raw = a.encode()
-    if any(b <= 0x20 or b >= 0x7F or b == 0x22 for b in raw):
+    if any(b <= 0x20 or b >= 0x7F or b == 0x22 for b in raw):  # audit_string_contains_control
         return raw.hex().upper()
-    return f'"{a}"'
+    return f'"{raw.decode()}"'
 
 
 class Auditd:
@@ -113,8 +112,9 @@ class Auditd:
         sys = (f"arch=c000003e syscall=59 success=yes exit=0 a0={self.rng.getrandbits(44):x} a1={self.rng.getrandbits(44):x} "
                f"a2={self.rng.getrandbits(44):x} a3=0 items=2 ppid={op.ppid} pid={op.pid} auid=4294967295 uid=0 gid=0 euid=0 "
                f'suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="{_comm(op.argv[0])}" exe="{exe}" key="exec"')
-        args = " ".join(f"a{i}={_audit_arg(a)}" for i, a in enumerate(op.argv))
-        title = "\0".join(op.argv).encode()[:128].hex().upper()
+        args = " ".join(f"a{i}={_audit_arg(a.encode())}" for i, a in enumerate(op.argv))
+        # the kernel's untrusted-string rule: hex once a NUL (between arguments) or other control byte is in it
+        title = _audit_arg("\0".join(op.argv).encode()[:128])
         lines = [
             head % "SYSCALL" + sys,
             head % "EXECVE" + f"argc={len(op.argv)} {args}",
