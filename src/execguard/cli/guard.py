@@ -26,7 +26,7 @@ from ..guard.runtime import GuardRuntime
 from ..model import SEVERITIES
 from ..policy import PolicyError
 from ..policy.model import MODES
-from .util import Group, error, fail, note, one_line
+from .util import Group, error, fail, fail_lines, note, one_line
 
 SWITCH_INTERVAL = 0.0005
 
@@ -81,9 +81,7 @@ def runtime_from_options(
     try:
         return GuardRuntime(loaded, recorder, policy, mode, deny_at, ApprovalStore(states), warn=lambda m: error(m))
     except PolicyError as exc:
-        for line in exc.lines()[:-1]:
-            error(line)
-        fail(exc.lines()[-1])
+        fail_lines(exc.lines())
 
 
 def serve_until_signalled(server: socketserver.BaseServer, runtime: GuardRuntime, name: str) -> None:

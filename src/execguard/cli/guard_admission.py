@@ -20,9 +20,8 @@ from ..guard.decide import DENY_AT, Decision
 from ..guard.review import Judge
 from ..guard.runtime import GuardRuntime
 from ..model import Event, display
-from ..policy import PolicyError, load_policy
 from ..policy.model import MODES
-from .util import error, fail, note, one_line
+from .util import fail, note, one_line, policy_text, read_input
 
 LOG_LOCK = threading.Lock()
 
@@ -125,15 +124,6 @@ def admission_command(
     serve_until_signalled(server, runtime, "admission")
 
 
-def _read(path: Path | None, what: str) -> bytes:
-    if path is None:
-        return b""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        fail(f"{path}: cannot read the {what}: {exc.strerror or exc}")
-
-
 def manifests_command(
     variant: Annotated[Variant, typer.Option("--variant", help="webhook, or policy (ValidatingAdmissionPolicy).")] = (Variant.webhook),
     namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the webhook (always exempt).")] = "execguard",
@@ -163,15 +153,10 @@ def manifests_command(
     if variant is Variant.policy:
         docs = manifests.admission_policy(opts)
     else:
-        opts.cert_pem, opts.key_pem, opts.ca_pem = _read(tls_cert, "certificate"), _read(tls_key, "key"), _read(ca_cert, "CA certificate")
+        opts.cert_pem, opts.key_pem = read_input(tls_cert, "certificate"), read_input(tls_key, "key")
+        opts.ca_pem = read_input(ca_cert, "CA certificate")
         if policy is not None:
-            try:
-                load_policy(policy)
-            except PolicyError as exc:
-                for line in exc.lines()[:-1]:
-                    error(line)
-                fail(exc.lines()[-1])
-            opts.policy_text = _read(policy, "policy").decode("utf-8")
+            opts.policy_text = policy_text(policy)
         if not (opts.cert_pem and opts.key_pem and opts.ca_pem):
             note("no --tls-cert/--tls-key/--ca-cert: the Secret and caBundle are empty; fill them (or let cert-manager) before applying")
         docs = manifests.webhook_manifests(opts)

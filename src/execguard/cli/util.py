@@ -80,6 +80,34 @@ def fail(message: object) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
+def fail_lines(lines: Sequence[str]) -> NoReturn:
+    """Several problems (a policy file's, each naming its line): every one on its own error line, then exit 2."""
+    for line in lines[:-1]:
+        error(line)
+    fail(lines[-1])
+
+
+def read_input(path: Path | None, what: str) -> bytes:
+    """A file a command embeds (certificate, key, token), or nothing when not given; unreadable: one error line."""
+    if path is None:
+        return b""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"{path}: cannot read the {what}: {exc.strerror or exc}")
+
+
+def policy_text(path: Path) -> str:
+    """A policy file's text for a ConfigMap, once it loads as `hunt --policy` loads it (else its problems, exit 2)."""
+    from ..policy import PolicyError, load_policy
+
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        fail_lines(exc.lines())
+    return read_input(path, "policy").decode("utf-8")
+
+
 def output_problem(path: Path | str) -> str | None:
     """Why ``path`` cannot be written as an output file, or None; checked before the long work starts.
 

@@ -10,17 +10,7 @@ import typer
 import yaml
 
 from ..live import manifests
-from ..policy import PolicyError, load_policy
-from .util import error, fail, note
-
-
-def _read(path: Path | None, what: str) -> bytes:
-    if path is None:
-        return b""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        fail(f"{path}: cannot read the {what}: {exc.strerror or exc}")
+from .util import fail, note, policy_text, read_input
 
 
 def manifests_command(
@@ -45,16 +35,10 @@ def manifests_command(
         namespace=namespace, image=image, apiserver_cidrs=list(apiserver_cidr or []), spool_volume=spool_volume,
         spool_size=spool_size, storage_class=storage_class,
     )  # fmt: skip
-    opts.cert_pem, opts.key_pem = _read(tls_cert, "certificate"), _read(tls_key, "key")
-    opts.token = _read(token_file, "token").decode("utf-8", "replace").strip()
+    opts.cert_pem, opts.key_pem = read_input(tls_cert, "certificate"), read_input(tls_key, "key")
+    opts.token = read_input(token_file, "token").decode("utf-8", "replace").strip()
     if policy is not None:
-        try:
-            load_policy(policy)
-        except PolicyError as exc:
-            for line in exc.lines()[:-1]:
-                error(line)
-            fail(exc.lines()[-1])
-        opts.policy_text = _read(policy, "policy").decode("utf-8")
+        opts.policy_text = policy_text(policy)
     try:
         docs = manifests.receiver_manifests(opts)
     except ValueError as exc:
