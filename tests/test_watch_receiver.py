@@ -15,16 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, free_port, make_test_certs
+from execguard.testing.dockerd import TLSFiles, free_port
 from webhook_util import Client, alerts_by_audit_id, event_list, exec_event, start_watch, stop, wait_healthy
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    try:
-        return make_test_certs(tmp_path_factory.mktemp("certs"))
-    except DockerdUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def receiver_pid(watch_pid: int) -> int:

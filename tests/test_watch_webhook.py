@@ -21,18 +21,11 @@ from execguard.live.runner import Detector, OutFile, Runner
 from execguard.live.spool import Spool
 from execguard.live.webhook import Receiver, SpoolInput, serve, tls_context
 from execguard.sinks.jsonl import JsonlSink
-from execguard.testing.dockerd import DockerdUnavailable, TLSFiles, free_port, make_test_certs
+from execguard.testing.dockerd import TLSFiles, free_port
 from webhook_util import Client, alerts_by_audit_id, event_list, start_watch, stop, wait_healthy
 
 TOKEN = "s3cret-token-for-tests"
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    try:
-        return make_test_certs(tmp_path_factory.mktemp("certs"))
-    except DockerdUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 class Live:
