@@ -4,7 +4,6 @@ of both loads and a restart alert every accepted event and every tailed record e
 
 from __future__ import annotations
 
-import http.client
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from execguard.testing.dockerd import free_port
-from webhook_util import Client, alerts_by_audit_id, event_list, start_watch, stop, wait_healthy
+from webhook_util import Client, alerts_by_audit_id, event_list, post_until, start_watch, stop, wait_healthy
 
 
 def tailed(i: int) -> bytes:
@@ -28,18 +27,7 @@ def tailed(i: int) -> bytes:
 
 
 def _poster(k: int, port: int, done: threading.Event, accepted: list[str], unsure: list[str]) -> None:
-    client = Client(port, timeout=5.0)
-    b = 0
-    while not done.is_set():
-        ids = [f"w-{k}-{b}-{i}" for i in range(100)]
-        b += 1
-        try:
-            status = client.post(event_list(ids))
-        except (OSError, http.client.HTTPException):
-            unsure.extend(ids)  # the process died mid-request: spooled or not, either is right
-            return
-        if status == 200:
-            accepted.extend(ids)
+    post_until(Client(port, timeout=5.0), f"w-{k}", 100, done, accepted, unsure)
 
 
 def _writer(log: Path, done: threading.Event, written: list[int]) -> None:

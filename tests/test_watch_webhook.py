@@ -22,7 +22,7 @@ from execguard.live.spool import Spool
 from execguard.live.webhook import Receiver, SpoolInput, serve, tls_context
 from execguard.sinks.jsonl import JsonlSink
 from execguard.testing.dockerd import TLSFiles, free_port
-from webhook_util import Client, alerts_by_audit_id, event_list, start_watch, stop, wait_healthy
+from webhook_util import Client, alerts_by_audit_id, event_list, post_until, start_watch, stop, wait_healthy
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -192,18 +192,7 @@ def test_silent_clients_time_out_and_do_not_block_others(tmp_path: Path, certs: 
 
 
 def _loader(k: int, port: int, ca: Path, stop_at: threading.Event, accepted: list[str], unsure: list[str]) -> None:
-    client = Client(port, ca, TOKEN, timeout=5.0)
-    b = 0
-    while not stop_at.is_set():
-        ids = [f"k-{k}-{b}-{i}" for i in range(200)]
-        b += 1
-        try:
-            status = client.post(event_list(ids))
-        except (OSError, http.client.HTTPException):
-            unsure.extend(ids)  # the process died mid-request: spooled or not, either is right
-            return
-        if status == 200:
-            accepted.extend(ids)
+    post_until(Client(port, ca, TOKEN, timeout=5.0), f"k-{k}", 200, stop_at, accepted, unsure)
 
 
 def test_kill_9_mid_load_then_restart_alerts_each_accepted_event_once(tmp_path: Path, certs: TLSFiles) -> None:

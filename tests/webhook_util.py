@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -137,3 +138,19 @@ def alerts_by_audit_id(path: Path) -> Counter[str]:
             alert = orjson.loads(line)
             counts[alert.get("event_id") or ""] += 1
     return counts
+
+
+def post_until(client: Client, prefix: str, size: int, done: threading.Event, accepted: list[str], unsure: list[str]) -> None:
+    """Post batches of `size` exec events (ids PREFIX-BATCH-I) until `done`; each id lands in `accepted` (answered 200)
+    or, when the connection fails, in `unsure` and the poster stops (the server died mid-request)."""
+    b = 0
+    while not done.is_set():
+        ids = [f"{prefix}-{b}-{i}" for i in range(size)]
+        b += 1
+        try:
+            status = client.post(event_list(ids))
+        except (OSError, http.client.HTTPException):
+            unsure.extend(ids)  # the process died mid-request: spooled or not, either is right
+            return
+        if status == 200:
+            accepted.extend(ids)
