@@ -147,3 +147,32 @@ class TcpCollector:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class Collect:
+    """A sink that keeps alerts and lets a test wait for one (the live-input tests)."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self.cond = threading.Condition()
+
+    def write(self, alert: Alert) -> None:
+        with self.cond:
+            self.alerts.append(alert)
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        pass
+
+    def wait_for(self, pred: Callable[[Alert], bool], timeout: float = 30.0) -> Alert:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = next((a for a in self.alerts if pred(a)), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = [(a.event.event_id, a.event.command) for a in self.alerts]
+                    raise AssertionError(f"no such alert within {timeout}s; got {got}")
+                self.cond.wait(left)

@@ -30,6 +30,7 @@ from execguard.live.runner import Detector, Runner
 from execguard.model import Alert, Event
 from execguard.sim.score import score
 from execguard.testing.dockerd import IMAGE, Dockerd, DockerdUnavailable, busybox_rootfs_tar, start_dockerd, why_unavailable
+from sinks_helpers import Collect
 
 pytestmark = pytest.mark.docker
 EXE = Path(sys.executable).parent / "execguard"
@@ -43,34 +44,6 @@ def sock(d: Dockerd) -> Path:
 
 def ctr(d: Dockerd, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ctr", "--address", str(sock(d)), "--namespace", ns, *args], capture_output=True, text=True, timeout=WAIT)
-
-
-class Collect:
-    """A sink that keeps alerts and lets a test wait for one."""
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-        self.cond = threading.Condition()
-
-    def write(self, alert: Alert) -> None:
-        with self.cond:
-            self.alerts.append(alert)
-            self.cond.notify_all()
-
-    def close(self) -> None:
-        pass
-
-    def wait_for(self, pred: Callable[[Alert], bool], timeout: float = WAIT) -> Alert:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = next((a for a in self.alerts if pred(a)), None)
-                if found is not None:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no such alert within {timeout}s; got {[a.event.event_id for a in self.alerts]}")
-                self.cond.wait(left)
 
 
 class Watch:

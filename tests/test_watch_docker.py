@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,40 +22,12 @@ from execguard.live.docker import DockerInput
 from execguard.live.inputs import EventStream, supervise
 from execguard.live.metrics import Metrics
 from execguard.live.runner import Detector, Runner
-from execguard.model import Alert
 from execguard.testing.dockerd import IMAGE, Dockerd, DockerdUnavailable, start_dockerd, why_unavailable
+from sinks_helpers import Collect
 
 pytestmark = pytest.mark.docker
 EXE = Path(sys.executable).parent / "execguard"
 WAIT = 30.0  # bound of every wait; alerts normally arrive in milliseconds
-
-
-class Collect:
-    """A sink that keeps alerts and lets a test wait for one."""
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-        self.cond = threading.Condition()
-
-    def write(self, alert: Alert) -> None:
-        with self.cond:
-            self.alerts.append(alert)
-            self.cond.notify_all()
-
-    def close(self) -> None:
-        pass
-
-    def wait_for(self, pred: Callable[[Alert], bool], timeout: float = WAIT) -> Alert:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = next((a for a in self.alerts if pred(a)), None)
-                if found is not None:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no such alert within {timeout}s; got {[a.event.command for a in self.alerts]}")
-                self.cond.wait(left)
 
 
 class Watch:
