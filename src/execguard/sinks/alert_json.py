@@ -108,7 +108,7 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         **({"process": _process(ev.process)} if ev.process is not None else {}),
         # the join (docs/node.md): what this exec ran, each with the identity of who asked
         **({"covers": [_covered(e) for e in alert.covers]} if alert.covers else {}),
-        # a throttle summary (report/throttle.py) says how many repeats it held back
+        # a throttle summary (sinks/throttle.py) says how many repeats it held back
         **({"throttled": throttled} if (throttled := getattr(alert, "throttled", None)) is not None else {}),
     }
 
