@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from ..times import time_ns
-from .store import StoreError, connect
+from .store import StoreError, connect, time_window
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS guard_records (
@@ -187,14 +187,7 @@ class DecisionQuery:
 
 def records(db: sqlite3.Connection, q: DecisionQuery) -> Iterator[dict[str, Any]]:
     """Matching records (the JSON lines as written), oldest first, streamed."""
-    where: list[str] = []
-    args: list[Any] = []
-    if q.since is not None:
-        where.append("time_ns >= ?")
-        args.append(q.since)
-    if q.until is not None:
-        where.append("time_ns <= ?")
-        args.append(q.until)
+    where, args = time_window(q.since, q.until)
     for column, values in (("kind", q.kinds), ("decision", q.verdicts), ("user", q.users), ("namespace", q.namespaces)):
         if values:
             where.append(f"{column} IN ({', '.join('?' * len(values))})")

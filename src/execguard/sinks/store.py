@@ -234,16 +234,24 @@ def _literal(patterns: list[str]) -> bool:
     return bool(patterns) and not any(c in p for p in patterns for c in "*?[")
 
 
+def time_window(since: int | None, until: int | None) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their arguments for ``time_ns`` between since and until (both inclusive, either open)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        where.append("time_ns >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("time_ns <= ?")
+        args.append(until)
+    return where, args
+
+
 def rows(db: sqlite3.Connection, q: Query) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row id, alert dict) in time order (no time last), streamed: memory does not grow with the store."""
-    where = ["severity_rank >= ?"]
-    args: list[Any] = [severity_rank(q.min_severity)]
-    if q.since is not None:
-        where.append("time_ns >= ?")
-        args.append(q.since)
-    if q.until is not None:
-        where.append("time_ns <= ?")
-        args.append(q.until)
+    where, args = time_window(q.since, q.until)
+    where.insert(0, "severity_rank >= ?")
+    args.insert(0, severity_rank(q.min_severity))
     for column, patterns in (("namespace", q.namespaces), ("pod", q.pods)):
         if _literal(patterns):
             where.append(f"{column} IN ({', '.join('?' * len(patterns))})")
