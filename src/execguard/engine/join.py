@@ -36,6 +36,7 @@ from ..times import NS, time_ns
 from . import joinkeys as jk
 from . import joinstory as story
 from .joinlive import BYPASS, LAG, VERDICT_CAP, Verdicts
+from .joinstory import JoinStats
 
 INCIDENT = "join-exec-incident"
 IDS = (BYPASS, INCIDENT)
@@ -50,29 +51,6 @@ PER_KEY = 32  # records remembered per container or pod
 
 Out = tuple[Alert, int]
 Member = tuple[Event, Alert | None, int, int]  # event, its alert, log time, seq
-
-
-@dataclass
-class JoinStats:
-    incidents: int = 0  # incident alerts written
-    identities: int = 0  # node events given the identity of the record that asked for them
-    bypasses: int = 0  # bypass alerts written
-    probes: int = 0  # exec-like node events taken for probes or hooks (pod spec, Tetragon's flag)
-    repeated: int = 0  # ... taken for probes because the same argv kept coming
-    expected: int = 0  # ... named by a policy `probe` entry
-    uncovered: int = 0  # ... with no API-server or Docker source on at the time: not judged
-    late: int = 0  # node events after their session's alert was written: out alone, identity attached
-    unjudged: int = 0  # ... with no record yet where nothing may wait (watch): a record may still come
-    shed: int = 0  # state dropped, or alerts written early, for the memory cap
-
-    def line(self) -> str:
-        return (
-            f"join: {self.incidents} incident(s), {self.identities} process(es) given an identity, "
-            f"{self.bypasses} exec(s) bypassed the API server, {self.probes + self.repeated + self.expected} probe(s) "
-            f"({self.repeated} by repetition, {self.expected} by policy), {self.uncovered} with no API-server source "
-            f"on at the time, {self.late} late, {self.shed} shed for the memory cap"
-            + (f", {self.unjudged} not judged live" if self.unjudged else "")
-        )
 
 
 @dataclass(eq=False)
@@ -206,7 +184,7 @@ class Joiner:
     # ---- the three kinds of event ------------------------------------------------------------------
     def _trail(self, event: Event, alert: Alert | None, t: int, seq: int) -> Iterator[Out]:
         s = Session(event, alert, t, seq, "trail", last=t, words=jk.argv_key(event.command))
-        for key in self.keys(event, trail=True):
+        for key in jk.lookup(event, trail=True):
             found = self.trails.get(key)
             if found is None:
                 found = deque(maxlen=PER_KEY)
@@ -321,7 +299,7 @@ class Joiner:
 
     def _find_trail(self, ev: Event, t: int, hook: bool) -> Session | None:
         found: list[Session] = []
-        for key in self.keys(ev, trail=False):
+        for key in jk.lookup(ev, trail=False):
             for tr in self.trails.get(key, ()):
                 if self.in_window(tr, t) and jk.same_container(tr.lead, ev):
                     found.append(tr)
@@ -340,21 +318,6 @@ class Joiner:
             return True
         minute, minutes = t // (60 * NS), self.seen[fam]
         return any(m in minutes for m in range(minute - COVERAGE, minute + COVERAGE + 1))
-
-    def keys(self, ev: Event, trail: bool) -> list[Hashable]:
-        keys: list[Hashable] = []
-        pod = jk.pod_key(ev)
-        if pod is not None:
-            keys.append(("pod", *pod))
-        sid = jk.short_id(ev.target.container_id)
-        if sid is not None:
-            keys.append(("id", sid))
-        name = ev.target.container
-        if name and ((trail and jk.family(ev) == "docker") or (not trail and pod is None)):
-            keys.append(("name", name))
-            if trail and jk.short_id(name) is not None:
-                keys.append(("id", jk.short_id(name)))
-        return keys
 
     # ---- waiting and writing ------------------------------------------------------------------------
     def _deadline(self, s: Session) -> int:

@@ -113,6 +113,23 @@ def exec_like(ev: Event) -> bool:
     return parent == "runc" and "exec" in p.parent_command
 
 
+
+def lookup(ev: Event, trail: bool) -> list[Hashable]:
+    """The keys a record of who asked is filed under (``trail``), or a node event looks its record up by."""
+    keys: list[Hashable] = []
+    pod = pod_key(ev)
+    if pod is not None:
+        keys.append(("pod", *pod))
+    sid = short_id(ev.target.container_id)
+    if sid is not None:
+        keys.append(("id", sid))
+    name = ev.target.container
+    if name and ((trail and family(ev) == "docker") or (not trail and pod is None)):
+        keys.append(("name", name))
+        if trail and short_id(name) is not None:
+            keys.append(("id", short_id(name)))
+    return keys
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 

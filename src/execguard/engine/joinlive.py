@@ -60,7 +60,7 @@ class Verdicts:
         self.waiting[id(s)] = s
         self.version += 1
         self.arrived[id(s)] = self.wall()
-        for key in self.j.keys(s.lead, trail=False):
+        for key in jk.lookup(s.lead, trail=False):
             self.by_key.setdefault(key, {})[id(s)] = s
         while len(self.waiting) > self.cap:
             _, old = self.waiting.popitem(last=False)
@@ -72,7 +72,7 @@ class Verdicts:
         self.version += 1
         self.waiting.pop(id(s), None)
         self.arrived.pop(id(s), None)
-        for key in self.j.keys(s.lead, trail=False):
+        for key in jk.lookup(s.lead, trail=False):
             found = self.by_key.get(key)
             if found is not None:
                 found.pop(id(s), None)
@@ -82,7 +82,7 @@ class Verdicts:
     def cancel(self, trail: Session) -> None:
         """A record of who asked: every pending exec it may have caused is no bypass (as hunt would join them)."""
         matched: dict[int, Session] = {}
-        for key in self.j.keys(trail.lead, trail=True):
+        for key in jk.lookup(trail.lead, trail=True):
             for sid, s in self.by_key.get(key, {}).items():
                 if self.j.in_window(trail, s.start) and jk.same_container(trail.lead, s.lead):
                     matched[sid] = s

@@ -1,9 +1,34 @@
-"""What the join's alerts say (engine/join.py): the identity copied onto processes, the merged rule hits,
-and the reasons of the incident and bypass hits."""
+"""What the join says (engine/join.py): the identity copied onto processes, the merged rule hits, the reasons
+of the incident and bypass hits, and its counts for the closing summary."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..model import Alert, Event, RuleMatch, severity_rank
+
+
+@dataclass
+class JoinStats:
+    incidents: int = 0  # incident alerts written
+    identities: int = 0  # node events given the identity of the record that asked for them
+    bypasses: int = 0  # bypass alerts written
+    probes: int = 0  # exec-like node events taken for probes or hooks (pod spec, Tetragon's flag)
+    repeated: int = 0  # ... taken for probes because the same argv kept coming
+    expected: int = 0  # ... named by a policy `probe` entry
+    uncovered: int = 0  # ... with no API-server or Docker source on at the time: not judged
+    late: int = 0  # node events after their session's alert was written: out alone, identity attached
+    unjudged: int = 0  # ... with no record yet where nothing may wait (watch): a record may still come
+    shed: int = 0  # state dropped, or alerts written early, for the memory cap
+
+    def line(self) -> str:
+        return (
+            f"join: {self.incidents} incident(s), {self.identities} process(es) given an identity, "
+            f"{self.bypasses} exec(s) bypassed the API server, {self.probes + self.repeated + self.expected} probe(s) "
+            f"({self.repeated} by repetition, {self.expected} by policy), {self.uncovered} with no API-server source "
+            f"on at the time, {self.late} late, {self.shed} shed for the memory cap"
+            + (f", {self.unjudged} not judged live" if self.unjudged else "")
+        )
 
 
 def identity(event: Event, lead: Event) -> None:
