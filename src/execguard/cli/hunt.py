@@ -15,7 +15,7 @@ from .. import __version__
 from ..model import severity_rank
 from ..pipeline.order import SORTS
 from ..sources import FORMATS
-from .options import severity_option, when
+from .options import JoinSkew, JoinWindow, MinSeverity, NoBuiltin, Rules, Sinks, Store, severity_option, when
 from .util import LazyConsole, check_output, error, escape, fail, note, one_line, os_error_line, plural, silence_stdout
 
 if TYPE_CHECKING:
@@ -76,11 +76,9 @@ def _sort(value: str | None) -> str | None:
 def hunt(
     paths: Annotated[list[str] | None, typer.Argument(help="Files, directories (recursive), .gz, or - for stdin.")] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"Input format: {', '.join(FORMATS)}.", callback=_format)] = "auto",
-    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules: a directory or file (repeatable).")] = None,
-    no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Use only the rules given with --rules.")] = False,
-    min_severity: Annotated[
-        str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=severity_option)
-    ] = "info",
+    rules: Rules = None,
+    no_builtin: NoBuiltin = False,
+    min_severity: MinSeverity = "info",
     output: Annotated[
         Output, typer.Option("--output", "-o", help="table, jsonl, ocsf or html (a self-contained report, docs/report.md).")
     ] = Output.table,
@@ -128,22 +126,13 @@ def hunt(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Table: show at most N alerts, the most severe; 0 = all.")] = 2000,
     top: Annotated[int, typer.Option("--top", min=0, help="Closing summary: the N rules and actors with most alerts; 0 = none.")] = 5,
-    store: Annotated[
-        Path | None, typer.Option("--store", help="Also keep the alerts in this SQLite store, for execguard alerts (docs/sinks.md).")
-    ] = None,
-    sink_specs: Annotated[
-        list[str] | None,
-        typer.Option("--sink", help="Also send the alerts to store:PATH, file:PATH, webhook:URL, syslog+udp|tcp://HOST:PORT (repeatable)."),
-    ] = None,
+    store: Store = None,
+    sink_specs: Sinks = None,
     no_join: Annotated[
         bool, typer.Option("--no-join", help="Do not join exec records to node processes (docs/node.md).")
     ] = False,
-    join_window: Annotated[
-        float, typer.Option("--join-window", min=0.0, help="Seconds from an exec record to the runtime exec it caused (docs/node.md).")
-    ] = 10.0,
-    join_skew: Annotated[
-        float, typer.Option("--join-skew", min=0.0, help="Seconds the sources' clocks may disagree by (docs/node.md).")
-    ] = 3.0,
+    join_window: JoinWindow = 10.0,
+    join_skew: JoinSkew = 3.0,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
     from .. import sinks

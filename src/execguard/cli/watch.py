@@ -21,7 +21,7 @@ from ..engine.rule import RuleError
 from ..model import SEVERITIES, severity_rank
 from ..policy import PolicyError, PolicyFilter, load_policy
 from ..sources import FORMATS
-from .options import severity_option
+from .options import JoinSkew, JoinWindow, MinSeverity, NoBuiltin, Rules, Sinks, Store
 from .util import Group, check_output, error, fail, note, plural, silence_stdout, warning
 from .watch_manifests import manifests_command
 
@@ -185,32 +185,21 @@ def watch_command(
         ),
     ] = None,
     policy_file: Annotated[Path | None, typer.Option("--policy", help="Allow, suppress or re-rate alerts (docs/policy.md).")] = None,
-    rules: Annotated[list[str] | None, typer.Option("--rules", help="Extra Sigma rules: a directory or file (repeatable).")] = None,
-    no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Use only the rules given with --rules.")] = False,
+    rules: Rules = None,
+    no_builtin: NoBuiltin = False,
     output: Annotated[WatchOutput, typer.Option("--output", "-o", help="table, jsonl or ocsf.")] = WatchOutput.table,
     out: Annotated[Path | None, typer.Option("--out", help="Append alerts to this file instead of stdout.")] = None,
-    min_severity: Annotated[
-        str, typer.Option("--min-severity", help="Report alerts at or above this level.", callback=severity_option)
-    ] = "info",
-    store: Annotated[
-        Path | None, typer.Option("--store", help="Also keep every alert in this SQLite store, for execguard alerts (docs/sinks.md).")
-    ] = None,
-    sink_specs: Annotated[
-        list[str] | None,
-        typer.Option("--sink", help="Also send alerts to store:PATH, file:PATH, webhook:URL, syslog+udp|tcp://HOST:PORT (repeatable)."),
-    ] = None,
+    min_severity: MinSeverity = "info",
+    store: Store = None,
+    sink_specs: Sinks = None,
     engine_nice: Annotated[
         int,
         typer.Option(
             "--engine-nice", min=0, max=19, help="With --audit-webhook: lower the engine's CPU priority by N so acks stay fast; 0 = off."
         ),
     ] = 10,
-    join_window: Annotated[
-        float, typer.Option("--join-window", min=0.0, help="Seconds from an exec record to the runtime exec it caused (docs/node.md).")
-    ] = 10.0,
-    join_skew: Annotated[
-        float, typer.Option("--join-skew", min=0.0, help="Seconds the sources' clocks may disagree by (docs/node.md).")
-    ] = 3.0,
+    join_window: JoinWindow = 10.0,
+    join_skew: JoinSkew = 3.0,
     throttle: Annotated[
         float,
         typer.Option(
