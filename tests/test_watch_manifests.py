@@ -1,6 +1,6 @@
 """Deployment artefacts of the audit webhook receiver: `execguard watch manifests` validated against Kubernetes'
 schemas (kubernetes-validate, offline) and its container arguments run for real; the Dockerfile checked
-structurally (no registry here to build it against); the systemd unit of docs/deploy.md checked by
+structurally against them (tests/test_image.py builds and runs it); the systemd unit of docs/deploy.md checked by
 `systemd-analyze verify`."""
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from execguard import __version__
 from execguard.cli import app
 from execguard.guard.manifests import container_security
+from execguard.live import manifests as live_manifests
 from execguard.testing.dockerd import TLSFiles, free_port
 from webhook_util import Client, event_list
 
@@ -148,18 +150,25 @@ def _dockerfile() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_is_a_slim_non_root_image_without_build_tools() -> None:
-    """Structural: this machine reaches no image registry, so the image is not built here."""
+    """Structural, on the default base (test_image.py builds and runs it on a base made with debootstrap)."""
     steps = _dockerfile()
     args = dict(a.split("=", 1) for k, a in steps if k == "ARG" and "=" in a)
     stages = [i for i, (k, _) in enumerate(steps) if k == "FROM"]
     assert len(stages) == 2
     for i in stages:
-        image = steps[i][1].split()[0].replace("${PYTHON}", args.get("PYTHON", ""))
+        image = steps[i][1].split()[0].replace("${BASE}", args.get("BASE", ""))
         assert re.fullmatch(r"python:3\.\d+-slim(-\w+)?", image), image
     final = steps[stages[-1] :]
     runs = " ".join(a for k, a in final if k == "RUN")
     assert not re.search(r"\b(gcc|g\+\+|make|build-essential|apt-get install)\b", runs)
     assert "pip uninstall -y pip setuptools wheel" in runs  # no installer left in the image that runs
+    build = " ".join(a for k, a in steps[: stages[-1]] if k == "RUN")
+    assert "bin/pip uninstall -y pip setuptools" in build  # nor in the venv copied into it
+    # what the Deployment of `watch manifests` relies on: the port it probes, the data directory the image owns
+    assert [a for k, a in final if k == "EXPOSE"] == [str(live_manifests.PORT)]
+    assert [a for k, a in final if k == "WORKDIR"] == [live_manifests.DATA]
+    assert f"-m 0750 {live_manifests.DATA}" in runs
+    assert live_manifests.Options().image.endswith(f":{__version__}")
     user = [a for k, a in final if k == "USER"]
     assert user and user[-1].split(":")[0] == str(container_security()["runAsUser"]) != "0"
     assert f"--uid {container_security()['runAsUser']}" in runs
