@@ -22,11 +22,19 @@ def time_ns(value: str | None) -> int | None:
     if m is None:
         return None
     y, mo, d, h, mi, s, frac, _z, sign, oh, om = m.groups()
-    if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(h) < 24 and int(mi) < 60 and int(s) <= 60):
+    secs = _seconds(y, mo, d, h, mi, s)
+    if secs is None:
         return None
-    secs = timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
     if sign:
         offset = int(oh) * 3600 + int(om) * 60
         secs -= offset if sign == "+" else -offset
     nanos = int((frac or "0")[:9].ljust(9, "0"))
     return secs * NS + nanos
+
+
+# a log holds many records per second, each stamp with its own fraction: the calendar arithmetic is kept per second
+@lru_cache(maxsize=4096)
+def _seconds(y: str, mo: str, d: str, h: str, mi: str, s: str) -> int | None:
+    if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(h) < 24 and int(mi) < 60 and int(s) <= 60):
+        return None
+    return timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
