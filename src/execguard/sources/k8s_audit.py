@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import redact
@@ -88,14 +88,43 @@ def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
     yield from from_audit_event(obj, ref)
 
 
-# Where exec is dense the same URIs and commands come back again and again (CI runners, probes):
-# their parsing and redaction, pure functions of the string, are kept for the most recent ones.
+# Where exec is dense the same URIs and commands come back again and again (CI runners, probes), and one
+# query under many paths (the same command in each new pod): their parsing and redaction, pure functions
+# of the string, are kept for the most recent ones.
 @lru_cache(maxsize=4096)
-def _query(uri: str) -> tuple[str, list[tuple[str, str]]]:
-    """The path and parameters (read-only: shared between events with the same URI)."""
+def _split(uri: str) -> tuple[str, str]:
+    """The decoded path and the raw query."""
     parts = urlsplit(uri)
+    return unquote(parts.path), parts.query
+
+
+@lru_cache(maxsize=4096)
+def _params(query: str) -> list[tuple[str, str]]:
+    """The parameters (read-only: shared between events with the same query)."""
     # parse_qsl turns '+' into a space and decodes %XX, as the API server does
-    return unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True)
+    return parse_qsl(query, keep_blank_values=True)
+
+
+class _PodQuery(NamedTuple):
+    """What an exec, attach or port-forward query says."""
+
+    container: str | None
+    command: tuple[str, ...]  # redacted
+    tty: bool | None
+    stdin: bool | None
+    has_options: bool  # any exec option at all: then the body's flags do not count
+
+
+@lru_cache(maxsize=4096)
+def _pod_query(query: str) -> _PodQuery:
+    params = _params(query)
+    return _PodQuery(
+        _first(params, "container"),
+        _redacted_argv(tuple(v for k, v in params if k == "command")),
+        _flag(params, "tty"),
+        _flag(params, "stdin"),
+        any(k in EXEC_OPTION_KEYS for k, _ in params),
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -251,26 +280,28 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         raw=f"{ref.file}:{ref.line}" if ref.line else ref.file,
     )
     try:
-        path, params = _query(uri)
+        path, query = _split(uri)
     except ValueError as exc:  # urlsplit rejects e.g. an unclosed '[' host
         raise SourceError(f"bad requestURI ({exc})") from None
 
     if resource == "pods" and subresource in POD_SUBRESOURCE_ACTIONS:
+        pod_query = _pod_query(query)
         base.action = POD_SUBRESOURCE_ACTIONS[subresource]
-        base.target.container = _first(params, "container")
-        base.command = list(_redacted_argv(tuple(v for k, v in params if k == "command")))
-        base.tty = _flag(params, "tty")
-        base.stdin = _flag(params, "stdin")
+        base.target.container = pod_query.container
+        base.command = list(pod_query.command)
+        base.tty = pod_query.tty
+        base.stdin = pod_query.stdin
         if base.action == "ephemeral_container":
             yield from _ephemeral(obj, base)
             return
         options = exec_options(obj.get("requestObject"))
         if options is not None:
-            apply_exec_options(base, options, uri_has_options=any(k in EXEC_OPTION_KEYS for k, _ in params))
+            apply_exec_options(base, options, uri_has_options=pod_query.has_options)
         yield base
         return
 
     if resource == "nodes" and subresource == "proxy":
+        params = _params(query)
         base.target.node = as_str(obj_ref.get("name"))
         segments = [s for s in path.split("/") if s]
         rest = segments[segments.index("proxy") + 1 :] if "proxy" in segments else []
@@ -281,7 +312,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         if not cmd:
             # kubelet /run takes one 'cmd' that it splits on white space
             cmd = [word for k, v in params if k == "cmd" for word in v.split()]
-        base.command = redact.argv(cmd)
+        base.command = list(_redacted_argv(tuple(cmd)))
         base.tty = _flag(params, "tty")
         base.stdin = _flag(params, "stdin", "input")
         yield base
@@ -311,7 +342,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
                 ev = _copy(base)
                 ev.target.container = as_str(c.get("name"))
                 ev.target.image = as_str(c.get("image"))
-                ev.command = redact.argv(argv)
+                ev.command = list(_redacted_argv(tuple(argv)))
                 ev.command_origin = origin
                 sc = c.get("securityContext")
                 if isinstance(sc, dict) and isinstance(sc.get("privileged"), bool):
