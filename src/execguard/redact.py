@@ -8,6 +8,7 @@ masked is in docs/fields.md ("Redaction").
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import quote_plus, unquote_plus
 
 from . import blobs
@@ -101,8 +102,16 @@ _MAX_BLOB_DEPTH = 2
 def _folded(value: str) -> str:
     low = value.lower()
     if "%" in low or "+" in low:
-        low += " " + unquote_plus(low)
+        # a %XX escape never spans a '?' and UTF-8 decoding starts afresh at it, so a URI's query, which
+        # comes back under many paths, is decoded once
+        path, q, query = low.partition("?")
+        low += " " + (unquote_plus(path) + q + _unquoted(query) if q else unquote_plus(low))
     return low
+
+
+@lru_cache(maxsize=2048)
+def _unquoted(query: str) -> str:
+    return unquote_plus(query)
 
 
 def _present(value: str) -> frozenset[str]:
@@ -153,6 +162,13 @@ def _masked(value: str, spans: list[tuple[int, int]], offset: int = 0) -> str:
 def _query(value: str, depth: int) -> str:
     """A URI's query, parameter by parameter: every ``command=`` value together as one argv."""
     path, _, query = value.partition("?")
+    return f"{path}?{_params(query, depth)}"
+
+
+# Where exec is dense one query comes back under many paths (a CI runner's script, each job a new pod):
+# its redaction, a pure function of the query, is kept for the most recent ones.
+@lru_cache(maxsize=2048)
+def _params(query: str, depth: int) -> str:
     pairs = [p.partition("=") for p in query.split("&")]
     decoded = [unquote_plus(v) for _, _, v in pairs]
     new = list(decoded)
@@ -167,7 +183,7 @@ def _query(value: str, depth: int) -> str:
     out = []
     for (k, eq, raw), old, red in zip(pairs, decoded, new, strict=True):
         out.append(f"{k}{eq}{raw if red == old else quote_plus(red, safe='[]/:,')}")
-    return f"{path}?{'&'.join(out)}"
+    return "&".join(out)
 
 
 def _blobs(value: str, depth: int) -> str:
@@ -196,7 +212,16 @@ def _may_hold_blob(value: str) -> bool:
         return False
     # a URI's path is never a payload (and every request has one): only its query is looked at
     if _URI_LIKE.match(value):
-        value = unquote_plus(value.partition("?")[2])
+        return _query_holds_blob(value.partition("?")[2])
+    return _holds_blob(value)
+
+
+@lru_cache(maxsize=2048)
+def _query_holds_blob(query: str) -> bool:
+    return _holds_blob(unquote_plus(query))
+
+
+def _holds_blob(value: str) -> bool:
     return any(not blobs.is_word(m.group()) and blobs.decode(m.group()) for m in blobs.BLOB.finditer(value))
 
 

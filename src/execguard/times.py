@@ -6,9 +6,9 @@ import re
 from calendar import timegm
 from functools import lru_cache
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(?:([Zz])|([+-])(\d\d):?(\d\d))?"
-)
+# a stamp is a fixed-width date and time (19 characters), then an optional fraction and zone
+_DATE_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)")
+_REST = re.compile(r"(?:[.,](\d+))?\s*(?:([Zz])|([+-])(\d\d):?(\d\d))?")
 NS = 1_000_000_000
 
 
@@ -18,15 +18,31 @@ def time_ns(value: str | None) -> int | None:
     """An RFC 3339 stamp as nanoseconds since the epoch (no zone means UTC); None when it is not one."""
     if not value:
         return None
-    m = _RFC3339.fullmatch(value.strip())
+    value = value.strip()
+    secs = _seconds(value[:19])
+    if secs is None:
+        return None
+    rest = value[19:]
+    if rest == "Z":
+        return secs * NS
+    m = _REST.fullmatch(rest)
     if m is None:
         return None
-    y, mo, d, h, mi, s, frac, _z, sign, oh, om = m.groups()
-    if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(h) < 24 and int(mi) < 60 and int(s) <= 60):
-        return None
-    secs = timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+    frac, _z, sign, oh, om = m.groups()
     if sign:
         offset = int(oh) * 3600 + int(om) * 60
         secs -= offset if sign == "+" else -offset
     nanos = int((frac or "0")[:9].ljust(9, "0"))
     return secs * NS + nanos
+
+
+# a log holds many records per second, each stamp with its own fraction: the calendar arithmetic is kept per second
+@lru_cache(maxsize=4096)
+def _seconds(date_time: str) -> int | None:
+    m = _DATE_TIME.fullmatch(date_time)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s = (int(g) for g in m.groups())
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s <= 60):
+        return None
+    return timegm((y, mo, d, h, mi, s, 0, 0, 0))

@@ -42,12 +42,20 @@ def as_dict(value: Any, what: str) -> dict[str, Any]:
 
 
 def as_str(value: Any) -> str | None:
+    if type(value) is str:  # nearly always: the rest only for odd records
+        return value
     if value is None or isinstance(value, (dict, list)):
         return None
     return str(value)
 
 
 def as_str_list(value: Any) -> list[str]:
+    if type(value) is list:
+        for v in value:
+            if type(v) is not str:
+                break
+        else:  # every element a string, as in nearly every record: a copy, four times quicker than the filter below
+            return value[:]
     if value is None:
         return []
     if isinstance(value, str):

@@ -20,7 +20,7 @@ from .salvage import Salvaged, salvage
 from .stats import Stats, Warn
 from .window import Window, decode_error
 
-Record = Callable[[str, "int | None", Any], Iterator[Event]]
+Record = Callable[[str, "int | None", Any], Iterable[Event]]
 
 _WS = re.compile(r"[ \t\r\n]*")
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import redact
 from ..k8s import BY_RESOURCE
 from ..model import Actor, Event, SourceRef, Target
 from . import k8s_rbac
 from .base import SourceError, as_dict, as_int, as_str, as_str_list
+from .k8s_query import EXEC_OPTION_KEYS, TRUE, exec_query, flag, parameters, redacted_argv, redacted_uri, split
 
 FORMAT = "k8s-audit"
 
@@ -67,7 +66,6 @@ HOOKS = (
     ("readinessProbe", ("readinessProbe", "exec", "command")),
     ("startupProbe", ("startupProbe", "exec", "command")),
 )
-TRUE = {"true", "1", "yes", "y"}
 
 
 def match(obj: dict[str, Any]) -> bool:
@@ -86,40 +84,6 @@ def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
             yield from from_audit_event(as_dict(item, "EventList item"), ref)
         return
     yield from from_audit_event(obj, ref)
-
-
-# Where exec is dense the same URIs and commands come back again and again (CI runners, probes):
-# their parsing and redaction, pure functions of the string, are kept for the most recent ones.
-@lru_cache(maxsize=4096)
-def _query(uri: str) -> tuple[str, list[tuple[str, str]]]:
-    """The path and parameters (read-only: shared between events with the same URI)."""
-    parts = urlsplit(uri)
-    # parse_qsl turns '+' into a space and decodes %XX, as the API server does
-    return unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True)
-
-
-@lru_cache(maxsize=4096)
-def _redacted_uri(uri: str) -> str:
-    return redact.text(uri)
-
-
-@lru_cache(maxsize=4096)
-def _redacted_argv(args: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(redact.argv(list(args)))
-
-
-def _flag(params: list[tuple[str, str]], *names: str) -> bool | None:
-    values = [v for k, v in params if k in names]
-    if not values:
-        return None
-    return values[-1].strip().lower() in TRUE
-
-
-def _first(params: list[tuple[str, str]], name: str) -> str | None:
-    for key, value in params:
-        if key == name:
-            return value
-    return None
 
 
 def _outcome(code: int | None, decision: str | None, status: str | None) -> str:
@@ -242,7 +206,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         verb=verb,
         resource=resource,
         subresource=subresource,
-        request_uri=_redacted_uri(uri) if uri else None,
+        request_uri=redacted_uri(uri) if uri else None,
         stage=as_str(obj.get("stage")),
         target=target,
         outcome=_outcome(code, as_str(annotations.get("authorization.k8s.io/decision")), as_str(status.get("status"))),
@@ -251,26 +215,28 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         raw=f"{ref.file}:{ref.line}" if ref.line else ref.file,
     )
     try:
-        path, params = _query(uri)
+        path, query = split(uri)
     except ValueError as exc:  # urlsplit rejects e.g. an unclosed '[' host
         raise SourceError(f"bad requestURI ({exc})") from None
 
     if resource == "pods" and subresource in POD_SUBRESOURCE_ACTIONS:
+        pod_query = exec_query(query)
         base.action = POD_SUBRESOURCE_ACTIONS[subresource]
-        base.target.container = _first(params, "container")
-        base.command = list(_redacted_argv(tuple(v for k, v in params if k == "command")))
-        base.tty = _flag(params, "tty")
-        base.stdin = _flag(params, "stdin")
+        base.target.container = pod_query.container
+        base.command = list(pod_query.command)
+        base.tty = pod_query.tty
+        base.stdin = pod_query.stdin
         if base.action == "ephemeral_container":
             yield from _ephemeral(obj, base)
             return
         options = exec_options(obj.get("requestObject"))
         if options is not None:
-            apply_exec_options(base, options, uri_has_options=any(k in EXEC_OPTION_KEYS for k, _ in params))
+            apply_exec_options(base, options, uri_has_options=pod_query.has_options)
         yield base
         return
 
     if resource == "nodes" and subresource == "proxy":
+        params = parameters(query)
         base.target.node = as_str(obj_ref.get("name"))
         segments = [s for s in path.split("/") if s]
         rest = segments[segments.index("proxy") + 1 :] if "proxy" in segments else []
@@ -281,9 +247,9 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         if not cmd:
             # kubelet /run takes one 'cmd' that it splits on white space
             cmd = [word for k, v in params if k == "cmd" for word in v.split()]
-        base.command = redact.argv(cmd)
-        base.tty = _flag(params, "tty")
-        base.stdin = _flag(params, "stdin", "input")
+        base.command = list(redacted_argv(tuple(cmd)))
+        base.tty = flag(params, "tty")
+        base.stdin = flag(params, "stdin", "input")
         yield base
         return
 
@@ -311,7 +277,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
                 ev = _copy(base)
                 ev.target.container = as_str(c.get("name"))
                 ev.target.image = as_str(c.get("image"))
-                ev.command = redact.argv(argv)
+                ev.command = list(redacted_argv(tuple(argv)))
                 ev.command_origin = origin
                 sc = c.get("securityContext")
                 if isinstance(sc, dict) and isinstance(sc.get("privileged"), bool):
@@ -337,7 +303,6 @@ def _discovery(resource: str | None, subresource: str | None, verb: str | None) 
 
 
 EXEC_OPTION_KINDS = {None, "PodExecOptions", "PodAttachOptions"}
-EXEC_OPTION_KEYS = ("command", "container", "stdin", "stdout", "stderr", "tty")
 
 
 def exec_options(body: Any) -> dict[str, Any] | None:

@@ -121,7 +121,7 @@ class Framer:
                     if skip and offset in skip:
                         continue
                     line = bytes(block[offset : block.index(b"\n", offset)])
-                    if line.strip():
+                    if line and not line.isspace():  # blank: strip() would copy the line to say so
                         yield base + lineno, line
                 n = last[1] - 1 + count_newlines(block, last[0], cut)
                 base += n
