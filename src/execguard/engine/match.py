@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from ..model import Alert, Event, RuleMatch, severity_rank
@@ -13,6 +12,7 @@ from .joinkeys import ACTIONS as JOIN_ACTIONS
 from .joinkeys import relevant
 from .memo import Decider, Reasons
 from .rule import Rule, procedure_tags
+from .seen import SeenKeys
 
 SEEN_LIMIT = 200_000
 
@@ -21,7 +21,7 @@ class Engine:
     def __init__(self, rules: list[Rule], min_severity: str = "info") -> None:
         self.rules = rules
         self.min_rank = severity_rank(min_severity)
-        self._seen: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
+        self._seen = SeenKeys(SEEN_LIMIT)  # fixed size: allocated whole on the first alert
         self.suppressed = 0
         self.correlator = Correlator(rules)  # correlation rules count the others' hits; they never match one event
         self.silent = silent_rules(rules)  # hits that only feed correlations (`generate: false`)
@@ -89,12 +89,9 @@ class Engine:
             # an audit event is logged once per stage: alert on the first stage only. Per source
             # format: one exec in docker events and the dockerd log is merged later (pipeline/dedupe.py)
             key = (event.source.format, event.event_id, event.target.container or "", alert.lead.rule_id)
-            if key in self._seen:
+            if not self._seen.add(key):
                 self.suppressed += 1
                 return None
-            self._seen[key] = None
-            if len(self._seen) > SEEN_LIMIT:
-                self._seen.popitem(last=False)
         return alert
 
     def match(self, event: Event, correlated: list[Alert] | None = None) -> Alert | None:
