@@ -4,7 +4,7 @@ An audit event is logged once per stage (RequestReceived, ResponseStarted, Respo
 the engine alerts on the first only, so it remembers the last ``limit`` alert keys. The keys were tuples
 of four strings (~260 bytes each): 200 000 of them grew watch by ~50 MB over 80 minutes at 40 alerts/s.
 Here every structure is allocated, and touched, on the first key: an open-addressing table of digests
-(linear probing, at most 3/8 full) and a ring of the same digests in arrival order, ~5.6 MB for 200 000
+(linear probing, at most half full) and a ring of the same digests in arrival order, ~5.6 MB for 200 000
 keys, so the memory is flat from the first alert on.
 
 A digest is Python's 64-bit ``hash`` of the key tuple: SipHash of each string, keyed per process, so it
@@ -27,7 +27,7 @@ class SeenKeys:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         size = 8
-        while size * 3 < limit * 8:  # load factor at most 3/8: probes stay short
+        while size < 2 * limit:  # at most half full: probes stay short (~1.3 for a key present, ~1.8 for a new one)
             size *= 2
         self._mask = size - 1
         self._size = size
@@ -47,8 +47,8 @@ class SeenKeys:
         """True when ``key`` was not among the remembered ones (it is now); False when it was."""
         table = self._table
         if not table:  # hunt's worker processes never add: allocate here, not in __init__
-            table = self._table = array("Q", bytes(8 * self._size))
-            self._ring = array("Q", bytes(8 * self.limit))
+            table = self._table = array("Q", [0]) * self._size  # written whole now: RSS does not creep up later
+            self._ring = array("Q", [0]) * self.limit
         digest = (hash(key) & _MASK64) or 1  # 0 marks an empty slot
         mask = self._mask
         i = digest & mask
