@@ -216,7 +216,7 @@ def watch_command(
     from ..audit.gather.live import LiveError
     from ..live.checkpoint import StateError, StateFile
     from ..live.containerd import ContainerdInput, node_name, socket_path
-    from ..live.docker import DockerInput
+    from ..live.docker import DockerInput, DockerStream
     from ..live.handoff import Shared, SpoolReader
     from ..live.inputs import EventStream
     from ..live.metrics import Metrics
@@ -245,10 +245,12 @@ def watch_command(
     except (RuleError, PolicyError) as exc:
         fail(_problem(exc))
     streams: list[Input] = []
+    dockers: list[DockerInput] = []
     for url in docker or []:
         try:
             docker_tls = docker_live.client_tls(tls, tlsverify, tlscacert, tlscert, tlskey) if url.startswith("tcp://") else None
-            streams.append(EventStream(DockerInput(url, docker_tls, warn=warning)))
+            dockers.append(DockerInput(url, docker_tls, warn=warning))
+            streams.append(DockerStream(dockers[-1]))
         except (LiveError, ValueError, OSError) as exc:  # a bad URL, a missing certificate file
             fail(f"--docker {url}: {exc}")
     for address in containerd or []:
@@ -289,6 +291,10 @@ def watch_command(
     if out_file is not None and out_file.cut:
         note(f"{out}: cut {plural(out_file.cut, 'byte')} of alerts written after the last checkpoint; their events are read again")
     metrics = Metrics(lambda: reader.size, lambda: reader.lag) if reader is not None else Metrics()
+    for inp in dockers:
+        # with a state file, from where the last run left off: what the daemon did meanwhile is replayed
+        inp.resume(state.positions.get(inp.name()) if state is not None else None)
+        inp.gap = metrics.gap_seconds.labels(input=inp.name()).inc
     primary = _sink(output, out_file.handle if out_file is not None else (sys.stdout if output is WatchOutput.table else sys.stdout.buffer))
     sink, flush = _sinks(primary, store, sink_specs or [], throttle, spool_dir if reader is not None else where_state)
     runner = Runner(detector, sink, metrics, out_file, warning, state=state, flush=flush)

@@ -8,13 +8,18 @@ the input. An exec already gone (404) still alerts from what its event carries.
 
 The connection is restartable: on any failure it reconnects with backoff and ``since`` = the last
 event time seen (timeNano); events at that boundary already handed on are skipped by
-(Action, Actor.ID, execID, timeNano). The daemon replays ``since`` from its own in-memory event
-buffer (the last 256 events in current dockerd), which a restarted daemon starts afresh.
+(Action, Actor.ID, execID, timeNano). With watch's state file the same position (the time and the
+keys of the events at it) is kept per daemon, saved before each event's batch is acknowledged, so a
+restarted watch, even after kill -9, resumes from it. The daemon replays ``since`` from its own
+in-memory buffer of its last 256 events of every type (``eventsLimit`` in moby's daemon/events), which a
+restarted daemon starts afresh: when the buffer no longer holds the event at the position, events in
+between may be gone, and that is warned about and counted, not hidden.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -30,24 +35,40 @@ from ..sources import docker_events
 from ..sources.base import SourceError, as_dict, as_int, as_str, as_str_list
 from ..sources.dockerd_log import _create_body, _exec_body, _healthcheck
 from .dockerapi import ApiError, Endpoint, get_json, json_lines, request
+from .inputs import Batch
 
 Warn = Callable[[str], None]
 ACTIONS = ("exec_create", "exec_start", "create", "start")
 BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 READ_TICK = 0.5  # how often a quiet stream looks at the stop flag
 SEEN_LIMIT = 4096  # event keys remembered to skip what a reconnect replays
+AT_LIMIT = 64  # keys kept in the position for events at one and the same nanosecond
 NS = 1_000_000_000
+Key = tuple[str, str, str, int]
 
 
 class DockerInput:
     """One Docker daemon. ``run`` returns only when ``stop`` is set; failures are warned about and retried."""
 
-    def __init__(self, url: str, tls: ClientTLS | None = None, since_ns: int | None = None, warn: Warn | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        tls: ClientTLS | None = None,
+        since_ns: int | None = None,
+        warn: Warn | None = None,
+        position: Any = None,
+        gap: Callable[[float], None] | None = None,
+    ) -> None:
         self.endpoint = Endpoint(url, tls)
         self.url = url
         self.since_ns = since_ns  # None: from when run() starts
         self.warn: Warn = warn or (lambda m: None)
-        self.seen: OrderedDict[tuple[str, str, str, int], None] = OrderedDict()
+        self.gap = gap  # called with the seconds of events that may be lost (metrics)
+        self.seen: OrderedDict[Key, None] = OrderedDict()
+        self.at: list[Key] = []  # the keys handed on at since_ns: a resume skips them
+        self.anchored = False  # since_ns is the time of an event this daemon sent (so it should still hold it)
+        self.gaps = 0
+        self.resume(position)
         self.created: OrderedDict[str, None] = OrderedDict()  # containers whose create was handed on
         self.connected = threading.Event()  # set while the stream is open (tests and /readyz)
         self.reconnects = 0
@@ -56,13 +77,41 @@ class DockerInput:
     def name(self) -> str:
         return f"docker {self.url}"
 
+    def position(self) -> dict[str, Any]:
+        """Where a restarted watch resumes: the last event time and the keys of the events at that time."""
+        return {"since": self.since_ns, "at": [list(k[:3]) for k in self.at]}
+
+    def resume(self, position: Any) -> None:
+        """Start from a position ``position()`` gave (watch's state file); anything else is ignored."""
+        if not isinstance(position, dict) or not isinstance(position.get("since"), int):
+            return
+        self.since_ns = position["since"]
+        for k in position.get("at") or []:
+            if isinstance(k, list) and len(k) == 3 and all(isinstance(x, str) for x in k):
+                key = (k[0], k[1], k[2], self.since_ns)
+                self.seen[key] = None
+                self.at.append(key)
+        self.anchored = bool(self.at)  # checked once, on the first connect: the daemon ran on while watch was down
+
     def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
+        """Hand on each Event as it comes (no position: for callers without a state file)."""
+
+        def hand(evs: list[Event]) -> None:
+            for ev in evs:
+                emit(ev)
+
+        self.follow(hand, stop)
+
+    def follow(self, hand: Callable[[list[Event]], None], stop: threading.Event) -> None:
+        """Hand on the Events of each Docker event together (none for one that alerts on nothing)."""
         if self.since_ns is None:
             self.since_ns = time.time_ns()
         failures = 0
         while not stop.is_set():
             try:
-                self._follow(emit, stop)
+                if self.anchored:
+                    self._check_held()
+                self._follow(hand, stop)
                 failures = 0  # a clean end (daemon shut down): reconnect at once, then back off
             except (OSError, ValueError, ApiError) as exc:  # socket, TLS, HTTP and JSON errors alike
                 if stop.is_set():
@@ -81,7 +130,47 @@ class DockerInput:
         since = self.since_ns or 0
         return f"/events?since={since // NS}.{since % NS:09d}&filters={quote(filters)}"
 
-    def _follow(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
+    def _check_held(self) -> None:
+        """Warn when the daemon no longer holds the event at ``since``: what came after it may be lost.
+
+        The daemon's buffer is its last 256 events of any type; a restarted daemon starts it empty."""
+        since = self.since_ns or 0
+        sock, resp = request(self.endpoint, f"/events?since=1&until={since // NS}.{since % NS:09d}")
+        try:
+            held = resp.body().strip() if resp.status == 200 else b"?"
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self.anchored = False  # once: a reconnect within a run follows a stream that was live until it broke
+        if held:
+            return
+        try:
+            oldest = self._oldest_held()
+        except (OSError, ValueError):
+            oldest = None
+        lost = max(0.0, ((oldest or time.time_ns()) - since) / NS)
+        self.gaps += 1
+        if self.gap is not None:
+            self.gap(lost)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / NS))
+        self.warn(
+            f"{self.url}: the daemon no longer holds the events after {stamp} (it keeps its last 256, and a restart "
+            f"empties them): up to {lost:.0f} s of Docker events may be missed; execs then are not alerted from Docker"
+        )
+
+    def _oldest_held(self) -> int | None:
+        since = self.since_ns or 0
+        now = time.time_ns()
+        sock, resp = request(self.endpoint, f"/events?since={since // NS}.{since % NS:09d}&until={now // NS}.{now % NS:09d}")
+        try:
+            first = resp.body().split(b"\n", 1)[0] if resp.status == 200 else b""
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+        obj = orjson.loads(first) if first.strip() else None
+        return as_int(obj.get("timeNano")) if isinstance(obj, dict) else None
+
+    def _follow(self, hand: Callable[[list[Event]], None], stop: threading.Event) -> None:
         sock, resp = request(self.endpoint, self._path())
         try:
             if resp.status != 200:
@@ -92,12 +181,12 @@ class DockerInput:
                 if stop.is_set():
                     return
                 if obj is not None:
-                    self._one(obj, emit)
+                    self._one(obj, hand)
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def _one(self, obj: dict[str, Any], emit: Callable[[Event], None]) -> None:
+    def _one(self, obj: dict[str, Any], hand: Callable[[list[Event]], None]) -> None:
         nano = as_int(obj.get("timeNano")) or (as_int(obj.get("time")) or 0) * NS
         actor = obj.get("Actor")
         actor = actor if isinstance(actor, dict) else {}
@@ -109,15 +198,20 @@ class DockerInput:
         self.seen[key] = None
         if len(self.seen) > SEEN_LIMIT:
             self.seen.popitem(last=False)
-        self.since_ns = max(self.since_ns or 0, nano)
+        if nano > (self.since_ns or 0):
+            self.since_ns, self.at = nano, []
+        if nano == self.since_ns and len(self.at) < AT_LIMIT:
+            self.at.append(key)
         self.events_in += 1
         try:
-            for ev in self.events(obj):
-                emit(ev)
+            evs = self.events(obj)
         except SourceError as exc:
             self.warn(f"{self.url}: event {key[0]} at {nano}: {exc}")
+            evs = []
+        hand(evs)  # even none: the position moves past this event
 
     def events(self, obj: dict[str, Any]) -> list[Event]:
+        """The Events of one Docker event, completed from the daemon."""
         ref = SourceRef(format=docker_events.FORMAT, file=self.url, line=None)
         action = (as_str(obj.get("Action")) or "").partition(":")[0].strip()
         evs = list(docker_events.events(obj, ref))
@@ -188,3 +282,14 @@ class DockerInput:
             t.container = (as_str(info.get("Name")) or "").lstrip("/") or None
         health = _healthcheck(body, ev)
         return [ev] if health is None else [ev, health]
+
+
+class DockerStream:
+    """``--docker`` as an input of watch: one batch per Docker event, with the position reached (kept by --state)."""
+
+    def __init__(self, inner: DockerInput) -> None:
+        self.inner = inner
+        self.name: str = inner.name()
+
+    def run(self, out: queue.Queue[Batch], stop: threading.Event) -> None:
+        self.inner.follow(lambda evs: out.put(Batch(self.name, evs, position=self.inner.position())), stop)
