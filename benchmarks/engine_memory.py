@@ -2,8 +2,9 @@
 
 Runs the built-in rules (engine/match.py Engine, as watch's runner does) over N exec events with
 distinct auditIDs (what the webhook load of memory.py sends) and prints the process's RSS every
---every events, so the growth memory.py sees in an hour can be told apart from a leak: the engine
-remembers the alerts it has emitted (dedup, at most SEEN_LIMIT keys) and stops growing once full.
+--every events, so growth over a long watch can be told apart from a leak: the engine remembers the
+alerts it has emitted (dedup, at most SEEN_LIMIT keys) in a table of fixed size (engine/seen.py),
+allocated whole on the first alert, so RSS should be flat from the first --every on.
 
     .venv/bin/python benchmarks/engine_memory.py --events 300000 --every 25000
 """
