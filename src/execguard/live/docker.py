@@ -8,7 +8,7 @@ the input. An exec already gone (404) still alerts from what its event carries.
 
 The connection is restartable: on any failure it reconnects with backoff and ``since`` = the last
 event time seen (timeNano); events at that boundary already handed on are skipped by
-(Action, Actor.ID, execID, timeNano). With watch's state file the same position (the time and the
+(the Action's verb, Actor.ID, execID, timeNano). With watch's state file the same position (the time and the
 keys of the events at it) is kept per daemon, saved before each event's batch is acknowledged, so a
 restarted watch, even after kill -9, resumes from it. The daemon replays ``since`` from its own
 in-memory buffer of its last 256 events of every type (``eventsLimit`` in moby's daemon/events), which a
@@ -208,7 +208,8 @@ class DockerInput:
         actor = actor if isinstance(actor, dict) else {}
         attrs = actor.get("Attributes")
         attrs = attrs if isinstance(attrs, dict) else {}
-        key = (str(obj.get("Action")), str(actor.get("ID")), str(attrs.get("execID") or ""), nano)
+        # the action's verb only: "exec_create: CMD" carries the command, which the state file must not hold
+        key = (str(obj.get("Action")).partition(":")[0].strip(), str(actor.get("ID")), str(attrs.get("execID") or ""), nano)
         if key in self.seen:
             return  # replayed by a reconnect's since
         self.seen[key] = None
