@@ -64,7 +64,9 @@ def test_dense_file_is_cut_and_gets_workers(files: tuple[Path, Path], monkeypatc
     units = parallel.plan(reader, [str(dense)], unit=unit)
     assert units is not None and len(units) >= 4 and all(u.start is not None for u in units)
     assert parallel.worth_it(units, 2)
+    assert not engine._deciders
     hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
+    assert engine._deciders  # the parent matched the head of the file before the fork (its memos are shared)
     try:
         got = [json.dumps(alert_dict(a)) for a in hunt.alerts()]
     finally:
