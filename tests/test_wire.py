@@ -76,3 +76,30 @@ def test_a_batch_cut_short_ends_the_records(tmp_path: Path) -> None:
     data = buf.getvalue()
     got = list(wire.read(io.BytesIO(data[:-5])))
     assert len(got) == wire.BATCH and got[-1] == ("w", "f", wire.BATCH, "m")
+
+
+def test_the_joins_spilled_runs_come_back_in_time_order(events: list[tuple[Event, list[RuleMatch]]]) -> None:
+    """The join's TimeSpill writes runs past its limit: records come back equal, in (time, seq) order, each
+    alert's event still the record's own event where it was."""
+    from execguard.model import Alert, SourceRef
+    from execguard.pipeline.join import TimeSpill
+
+    spill = TimeSpill(limit=50)
+    want = []
+    for seq, (event, hits) in enumerate(events[:400]):
+        alert = Alert(event, hits) if hits else None
+        if alert is not None and seq % 5 == 0:  # the fields the join and policy fill in, and an alert of another event
+            alert.also_seen = [SourceRef("docker-events", "x.jsonl", seq)]
+            alert.covers = [events[seq + 1][0]]
+            alert.suppressed = "entry: why"
+        if alert is not None and seq % 7 == 0:
+            alert = Alert(events[seq + 2][0], hits)
+        t = (seq * 7919) % 1000  # not in input order
+        spill.add(t, seq, (event, alert))
+        want.append((t, seq, (event, alert)))
+    assert spill.runs  # it wrote to disk
+    got = list(spill.drain())
+    assert got == sorted(want, key=lambda r: (r[0], r[1]))
+    for _, seq, (event, alert) in got:
+        if alert is not None:
+            assert (alert.event is event) == (seq % 7 != 0)

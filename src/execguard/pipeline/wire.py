@@ -1,4 +1,5 @@
-"""What workers hand back: events, their hits and warnings as plain tuples, in length-prefixed marshal batches.
+"""Events, hits and alerts as plain tuples in length-prefixed marshal batches: what workers hand back, and the
+join's time-sorted runs on disk.
 
 Pickling the model's slotted dataclasses runs a Python ``__getstate__``/``__setstate__`` per object, and
 on a dense log unpickling cost the parent as much as parsing the records did (issue 10). A tuple of the
@@ -17,7 +18,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import IO, Any
 
-from ..model import Actor, Event, Process, RbacChange, RuleMatch, SourceRef, Target
+from ..model import Actor, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target
 
 BATCH = 256  # records per marshal call: enough to share its strings, little to hold
 _HEAD = struct.Struct("<IB")  # batch length, and its kind: marshal or pickle
@@ -30,6 +31,7 @@ _EVENT = attrgetter(*_NAMES)
 _PARTS = {name: attrgetter(*(f.name for f in fields(cls))) for name, cls in _NESTED.items()}
 _AT = [_NAMES.index(name) for name in _NESTED]
 _MATCH = attrgetter(*(f.name for f in fields(RuleMatch)))
+_SOURCE = _PARTS["source"]
 
 
 def encode_event(event: Event) -> tuple[Any, ...]:
@@ -58,6 +60,55 @@ def decode_hits(values: list[tuple[Any, ...]]) -> list[RuleMatch]:
     return [RuleMatch(*m) for m in values]
 
 
+def encode_alert(alert: Alert | None, event: Event) -> tuple[Any, ...] | None:
+    """An alert; its event is left out when it is ``event`` (the one it was decided for), and restored so."""
+    if alert is None:
+        return None
+    own = alert.event is event
+    return (
+        None if own else encode_event(alert.event),
+        encode_hits(alert.matches),
+        alert.suppressed,
+        [_SOURCE(ref) for ref in alert.also_seen],
+        [encode_event(e) for e in alert.covers],
+    )
+
+
+def decode_alert(values: tuple[Any, ...] | None, event: Event) -> Alert | None:
+    if values is None:
+        return None
+    own, matches, suppressed, also_seen, covers = values
+    return Alert(
+        event if own is None else decode_event(own),
+        decode_hits(matches),
+        suppressed,
+        [SourceRef(*ref) for ref in also_seen],
+        [decode_event(e) for e in covers],
+    )
+
+
+def write_batch(f: IO[bytes], batch: list[Any]) -> None:
+    try:
+        blob, kind = marshal.dumps(batch), _MARSHAL
+    except ValueError:  # a value marshal cannot write: this batch goes as a pickle
+        blob, kind = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), _PICKLE
+    f.write(_HEAD.pack(len(blob), kind))
+    f.write(blob)
+
+
+def read_batch(f: IO[bytes]) -> list[Any] | None:
+    """The next batch ``write_batch`` wrote; None at the end or at a batch cut short."""
+    head = f.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    size, kind = _HEAD.unpack(head)
+    blob = f.read(size)
+    if len(blob) < size:
+        return None
+    got: list[Any] = marshal.loads(blob) if kind == _MARSHAL else pickle.loads(blob)
+    return got
+
+
 class Writer:
     """Records in order: ("e", event, hits) and ("w", file, line, message); ``close`` writes the last batch."""
 
@@ -76,28 +127,15 @@ class Writer:
             self.flush()
 
     def flush(self) -> None:
-        if not self.batch:
-            return
-        try:
-            blob, kind = marshal.dumps(self.batch), _MARSHAL
-        except ValueError:  # a value marshal cannot write: this batch goes as a pickle
-            blob, kind = pickle.dumps(self.batch, protocol=pickle.HIGHEST_PROTOCOL), _PICKLE
-        self.f.write(_HEAD.pack(len(blob), kind))
-        self.f.write(blob)
-        self.batch = []
+        if self.batch:
+            write_batch(self.f, self.batch)
+            self.batch = []
 
 
 def read(f: IO[bytes]) -> Iterator[tuple[Any, ...]]:
     """The records ``Writer`` wrote, events and hits decoded; stops at the end or at a batch cut short."""
-    while True:
-        head = f.read(_HEAD.size)
-        if len(head) < _HEAD.size:
-            return
-        size, kind = _HEAD.unpack(head)
-        blob = f.read(size)
-        if len(blob) < size:
-            return
-        for rec in marshal.loads(blob) if kind == _MARSHAL else pickle.loads(blob):
+    while (batch := read_batch(f)) is not None:
+        for rec in batch:
             if rec[0] == "e":
                 yield "e", decode_event(rec[1]), decode_hits(rec[2])
             else:
