@@ -64,7 +64,9 @@ def test_dense_file_is_cut_and_gets_workers(files: tuple[Path, Path], monkeypatc
     units = parallel.plan(reader, [str(dense)], unit=unit)
     assert units is not None and len(units) >= 4 and all(u.start is not None for u in units)
     assert parallel.worth_it(units, 2)
+    assert not engine._deciders
     hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
+    assert engine._deciders  # the parent matched the head of the file before the fork (its memos are shared)
     try:
         got = [json.dumps(alert_dict(a)) for a in hunt.alerts()]
     finally:
@@ -94,7 +96,7 @@ def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     assert 1 <= run.usable_jobs(0)[0] <= usable  # whatever the machine's load is now
     assert run.usable_jobs(1) == (1, None)  # an explicit -j is kept
     # the load average is the other work's: each busy CPU is one worker fewer, never none
-    monkeypatch.setattr(run, "_running_others", lambda: 99)  # other work runnable now too
+    monkeypatch.setattr(run, "_running_others", lambda *a: 99)  # other work runnable now too
     monkeypatch.setattr(run.os, "getloadavg", lambda: (0.4, 0.0, 0.0))
     assert run.idle_jobs(4) == 4
     monkeypatch.setattr(run.os, "getloadavg", lambda: (2.7, 0.0, 0.0))
@@ -102,14 +104,42 @@ def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(run.os, "getloadavg", lambda: (11.0, 0.0, 0.0))
     assert run.idle_jobs(4) == 1
     # the average lags: a hunt run just after another sees its predecessor's load; nothing else runs now
-    monkeypatch.setattr(run, "_running_others", lambda: 0)
+    monkeypatch.setattr(run, "_running_others", lambda *a: 0)
     monkeypatch.setattr(run.os, "getloadavg", lambda: (1.06, 0.0, 0.0))
     assert run.idle_jobs(4) == 4
-    monkeypatch.setattr(run, "_running_others", lambda: 1)
+    monkeypatch.setattr(run, "_running_others", lambda *a: 1)
     assert run.idle_jobs(4) == 3
     # no /proc/loadavg: the average alone
-    monkeypatch.setattr(run, "_running_others", lambda: None)
+    monkeypatch.setattr(run, "_running_others", lambda *a: None)
     assert run.idle_jobs(4) == 3
     monkeypatch.undo()
     others = run._running_others()
     assert others is None or others >= 0
+
+
+def test_running_count_is_the_most_of_a_few_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other sessions' work runs in bursts: one read between two bursts must not count their CPU as idle."""
+    import io
+
+    from execguard.pipeline import run
+
+    reads = iter(["1.50 1.20 0.90 1/300 42\n", "1.50 1.20 0.90 3/300 42\n", "1.50 1.20 0.90 1/300 42\n"])
+    monkeypatch.setattr(run, "open", lambda *a, **k: io.StringIO(next(reads)), raising=False)
+    assert run._running_others(3, 0.0) == 2  # ourselves left out
+
+
+def test_default_jobs_recounted_once_the_work_is_worth_it(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from execguard.pipeline import run
+
+    dense, _ = files
+    monkeypatch.setattr(parallel, "MIN_UNIT", 256 << 10)
+    monkeypatch.setattr(parallel, "MIN_TOTAL", 8 << 20)
+    monkeypatch.setattr(parallel, "UNIT", 2 << 20)
+    seen: list[int] = []
+    monkeypatch.setattr(run, "idle_jobs", lambda usable, samples=1: seen.append(samples) or 1)  # busy now
+    reader, engine = _reader()
+    workers, paths = run.start_workers(reader, engine, [str(dense)], 2, idle=True)
+    assert workers is None and paths == [str(dense)] and seen == [run.SAMPLES]
+    workers, _ = run.start_workers(reader, engine, [str(dense)], 2)  # -j 2 asked: kept
+    assert workers is not None
+    workers.close()

@@ -184,7 +184,7 @@ def hunt(
     jobs, cap = usable_jobs(asked)
     if cap is not None and not quiet:
         note(f"-j {asked} capped at {plural(cap, 'usable CPU')}")
-    workers, files = start_workers(reader, engine, inputs, jobs)
+    workers, files = start_workers(reader, engine, inputs, jobs, idle=asked == 0)
 
     # one handle on --out: bytes for jsonl/ocsf, text for the table
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115

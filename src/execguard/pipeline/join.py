@@ -15,17 +15,17 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 from ..engine import joinkeys as jk
 from ..engine.join import CAP, SKEW, WINDOW, Joiner, JoinStats
 from ..engine.match import Engine
 from ..model import Alert, Event
 from ..times import time_ns
+from . import wire
 from .order import LAST, RUN
 
 Decided = tuple[Event, "Alert | None", list[Alert]]  # an event, its alert, correlation alerts it completed
@@ -49,16 +49,20 @@ def decided(engine: Engine, events: Iterable[Event]) -> Iterator[Decided]:
 
 
 class TimeSpill:
-    """(time, seq, item) records, then once in (time, seq) order; at most ``limit`` held in memory."""
+    """(time, seq, (event, alert)) records, then once in (time, seq) order; at most ``limit`` held in memory.
+
+    Runs go to disk as ``wire`` batches: a pickle of the slotted dataclasses cost a dense hunt more to write and
+    read back than the join itself (issue 10).
+    """
 
     def __init__(self, limit: int = RUN) -> None:
         self.limit = limit
-        self.buffer: list[tuple[int, int, Any]] = []
+        self.buffer: list[tuple[int, int, tuple[Event, Alert | None]]] = []
         self.runs: list[tuple[int, int]] = []
         self.spill: IO[bytes] | None = None
         self.path = ""
 
-    def add(self, t: int, seq: int, item: Any) -> None:
+    def add(self, t: int, seq: int, item: tuple[Event, Alert | None]) -> None:
         self.buffer.append((t, seq, item))
         if len(self.buffer) >= self.limit:
             if self.spill is None:
@@ -66,22 +70,26 @@ class TimeSpill:
                 self.spill = os.fdopen(fd, "wb")
             self.buffer.sort(key=lambda r: (r[0], r[1]))
             self.runs.append((self.spill.tell(), len(self.buffer)))
-            for rec in self.buffer:
-                self.spill.write(pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL))
+            for at in range(0, len(self.buffer), wire.BATCH):
+                batch = [(t, s, wire.encode_event(ev), wire.encode_alert(al, ev)) for t, s, (ev, al) in self.buffer[at : at + wire.BATCH]]
+                wire.write_batch(self.spill, batch)
             self.buffer = []
 
-    def _run(self, offset: int, count: int) -> Iterator[tuple[int, int, Any]]:
+    def _run(self, offset: int, count: int) -> Iterator[tuple[int, int, tuple[Event, Alert | None]]]:
         with open(self.path, "rb") as f:
             f.seek(offset)
-            for _ in range(count):
-                yield pickle.load(f)
+            while count > 0 and (batch := wire.read_batch(f)) is not None:
+                count -= len(batch)
+                for t, s, ev, al in batch:
+                    event = wire.decode_event(ev)
+                    yield t, s, (event, wire.decode_alert(al, event))
 
-    def drain(self) -> Iterator[tuple[int, int, Any]]:
+    def drain(self) -> Iterator[tuple[int, int, tuple[Event, Alert | None]]]:
         self.buffer.sort(key=lambda r: (r[0], r[1]))
         try:
             if self.spill is not None:
                 self.spill.flush()
-            streams: list[Iterator[tuple[int, int, Any]]] = [self._run(o, n) for o, n in self.runs]
+            streams: list[Iterator[tuple[int, int, tuple[Event, Alert | None]]]] = [self._run(o, n) for o, n in self.runs]
             yield from heapq.merge(*streams, iter(self.buffer), key=lambda r: (r[0], r[1]))
         finally:
             self.close()

@@ -10,6 +10,7 @@ closing summary). The caller owns the sink and closes it; the CLI only parses op
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -22,6 +23,9 @@ from . import parallel
 from .filters import AlertFilter
 from .join import JoinOptions, JoinStage, decided
 from .stages import Pipeline
+
+SAMPLES = 5  # reads of the running count for -j 0, SAMPLE_GAP seconds apart (20 ms in all)
+SAMPLE_GAP = 0.005
 
 if TYPE_CHECKING:
     from ..policy import PolicyFilter
@@ -102,10 +106,12 @@ class Hunt:
 
 
 def start_workers(
-    reader: Reader, engine: Engine, paths: list[str], jobs: int
+    reader: Reader, engine: Engine, paths: list[str], jobs: int, idle: bool = False
 ) -> tuple[parallel.ParallelHunt | None, list[str]]:
     """Forked workers for ``paths`` when ``jobs`` > 1 and the work is worth them, and the paths to hunt.
 
+    ``idle``: ``jobs`` came from ``idle_jobs`` (-j 0): once the work is known to be worth workers, the CPUs
+    are counted again over a few reads of the running count (20 ms, paid only then).
     Start them before any thread (a progress bar's) exists. The paths come back de-duplicated when
     planned, as the workers see them.
     """
@@ -115,6 +121,10 @@ def start_workers(
     files = list(dict.fromkeys(u.path for u in units))
     if not parallel.worth_it(units, jobs):
         return None, files
+    if idle:
+        jobs = min(jobs, idle_jobs(parallel.available_jobs(), SAMPLES))
+        if jobs < 2:
+            return None, files
     return parallel.ParallelHunt(reader, engine, units, jobs), files
 
 
@@ -126,28 +136,37 @@ def usable_jobs(asked: int) -> tuple[int, int | None]:
     return asked or idle_jobs(usable), None
 
 
-def idle_jobs(usable: int) -> int:
+def idle_jobs(usable: int, samples: int = 1) -> int:
     """One worker per usable CPU that other work leaves idle (the 1-minute load average), at least one.
 
     Workers pay for their spools and the parent's replay; on CPUs other processes keep busy they only
     contend, and a hunt with workers ran slower than one process (benchmarks/RESULTS.md, issue 10).
     The average lags by a minute, so a hunt run just after another would see its own predecessor as
-    other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg).
+    other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg), in the
+    most of ``samples`` reads.
     """
     try:
         busy = int(os.getloadavg()[0])
     except OSError:  # pragma: no cover - no load average (not Linux)
         return usable
-    running = _running_others()
+    running = _running_others(samples)
     if running is not None:
         busy = min(busy, running)
     return max(1, min(usable, usable - busy))
 
 
-def _running_others() -> int | None:
-    """Tasks runnable at this instant besides this one (the fourth field of /proc/loadavg, "running/total")."""
-    try:
-        with open("/proc/loadavg") as f:
-            return max(0, int(f.read().split()[3].split("/")[0]) - 1)
-    except (OSError, ValueError, IndexError):
-        return None
+def _running_others(samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> int | None:
+    """Tasks runnable besides this one (the fourth field of /proc/loadavg, "running/total"): the most of a few
+    reads ``gap`` seconds apart. Other sessions' work runs in bursts (tests, builds): one read often caught them
+    between two, and the default run started two workers beside them and was slower than one process (issue 10)."""
+    most: int | None = None
+    for i in range(samples):
+        if i:
+            time.sleep(gap)
+        try:
+            with open("/proc/loadavg") as f:
+                now = max(0, int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return None
+        most = now if most is None else max(most, now)
+    return most

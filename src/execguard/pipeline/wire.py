@@ -1,0 +1,142 @@
+"""Events, hits and alerts as plain tuples in length-prefixed marshal batches: what workers hand back, and the
+join's time-sorted runs on disk.
+
+Pickling the model's slotted dataclasses runs a Python ``__getstate__``/``__setstate__`` per object, and
+on a dense log unpickling cost the parent as much as parsing the records did (issue 10). A tuple of the
+fields' values in declaration order is built and read back by C code (``attrgetter``, ``marshal``), and
+strings repeated within a batch (a file name, rule titles, tags) are written once. Values marshal cannot
+write (none today) send that batch as a pickle instead, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import marshal
+import pickle
+import struct
+from collections.abc import Iterator
+from dataclasses import fields
+from operator import attrgetter
+from typing import IO, Any
+
+from ..model import Actor, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target
+
+BATCH = 256  # records per marshal call: enough to share its strings, little to hold
+_HEAD = struct.Struct("<IB")  # batch length, and its kind: marshal or pickle
+_MARSHAL, _PICKLE = 0, 1
+
+# the Event fields holding another dataclass, and the classes they hold
+_NESTED: dict[str, type] = {"source": SourceRef, "actor": Actor, "target": Target, "rbac": RbacChange, "process": Process}
+_NAMES = [f.name for f in fields(Event)]
+_EVENT = attrgetter(*_NAMES)
+_PARTS = {name: attrgetter(*(f.name for f in fields(cls))) for name, cls in _NESTED.items()}
+_AT = [_NAMES.index(name) for name in _NESTED]
+_MATCH = attrgetter(*(f.name for f in fields(RuleMatch)))
+_SOURCE = _PARTS["source"]
+
+
+def encode_event(event: Event) -> tuple[Any, ...]:
+    values = list(_EVENT(event))
+    for at, name in zip(_AT, _NESTED, strict=True):
+        part = values[at]
+        if part is not None:
+            values[at] = _PARTS[name](part)
+    return tuple(values)
+
+
+def decode_event(values: tuple[Any, ...]) -> Event:
+    v = list(values)
+    for at, cls in zip(_AT, _NESTED.values(), strict=True):
+        part = v[at]
+        if part is not None:
+            v[at] = cls(*part)
+    return Event(*v)
+
+
+def encode_hits(hits: list[RuleMatch]) -> list[tuple[Any, ...]]:
+    return [_MATCH(m) for m in hits]
+
+
+def decode_hits(values: list[tuple[Any, ...]]) -> list[RuleMatch]:
+    return [RuleMatch(*m) for m in values]
+
+
+def encode_alert(alert: Alert | None, event: Event) -> tuple[Any, ...] | None:
+    """An alert; its event is left out when it is ``event`` (the one it was decided for), and restored so."""
+    if alert is None:
+        return None
+    own = alert.event is event
+    return (
+        None if own else encode_event(alert.event),
+        encode_hits(alert.matches),
+        alert.suppressed,
+        [_SOURCE(ref) for ref in alert.also_seen],
+        [encode_event(e) for e in alert.covers],
+    )
+
+
+def decode_alert(values: tuple[Any, ...] | None, event: Event) -> Alert | None:
+    if values is None:
+        return None
+    own, matches, suppressed, also_seen, covers = values
+    return Alert(
+        event if own is None else decode_event(own),
+        decode_hits(matches),
+        suppressed,
+        [SourceRef(*ref) for ref in also_seen],
+        [decode_event(e) for e in covers],
+    )
+
+
+def write_batch(f: IO[bytes], batch: list[Any]) -> None:
+    try:
+        blob, kind = marshal.dumps(batch), _MARSHAL
+    except ValueError:  # a value marshal cannot write: this batch goes as a pickle
+        blob, kind = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), _PICKLE
+    f.write(_HEAD.pack(len(blob), kind))
+    f.write(blob)
+
+
+def read_batch(f: IO[bytes]) -> list[Any] | None:
+    """The next batch ``write_batch`` wrote; None at the end or at a batch cut short."""
+    head = f.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    size, kind = _HEAD.unpack(head)
+    blob = f.read(size)
+    if len(blob) < size:
+        return None
+    got: list[Any] = marshal.loads(blob) if kind == _MARSHAL else pickle.loads(blob)
+    return got
+
+
+class Writer:
+    """Records in order: ("e", event, hits) and ("w", file, line, message); ``close`` writes the last batch."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.batch: list[tuple[Any, ...]] = []
+
+    def event(self, event: Event, hits: list[RuleMatch]) -> None:
+        self.batch.append(("e", encode_event(event), encode_hits(hits)))
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def warning(self, file: str, line: int | None, message: str) -> None:
+        self.batch.append(("w", file, line, message))
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            write_batch(self.f, self.batch)
+            self.batch = []
+
+
+def read(f: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+    """The records ``Writer`` wrote, events and hits decoded; stops at the end or at a batch cut short."""
+    while (batch := read_batch(f)) is not None:
+        for rec in batch:
+            if rec[0] == "e":
+                yield "e", decode_event(rec[1]), decode_hits(rec[2])
+            else:
+                yield rec
