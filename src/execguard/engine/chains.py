@@ -28,11 +28,12 @@ PER_RULE = 16
 MAX_KEYS = 16
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     when: float
     event: Event
     summary: str
+    event_id: str | None = None
     reported: bool = False
 
 
@@ -46,19 +47,34 @@ class Done:
 
 def keys(corr: Correlation, ref: str, fields: Lookup) -> list[tuple[str, ...]]:
     """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
-    if len(corr.group_by) == 1 and not corr.aliases:  # the usual shape (one user, one address): one key
-        value = fields.get(corr.group_by[0])
-        if value.__class__ is str:
-            return [(value,)] if value else []
+    if len(corr.group_by) == 1:  # the usual shape (one user, one address, one principal list): one field
+        found = _one_key(fields.get(_field(corr, ref, corr.group_by[0])))
+        if found is not None:
+            return found
     out: list[tuple[str, ...]] = [()]
     for name in corr.group_by:
-        alias = corr.aliases.get(name)
-        value = fields.get(alias.get(ref, name) if alias else name)
+        value = fields.get(_field(corr, ref, name))
         values = [str(v) for v in value if v not in (None, "")] if isinstance(value, list) else [] if value in (None, "") else [str(value)]
         if not values:
             return []  # an event without the key cannot be joined to anything
         out = [(*k, v) for k in out for v in dict.fromkeys(values)][:MAX_KEYS]
     return out
+
+
+def _field(corr: Correlation, ref: str, name: str) -> str:
+    """The field a group-by name reads for ``ref``'s hits (an alias names one per rule)."""
+    alias = corr.aliases.get(name)
+    return alias.get(ref, name) if alias else name
+
+
+def _one_key(value: Any) -> list[tuple[str, ...]] | None:
+    """The keys of one group-by field's value when it is a string or a list of them (None: another shape)."""
+    if value.__class__ is str:
+        return [(value,)] if value else []
+    if value.__class__ is list and all(v.__class__ is str for v in value):
+        found: list[tuple[str, ...]] = [(v,) for v in dict.fromkeys(value) if v]
+        return found[:MAX_KEYS]
+    return None
 
 
 def summary(event: Event) -> str:
@@ -72,19 +88,55 @@ def summary(event: Event) -> str:
     return f"{what}{tail}{outcome}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Role:
+    """How one referenced rule takes part in one chain, worked out once instead of per hit."""
+
+    ordered: bool  # temporal_ordered
+    last: bool  # ordered, and the rule is the last step: a hit of it may complete the chain
+    listed: bool  # its steps may be listed among a completed chain's earlier steps (so they need a text)
+    before: tuple[str, ...]  # ordered: the earlier steps' rules, the one just before the last first
+    needs_others: bool  # only the last step, never an earlier one: a group holding no other rule's steps cannot complete
+    field: str | None  # the one field the chain groups by, for this rule's hits (None: several)
+
+
 class Chains:
     def __init__(self, max_groups: int) -> None:
         self.max_groups = max_groups
         # per rule: group key -> referenced rule -> recent steps
         self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
+        self._roles: dict[tuple[str, str], _Role] = {}
+
+    def _role(self, rule_id: str, corr: Correlation, ref: str) -> _Role:
+        ordered = corr.kind == "temporal_ordered"
+        last = ordered and ref == corr.rules[-1]
+        # a step of an ordered chain's last rule is never listed among the earlier steps: no text for it
+        listed = not (last and ref not in corr.rules[:-1])
+        before = tuple(reversed(corr.rules[:-1]))
+        field = _field(corr, ref, corr.group_by[0]) if len(corr.group_by) == 1 else None
+        role = self._roles[rule_id, ref] = _Role(ordered, last, listed, before, last and not listed and bool(before), field)
+        return role
 
     def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Lookup, title: str = "") -> Done | None:
-        """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes."""
+        """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes.
+
+        Each group the event falls in gets a step of its own. Written as one loop, not a call per
+        group: every allowed exec passes through here for each chain it can end.
+        """
+        role = self._roles.get((rule_id, ref)) or self._role(rule_id, corr, ref)
+        found = _one_key(fields.get(role.field)) if role.field is not None else None
+        if found is None:
+            found = keys(corr, ref, fields)
+        if not found:
+            return None
         groups = self._groups.get(rule_id)
         if groups is None:
             groups = self._groups[rule_id] = OrderedDict()
+        eid = event.event_id
+        oldest = when - corr.seconds
+        text: str | None = None
         done: Done | None = None
-        for key in keys(corr, ref, fields):
+        for key in found:
             state = groups.get(key)
             if state is None:
                 state = groups[key] = {}
@@ -92,59 +144,58 @@ class Chains:
                     groups.popitem(last=False)
             else:
                 groups.move_to_end(key)
-            found = self._step(state, corr, ref, event, when, title)
-            if found is not None:
-                done = found if done is None else Done(done.earlier + found.earlier, done.fresh + found.fresh)
+            steps = state.get(ref)
+            if steps is None:
+                steps = state[ref] = deque(maxlen=PER_RULE)
+            elif eid:
+                same = None
+                for s in reversed(steps):  # a later stage of a request follows its first closely
+                    if s.event_id == eid:
+                        same = s
+                        break
+                if same is not None:
+                    # a later audit stage of a request already seen: the same answer as its first stage, nothing new
+                    if same.reported:
+                        done = Done() if done is None else done
+                    continue
+            if text is None:
+                text = "" if not role.listed else f"{title} (last: {summary(event)})" if title else summary(event)
+            current = Step(when, event, text, eid)
+            steps.append(current)
+            if role.needs_others and len(state) == 1:
+                # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
+                while steps[0].when < oldest:
+                    steps.popleft()
+                continue
+            for other in state.values():
+                while other and other[0].when < oldest:
+                    other.popleft()
+            if role.ordered:
+                if not role.last:
+                    continue  # an earlier step: kept for the last step to find
+                earlier = _ordered(state, corr, role.before, current)
+            else:
+                earlier = _unordered(state, corr, ref, current)
+            if earlier is None:
+                continue
+            current.reported = True
+            fresh = [s for s in earlier if not s.reported]
+            for s in fresh:
+                s.reported = True
+            done = Done(earlier, fresh) if done is None else Done(done.earlier + earlier, done.fresh + fresh)
         return done
 
-    @staticmethod
-    def _step(state: dict[str, deque[Step]], corr: Correlation, ref: str, event: Event, when: float, title: str) -> Done | None:
-        steps = state.get(ref)
-        if steps is None:
-            steps = state[ref] = deque(maxlen=PER_RULE)
-        same = None
-        eid = event.event_id
-        if eid:
-            for s in reversed(steps):  # a later stage of a request follows its first closely
-                if s.event.event_id == eid:
-                    same = s
-                    break
-        if same is not None:
-            # a later audit stage of a request already seen: the same answer as its first stage, nothing new
-            return Done() if same.reported else None
-        ordered = corr.kind == "temporal_ordered"
-        last = ordered and ref == corr.rules[-1]
-        # a step of an ordered chain's last rule is never listed among the earlier steps: no text for it
-        text = "" if last and ref not in corr.rules[:-1] else f"{title} (last: {summary(event)})" if title else summary(event)
-        current = Step(when, event, text)
-        steps.append(current)
-        oldest = when - corr.seconds
-        for other in state.values():
-            while other and other[0].when < oldest:
-                other.popleft()
-        if ordered:
-            if not last:
-                return None  # an earlier step: kept for the last step to find
-            earlier = _ordered(state, corr, ref, current)
-        else:
-            earlier = _unordered(state, corr, ref, current)
-        if earlier is None:
-            return None
-        current.reported = True
-        fresh = [s for s in earlier if not s.reported]
-        for s in fresh:
-            s.reported = True
-        return Done(earlier, fresh)
 
-
-def _ordered(state: dict[str, deque[Step]], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
+def _ordered(state: dict[str, deque[Step]], corr: Correlation, before: tuple[str, ...], current: Step) -> list[Step] | None:
     """temporal_ordered: the current event is the last step; each earlier step has a hit no later than the next."""
-    if ref != corr.rules[-1]:
-        return None
     when = limit = current.when
+    oldest = when - corr.seconds
     earlier: list[Step] = []
-    for other in reversed(corr.rules[:-1]):
-        inside = [s for s in state.get(other, ()) if when - corr.seconds <= s.when <= limit]
+    for other in before:
+        steps = state.get(other)
+        if not steps:
+            return None
+        inside = [s for s in steps if oldest <= s.when <= limit]
         if not inside:
             return None
         limit = max(s.when for s in inside)

@@ -13,16 +13,16 @@ time rather than half-supported.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from ..model import Alert, Event, RuleMatch
-from .chains import Chains, extras
+from .chains import Chains, Done, extras
 from .fields import Overlay
 from .reason import Lookup, render
-from .rule import Correlation, Rule, procedure_tags
+from .rule import Correlation, Hit, Rule, procedure_tags
 
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
 
@@ -41,7 +41,7 @@ def silent_rules(rules: list[Rule]) -> set[str]:
     return {ref for ref, generate in said.items() if not generate and ref in plain}
 
 
-@lru_cache(maxsize=256)  # each correlation an event feeds asks again for the same timestamp
+@lru_cache(maxsize=256)  # the later audit stages of a request carry the same timestamp
 def _seconds(time: str | None) -> float | None:
     if not time:
         return None
@@ -55,11 +55,13 @@ class Correlator:
     def __init__(self, rules: list[Rule], max_groups: int = MAX_GROUPS) -> None:
         self.rules = [r for r in rules if r.correlation is not None]
         self.max_groups = max_groups
-        self._watch: dict[str, list[Rule]] = {}
+        # per referenced rule: the correlations its hits feed, and whether each is a chain
+        self._watch: dict[str, list[tuple[Rule, Correlation, bool]]] = {}
         for rule in self.rules:
-            assert rule.correlation is not None
-            for ref in rule.correlation.rules:
-                self._watch.setdefault(ref, []).append(rule)
+            corr = rule.correlation
+            assert corr is not None
+            for ref in corr.rules:
+                self._watch.setdefault(ref, []).append((rule, corr, corr.temporal))
         # per rule and group key: recent (time, event_id) (event_count) or value -> last time (value_count)
         self._groups: dict[str, OrderedDict[tuple[str, ...], Any]] = {
             r.rule_id: OrderedDict() for r in self.rules
@@ -70,54 +72,58 @@ class Correlator:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def feed(self, event: Event, fields: Lookup, hits: list[RuleMatch]) -> Iterator[Alert]:
+    def feed(self, event: Event, fields: Lookup, hits: Sequence[Hit]) -> Iterator[Alert]:
         """Every correlation alert the event completes, its own chain matches as alerts of their own."""
         folded, alerts = self.step(event, fields, hits)
         yield from (Alert(event, [m]) for m in folded)
         yield from alerts
 
-    def step(self, event: Event, fields: Lookup, hits: list[RuleMatch]) -> tuple[list[RuleMatch], list[Alert]]:
+    def step(self, event: Event, fields: Lookup, hits: Sequence[Hit]) -> tuple[list[RuleMatch], list[Alert]]:
         """(chain matches for this event itself, alerts: counts completed here and earlier chain steps).
 
         A correlation's own result counts as a hit of it for the correlations that reference it.
         """
+        watch = self._watch
+        pending = [h.rule_id for h in hits if h.rule_id in watch]
+        if not pending:
+            return [], []  # most hits feed no correlation
+        when = _seconds(event.time)  # None: no time, no window
+        if when is None:
+            return [], []
         folded: list[RuleMatch] = []
         alerts: list[Alert] = []
-        pending = [h.rule_id for h in hits]
         fed: set[tuple[str, str]] = set()
         counted: set[str] = set()
+        add = self._chains.add
         while pending:
             ref = pending.pop(0)
-            for rule in self._watch.get(ref, ()):
-                corr = rule.correlation
-                assert corr is not None
-                if corr.temporal:
+            for rule, corr, temporal in watch.get(ref, ()):
+                if temporal:
                     if (rule.rule_id, ref) in fed:
                         continue
                     fed.add((rule.rule_id, ref))
-                    match, earlier = self._chain(rule, corr, ref, event, fields)
+                    # a correlation's result: say which, not just its last event
+                    done = add(rule.rule_id, corr, ref, event, when, fields, self._titles.get(ref, ""))
+                    if done is None:
+                        continue
+                    match, earlier = self._chained(rule, corr, done, when, fields)
                     alerts.extend(earlier)
-                    if match is not None and all(m.rule_id != rule.rule_id for m in folded):
+                    if all(m.rule_id != rule.rule_id for m in folded):
                         folded.append(match)
                         pending.append(rule.rule_id)
                     continue
                 if rule.rule_id in counted:
                     continue  # an event matching two referenced rules counts once
                 counted.add(rule.rule_id)
-                alert = self._count(rule, event, fields)
+                alert = self._count(rule, event, when, fields)
                 if alert is not None:
                     alerts.append(alert)
                     pending.append(rule.rule_id)
         return folded, alerts
 
-    def _chain(self, rule: Rule, corr: Correlation, ref: str, event: Event, fields: Lookup) -> tuple[RuleMatch | None, list[Alert]]:
-        when = _seconds(event.time)
-        if when is None:
-            return None, []
-        counted = self._titles.get(ref, "")  # a correlation's result: say which, not just its last event
-        done = self._chains.add(rule.rule_id, corr, ref, event, when, fields, counted)
-        if done is None:
-            return None, []
+    @staticmethod
+    def _chained(rule: Rule, corr: Correlation, done: Done, when: float, fields: Lookup) -> tuple[RuleMatch, list[Alert]]:
+        """A completed chain: its match for the current event, and alerts for its earlier steps not reported yet."""
         reason = render(rule.reason or rule.title, Overlay(fields, extras(done, when, corr.timespan)))
         tags = procedure_tags(rule.tags)
         match = RuleMatch(rule.rule_id, rule.title, rule.severity, tags, reason)
@@ -127,12 +133,9 @@ class Correlator:
         ]
         return match, earlier
 
-    def _count(self, rule: Rule, event: Event, fields: Lookup) -> Alert | None:
+    def _count(self, rule: Rule, event: Event, when: float, fields: Lookup) -> Alert | None:
         corr = rule.correlation
         assert corr is not None
-        when = _seconds(event.time)
-        if when is None:
-            return None  # no time, no window
         groups = self._groups[rule.rule_id]
         key = corr.key(fields)
         window: Any = groups.get(key)

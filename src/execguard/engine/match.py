@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from ..model import Alert, Event, RuleMatch, severity_rank
+from ..model import SEVERITIES, Alert, Event, RuleMatch, severity_rank
 from .correlate import Correlator, silent_rules
 from .fields import FieldView
 from .grants import GrantMemory
 from .joinkeys import ACTIONS as JOIN_ACTIONS
 from .joinkeys import relevant
 from .memo import Decider, Reasons
-from .rule import Rule, procedure_tags
+from .rule import Hit, Rule, procedure_tags
 from .seen import SeenKeys
 
 SEEN_LIMIT = 200_000
+_RANKS = {level: i for i, level in enumerate(SEVERITIES)}
+
+
+def _rank(m: Hit) -> int:
+    return _RANKS.get(m.severity, 0)  # model.severity_rank, without the list search
 
 
 class Engine:
@@ -50,17 +55,31 @@ class Engine:
         with the join on, every event it reads (records of who asked, node processes, hook specs)."""
         return event.rbac is not None or (self.join and relevant(event))
 
-    def hits(self, event: Event) -> list[RuleMatch]:
-        """The rules the event matches, by itself: no state, so it may run in another process."""
+    def _matched(self, event: Event) -> tuple[list[Rule], FieldView | None]:
+        """The rules the event matches, and the field view they read (None: no rule can fire on its action)."""
         decider = self._deciders.get(event.action)
         if decider is None:
             decider = self._deciders[event.action] = Decider(self._by_action.get(event.action, []) + self._any_action)
         if not decider.candidates:
-            return []
+            return [], None
         view = FieldView(event)
         self._last = (event, view)
-        tags, explain = self._tags, self._reasons.explain
-        return [RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), explain(r, view)) for r in decider.matches(event, view)]
+        return decider.matches(event, view), view
+
+    def hits(self, event: Event) -> list[RuleMatch]:
+        """The rules the event matches, by itself: no state, so it may run in another process.
+
+        The hits of rules that only feed correlations (``silent``) carry no reason: no alert shows them.
+        """
+        rules, view = self._matched(event)
+        if not rules:
+            return []
+        assert view is not None
+        tags, explain, silent = self._tags, self._reasons.explain, self.silent
+        return [
+            RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), "" if r.rule_id in silent else explain(r, view))
+            for r in rules
+        ]
 
     def decide(self, event: Event, hits: list[RuleMatch], correlated: list[Alert] | None = None) -> Alert | None:
         """The alert for an event and its hits, after correlation, the severity floor and stage folding.
@@ -68,35 +87,51 @@ class Engine:
         Stateful: call it in stream order. With ``correlated`` given, correlation alerts the event
         completes are appended there.
         """
+        return self._decide(event, hits, None, correlated)
+
+    def match(self, event: Event, correlated: list[Alert] | None = None) -> Alert | None:
+        """The event's alert; with ``correlated`` given, correlation alerts it completes are appended there."""
+        rules, view = self._matched(event)
+        return self._decide(event, rules, view, correlated)
+
+    def _decide(
+        self, event: Event, hits: Sequence[RuleMatch | Rule], view: FieldView | None, correlated: list[Alert] | None
+    ) -> Alert | None:
+        """``decide``, for hits that are RuleMatches or (from ``match``) the Rules themselves: a Rule becomes a
+        RuleMatch, its reason rendered from ``view``, only in an alert that comes out. Most hits never do:
+        rules that only feed correlations, and the later audit stages of a request already alerted on."""
         if event.rbac is not None and self.grants.resolve(event):
             hits = self.hits(event)  # a binding's role became known from an earlier record
         if correlated is not None and hits and self.correlator:
             # counted before the severity floor and stage folding: a burst of low alerts is the signal
             last = self._last
             # an RBAC event may have been completed since (grants): its fields are read afresh
-            view = last[1] if last is not None and last[0] is event and event.rbac is None else FieldView(event)
-            folded, alerts = self.correlator.step(event, view, hits)
-            hits = hits + folded  # a chain this event completes is part of its own alert
-            correlated.extend(a for a in alerts if severity_rank(a.severity) >= self.min_rank)
+            fields = last[1] if last is not None and last[0] is event and event.rbac is None else FieldView(event)
+            folded, alerts = self.correlator.step(event, fields, hits)
+            if folded:
+                hits = [*hits, *folded]  # a chain this event completes is part of its own alert
+            if alerts:
+                correlated.extend(a for a in alerts if severity_rank(a.severity) >= self.min_rank)
         if self.silent:
-            hits = [h for h in hits if h.rule_id not in self.silent]
+            silent = self.silent
+            hits = [h for h in hits if h.rule_id not in silent]
         if not hits:
             return None
-        alert = Alert(event, hits)
-        if severity_rank(alert.severity) < self.min_rank:
+        lead = max(hits, key=_rank)  # as Alert.lead: the first of the most severe
+        if _rank(lead) < self.min_rank:
             return None
         if event.event_id:
             # an audit event is logged once per stage: alert on the first stage only. Per source
             # format: one exec in docker events and the dockerd log is merged later (pipeline/dedupe.py)
-            key = (event.source.format, event.event_id, event.target.container or "", alert.lead.rule_id)
+            key = (event.source.format, event.event_id, event.target.container or "", lead.rule_id)
             if not self._seen.add(key):
                 self.suppressed += 1
                 return None
-        return alert
+        return Alert(event, [h if isinstance(h, RuleMatch) else self._explained(h, view) for h in hits])
 
-    def match(self, event: Event, correlated: list[Alert] | None = None) -> Alert | None:
-        """The event's alert; with ``correlated`` given, correlation alerts it completes are appended there."""
-        return self.decide(event, self.hits(event), correlated)
+    def _explained(self, rule: Rule, view: FieldView | None) -> RuleMatch:
+        assert view is not None  # a Rule is a hit only from ``match``, which built the view
+        return RuleMatch(rule.rule_id, rule.title, rule.severity, list(self._tags[rule.rule_id]), self._reasons.explain(rule, view))
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:

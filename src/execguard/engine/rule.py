@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .fields import FieldView
 from .reason import Lookup, render
@@ -20,6 +20,14 @@ PROCEDURES = {
     "s0623": "S0623 Siloscape",
     "g0139": "G0139 TeamTNT",
 }
+
+
+class Hit(Protocol):
+    """A rule an event matched, as correlation and the engine's decision read it: a RuleMatch, or the Rule
+    itself while its reason is not rendered yet (engine/match.py renders it only for an alert written)."""
+
+    rule_id: str
+    severity: str
 
 
 class RuleError(ValueError):
