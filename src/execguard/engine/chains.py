@@ -89,7 +89,7 @@ def summary(event: Event) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Role:
+class Role:
     """How one referenced rule takes part in one chain, worked out once instead of per hit."""
 
     ordered: bool  # temporal_ordered
@@ -105,25 +105,26 @@ class Chains:
         self.max_groups = max_groups
         # per rule: group key -> referenced rule -> recent steps
         self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
-        self._roles: dict[tuple[str, str], _Role] = {}
 
-    def _role(self, rule_id: str, corr: Correlation, ref: str) -> _Role:
+    @staticmethod
+    def role(corr: Correlation, ref: str) -> Role:
+        """How hits of ``ref`` take part in the chain ``corr``: worked out once, handed to every ``add``."""
         ordered = corr.kind == "temporal_ordered"
         last = ordered and ref == corr.rules[-1]
         # a step of an ordered chain's last rule is never listed among the earlier steps: no text for it
         listed = not (last and ref not in corr.rules[:-1])
         before = tuple(reversed(corr.rules[:-1]))
         field = _field(corr, ref, corr.group_by[0]) if len(corr.group_by) == 1 else None
-        role = self._roles[rule_id, ref] = _Role(ordered, last, listed, before, last and not listed and bool(before), field)
-        return role
+        return Role(ordered, last, listed, before, last and not listed and bool(before), field)
 
-    def add(self, rule_id: str, corr: Correlation, ref: str, event: Event, when: float, fields: Lookup, title: str = "") -> Done | None:
+    def add(
+        self, rule_id: str, corr: Correlation, role: Role, ref: str, event: Event, when: float, fields: Lookup, title: str = ""
+    ) -> Done | None:
         """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes.
 
         Each group the event falls in gets a step of its own. Written as one loop, not a call per
         group: every allowed exec passes through here for each chain it can end.
         """
-        role = self._roles.get((rule_id, ref)) or self._role(rule_id, corr, ref)
         found = _one_key(fields.get(role.field)) if role.field is not None else None
         if found is None:
             found = keys(corr, ref, fields)

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Alert, Event, RuleMatch
-from .chains import Chains, Done, extras
+from .chains import Chains, Done, Role, extras
 from .fields import Overlay
 from .reason import Lookup, render
 from .rule import Correlation, Hit, Rule, procedure_tags
@@ -55,13 +55,13 @@ class Correlator:
     def __init__(self, rules: list[Rule], max_groups: int = MAX_GROUPS) -> None:
         self.rules = [r for r in rules if r.correlation is not None]
         self.max_groups = max_groups
-        # per referenced rule: the correlations its hits feed, and whether each is a chain
-        self._watch: dict[str, list[tuple[Rule, Correlation, bool]]] = {}
+        # per referenced rule: the correlations its hits feed, with its part in each chain (None: a count)
+        self._watch: dict[str, list[tuple[Rule, Correlation, Role | None]]] = {}
         for rule in self.rules:
             corr = rule.correlation
             assert corr is not None
             for ref in corr.rules:
-                self._watch.setdefault(ref, []).append((rule, corr, corr.temporal))
+                self._watch.setdefault(ref, []).append((rule, corr, Chains.role(corr, ref) if corr.temporal else None))
         # per rule and group key: recent (time, event_id) (event_count) or value -> last time (value_count)
         self._groups: dict[str, OrderedDict[tuple[str, ...], Any]] = {
             r.rule_id: OrderedDict() for r in self.rules
@@ -97,13 +97,13 @@ class Correlator:
         add = self._chains.add
         while pending:
             ref = pending.pop(0)
-            for rule, corr, temporal in watch.get(ref, ()):
-                if temporal:
+            for rule, corr, role in watch.get(ref, ()):
+                if role is not None:
                     if (rule.rule_id, ref) in fed:
                         continue
                     fed.add((rule.rule_id, ref))
                     # a correlation's result: say which, not just its last event
-                    done = add(rule.rule_id, corr, ref, event, when, fields, self._titles.get(ref, ""))
+                    done = add(rule.rule_id, corr, role, ref, event, when, fields, self._titles.get(ref, ""))
                     if done is None:
                         continue
                     match, earlier = self._chained(rule, corr, done, when, fields)

@@ -153,14 +153,16 @@ class JoinStage:
         try:
             for event, alert, correlated in items:
                 seq += 1
-                t = time_ns(event.time)
-                if alert is not None:  # the same events with -j or not: those that hit a rule, and those the join reads
-                    joiner.note(event, t)
-                if jk.relevant(event):
-                    self.node_events += event.action in jk.NODE
-                    spill.add(LAST if t is None else t, seq, (event, alert))
-                elif alert is not None:
-                    yield alert, seq
+                relevant = jk.relevant(event)
+                if alert is not None or relevant:  # most events without an alert need no time
+                    t = time_ns(event.time)
+                    if alert is not None:  # the same events with -j or not: those that hit a rule, and those the join reads
+                        joiner.note(event, t)
+                    if relevant:
+                        self.node_events += event.action in jk.NODE
+                        spill.add(LAST if t is None else t, seq, (event, alert))
+                    elif alert is not None:
+                        yield alert, seq
                 for extra in correlated:
                     seq += 1
                     yield extra, seq

@@ -9,10 +9,12 @@ closing summary). The caller owns the sink and closes it; the CLI only parses op
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..engine.match import Engine
@@ -86,12 +88,13 @@ class Hunt:
 
     def files(self, reader: Reader, paths: list[str], workers: parallel.ParallelHunt | None = None) -> None:
         """Hunt ``paths`` (as ``start_workers`` returned them when ``workers`` is given)."""
-        if workers is None:
-            self.events(reader.read(paths))
-        elif self.join is None:
-            self.alerts(workers.alerts())
-        else:
-            self.numbered(self.join.run(workers.decided()))
+        with fewer_collections():
+            if workers is None:
+                self.events(reader.read(paths))
+            elif self.join is None:
+                self.alerts(workers.alerts())
+            else:
+                self.numbered(self.join.run(workers.decided()))
 
     @property
     def dropped(self) -> int:
@@ -103,6 +106,25 @@ class Hunt:
     def merged(self) -> int:
         """Docker execs seen in both docker events and the dockerd log, reported once."""
         return self.pipe.dedupe.merged
+
+
+YOUNG = 20_000  # allocations between two collections of the youngest generation (Python's default: 700)
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The cyclic collector runs less often while files are hunted.
+
+    A hunt allocates millions of short-lived objects (records, events, hits) and makes few cycles, while
+    the events and alerts held for the sort and the join grow the heap each full collection walks: at the
+    default threshold the collector took ~10 % of a dense hunt's CPU (benchmarks/RESULTS.md, issue 10).
+    """
+    threshold = gc.get_threshold()
+    gc.set_threshold(YOUNG, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def start_workers(

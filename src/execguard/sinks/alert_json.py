@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from ..model import Alert, Event, Process, RbacChange, SourceRef, Target, display, severity_rank
+from ..model import SEVERITIES, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target, display
 
 # reasons and commands repeat from alert to alert; escaping them is a pure function of the text
 _display = lru_cache(maxsize=4096)(display)
@@ -62,12 +63,25 @@ def _covered(ev: Event) -> dict[str, Any]:
     }
 
 
+_RANKS = {level: i for i, level in enumerate(SEVERITIES)}
+
+
+def _rank(m: RuleMatch) -> int:
+    return -_RANKS.get(m.severity, 0)  # model.severity_rank, most severe first
+
+
 def alert_dict(alert: Alert) -> dict[str, Any]:
-    lead = alert.lead
+    return _shape(alert, _source, _target)
+
+
+def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[Target], Any]) -> dict[str, Any]:
+    """The alert's JSON object; ``source`` and ``target`` give those parts (dicts, or for orjson the dataclasses)."""
     ev = alert.event
+    ranked = sorted(alert.matches, key=_rank)
+    lead = ranked[0]  # Alert.lead: the first of the most severe (the sort is stable)
     tags = sorted({t for m in alert.matches for t in m.tags})
-    ranked = sorted(alert.matches, key=lambda m: -severity_rank(m.severity))
     marked = {"suppressed": alert.suppressed} if alert.suppressed is not None else {}
+    actor = ev.actor
     return {
         "rule_id": lead.rule_id,
         "title": lead.title,
@@ -75,18 +89,18 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         "technique": "T1609",
         "procedures": [t for t in tags if not t.startswith("T")],
         "time": ev.time,
-        "source": _source(ev.source),
-        "sources": [_source(ev.source), *(_source(s) for s in alert.also_seen)],
+        "source": source(ev.source),
+        "sources": [source(ev.source), *(source(s) for s in alert.also_seen)],
         "actor": {
-            "user": ev.actor.user,
-            "groups": list(ev.actor.groups),
-            "source_ip": list(ev.actor.source_ip),
-            "user_agent": ev.actor.user_agent,
-            "impersonated_user": ev.actor.impersonated_user,
-            "kind": ev.actor.kind,
-            "credential_pod": ev.actor.credential_pod,
+            "user": actor.user,
+            "groups": list(actor.groups),
+            "source_ip": list(actor.source_ip),
+            "user_agent": actor.user_agent,
+            "impersonated_user": actor.impersonated_user,
+            "kind": actor.kind,
+            "credential_pod": actor.credential_pod,
         },
-        "target": _target(ev.target),
+        "target": target(ev.target),
         "action": ev.action,
         "verb": ev.verb,
         "command": ev.command,
@@ -113,6 +127,10 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
     }
 
 
+def _same(part: Any) -> Any:
+    return part  # orjson writes a dataclass as the object of its fields, in order: what _source and _target build
+
+
 def alert_json(alert: Alert) -> bytes:
     """One line of JSON, without the trailing newline."""
-    return orjson.dumps(alert_dict(alert))
+    return orjson.dumps(_shape(alert, _same, _same))
