@@ -13,6 +13,7 @@ they equal ``execguard hunt -q -o jsonl -j 1 FILE`` for one regular file.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import statistics
@@ -33,7 +34,10 @@ def main() -> int:
     ap.add_argument("files", nargs="+")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", help="write the last run's alerts here (JSON lines)")
+    ap.add_argument("--young", type=int, help="the collector's young threshold during the runs (default: Python's)")
     args = ap.parse_args()
+    if args.young:
+        gc.set_threshold(args.young, *gc.get_threshold()[1:])
     rules = load()
     probe = Engine(rules)
     probe.join = True
