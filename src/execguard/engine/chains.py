@@ -37,29 +37,6 @@ class Step:
     reported: bool = False
 
 
-class Steps(deque[Step]):
-    """One rule's recent steps in one group (at most ``PER_RULE``), their event ids in a deque beside them, so
-    looking for a later audit stage of a request is a membership test in C, not a loop over the steps."""
-
-    def __init__(self) -> None:
-        super().__init__((), PER_RULE)
-        self.ids: deque[str | None] = deque(maxlen=PER_RULE)
-
-    def push(self, step: Step) -> None:
-        self.append(step)
-        self.ids.append(step.event_id)
-
-    def trim(self, oldest: float) -> None:
-        """Drop the steps from before ``oldest``, from the left (steps after an older one stay)."""
-        while self and self[0].when < oldest:
-            self.popleft()
-            self.ids.popleft()
-
-    def find(self, event_id: str) -> Step | None:
-        """The step of this event id (a rule's group holds one at most: a second stage is never added)."""
-        return self[self.ids.index(event_id)] if event_id in self.ids else None
-
-
 @dataclass
 class Done:
     """A completed chain: the steps before the current event, and those of them not reported before."""
@@ -127,7 +104,7 @@ class Chains:
     def __init__(self, max_groups: int) -> None:
         self.max_groups = max_groups
         # per rule: group key -> referenced rule -> recent steps
-        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, Steps]]] = {}
+        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
 
     @staticmethod
     def role(corr: Correlation, ref: str) -> Role:
@@ -170,9 +147,13 @@ class Chains:
                 groups.move_to_end(key)
             steps = state.get(ref)
             if steps is None:
-                steps = state[ref] = Steps()
+                steps = state[ref] = deque(maxlen=PER_RULE)
             elif eid:
-                same = steps.find(eid)
+                same = None
+                for s in reversed(steps):  # a later stage of a request follows its first closely
+                    if s.event_id == eid:
+                        same = s
+                        break
                 if same is not None:
                     # a later audit stage of a request already seen: the same answer as its first stage, nothing new
                     if same.reported:
@@ -181,13 +162,15 @@ class Chains:
             if text is None:
                 text = "" if not role.listed else f"{title} (last: {summary(event)})" if title else summary(event)
             current = Step(when, event, text, eid)
-            steps.push(current)
+            steps.append(current)
             if role.needs_others and len(state) == 1:
                 # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
-                steps.trim(oldest)
+                while steps[0].when < oldest:
+                    steps.popleft()
                 continue
             for other in state.values():
-                other.trim(oldest)
+                while other and other[0].when < oldest:
+                    other.popleft()
             if role.ordered:
                 if not role.last:
                     continue  # an earlier step: kept for the last step to find
@@ -204,7 +187,7 @@ class Chains:
         return done
 
 
-def _ordered(state: dict[str, Steps], corr: Correlation, before: tuple[str, ...], current: Step) -> list[Step] | None:
+def _ordered(state: dict[str, deque[Step]], corr: Correlation, before: tuple[str, ...], current: Step) -> list[Step] | None:
     """temporal_ordered: the current event is the last step; each earlier step has a hit no later than the next."""
     when = limit = current.when
     oldest = when - corr.seconds
@@ -221,7 +204,7 @@ def _ordered(state: dict[str, Steps], corr: Correlation, before: tuple[str, ...]
     return sorted(earlier, key=lambda s: s.when)
 
 
-def _unordered(state: dict[str, Steps], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
+def _unordered(state: dict[str, deque[Step]], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
     """temporal: every referenced rule has a hit inside the timespan, in any order."""
     when = current.when
     earlier: list[Step] = []

@@ -61,8 +61,9 @@ class Hunt:
 
     def emit(self, alert: Alert) -> None:
         if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
-            self.counts[alert.severity] += 1
-            self.worst = max(self.worst, severity_rank(alert.severity))
+            severity = alert.severity  # the lead's: Alert.lead searches the matches each time
+            self.counts[severity] += 1
+            self.worst = max(self.worst, severity_rank(severity))
             self.summary.add(alert)
         self.sink.write(alert)
         if self.extra is not None and alert.suppressed is None:

@@ -10,15 +10,16 @@ import orjson
 
 from ..model import SEVERITIES, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target, display
 
-# reasons and commands repeat from alert to alert; escaping them is a pure function of the text
-_escaped = lru_cache(maxsize=4096)(display)
 
-
-def _display(value: str) -> str:
+def _shown(value: str) -> str:
     """model.display: every character it escapes is one str.isprintable refuses (a control, format or
-    separator character, a surrogate), so printable text is returned as it is, non-ASCII (a reason cut
-    with '…') included, without the pattern's scan."""
-    return value if value.isprintable() else _escaped(value)
+    separator character, a surrogate), so printable text comes back as it is without the pattern's scan,
+    non-ASCII (a reason cut with '…') included."""
+    return value if value.isprintable() else display(value)
+
+
+# reasons and commands repeat from alert to alert; escaping them is a pure function of the text
+_display = lru_cache(maxsize=4096)(_shown)
 
 
 def _source(s: SourceRef) -> dict[str, Any]:
