@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from ..policy import PolicyError, PolicyFilter, load_policy
 from ..sources import FORMATS
 from .options import JoinSkew, JoinWindow, MinSeverity, NoBuiltin, Rules, Sinks, Store
 from .util import Group, check_output, error, fail, note, plural, silence_stdout, warning
+from .watch_listen import check_listen, read_token, tls_for_server
 from .watch_manifests import manifests_command
 
 if TYPE_CHECKING:
@@ -80,37 +80,6 @@ def _problem(exc: Exception) -> str:
 
 def _warn_line(file: str, line: int | None, message: str) -> None:
     warning(f"{file}:{line}: {message}" if line else f"{file}: {message}")
-
-
-def _token(token_file: Path | None) -> str | None:
-    if token_file is None:
-        return None
-    try:
-        token = token_file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{token_file}: {getattr(exc, 'strerror', None) or exc}")
-    if not token:
-        fail(f"{token_file}: empty token file")
-    return token
-
-
-def _check_listen(
-    option: str, address: str, tls_cert: Path | None, tls_key: Path | None, client_ca: Path | None, no_tls: bool, insecure: bool
-) -> tuple[str, int]:
-    from ..live.webhook import is_loopback, listen_address
-
-    try:
-        host, port = listen_address(address)
-    except ValueError as exc:
-        fail(f"{option} {exc}")
-    if no_tls:
-        if tls_cert or tls_key or client_ca:
-            fail("--no-tls with --tls-cert/--tls-key/--client-ca: choose one")
-        if not is_loopback(host) and not insecure:
-            fail(f"--no-tls on {host}, not a loopback address: {option} would cross the network in clear (add --insecure-listen)")
-    elif tls_cert is None or tls_key is None:
-        fail(f"{option} needs --tls-cert and --tls-key (or --no-tls on loopback)")
-    return host, port
 
 
 def _sink(output: WatchOutput, stream: Any) -> Sink:
@@ -233,9 +202,9 @@ def watch_command(
         fail("give an input: --audit-webhook HOST:PORT, --docker URL, --containerd URL or --tail PATH")
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    listens = [_check_listen("--audit-webhook", a, tls_cert, tls_key, client_ca, no_tls, insecure_listen) for a in webhooks]
-    metric_listens = [_check_listen("--metrics", a, tls_cert, tls_key, client_ca, no_tls, insecure_listen) for a in metrics_addr or []]
-    token = _token(token_file)
+    listens = [check_listen("--audit-webhook", a, tls_cert, tls_key, client_ca, no_tls, insecure_listen) for a in webhooks]
+    metric_listens = [check_listen("--metrics", a, tls_cert, tls_key, client_ca, no_tls, insecure_listen) for a in metrics_addr or []]
+    token = read_token(token_file)
     check_output(out)
     level = min_severity or "info"
     # a record may come late by the audit webhook's batch wait or a tailed file's; Docker's and containerd's streams are prompt
@@ -260,7 +229,7 @@ def watch_command(
             fail(f"--containerd {exc}")
     if containerd and not (proc_root / "stat").is_file():
         fail(f"--proc {proc_root}: not a proc file system (no {proc_root / 'stat'})")
-    server_tls = _server_tls(tls_cert, tls_key, client_ca) if (webhooks or metric_listens) and not no_tls else None
+    server_tls = tls_for_server(tls_cert, tls_key, client_ca) if (webhooks or metric_listens) and not no_tls else None
     shared: Shared | None = None
     reader: SpoolReader | None = None
     spool_dir = spool or default_spool()
@@ -357,16 +326,6 @@ def watch_command(
     by_sev = ", ".join(f"{runner.counts[s]} {s}" for s in reversed(SEVERITIES) if runner.counts[s]) or "none"
     left = "" if drained or reader is None else f"; {plural(reader.lag, 'byte')} left in the spool for the next start"
     note(f"watch: stopped; {plural(runner.events, 'event')}, alerts: {by_sev}{left}")
-
-
-def _server_tls(tls_cert: Path | None, tls_key: Path | None, client_ca: Path | None) -> ssl.SSLContext:
-    from ..live.webhook import tls_context
-
-    assert tls_cert is not None and tls_key is not None
-    try:
-        return tls_context(tls_cert, tls_key, client_ca)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        fail(f"TLS files ({tls_cert}, {tls_key}{', ' + str(client_ca) if client_ca else ''}): {getattr(exc, 'strerror', None) or exc}")
 
 
 def _sinks(
