@@ -31,6 +31,7 @@ from ..engine.match import Engine
 from ..model import Alert, Event
 from ..sources.reader import Reader, Stats, Warn
 from . import wire
+from .collector import collect_less
 
 UNIT = 64 << 20  # bytes of a sparse file handed to one worker at a time
 MIN_UNIT = 1 << 20  # the smallest range a dense file is cut into: a 2 MB exec-heavy file is worth two processes
@@ -41,9 +42,6 @@ HIT_COST = 100
 SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
 SAMPLE = 64 << 10
 SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
-# Reading and replaying make millions of short-lived tuples and lists and keep few: at the default of a young
-# collection every 700 of them, the collector cost workers and the parent 5-10 % of their time (issue 10).
-GC_YOUNG = 20_000
 WARM = 256 << 10  # bytes of the first cut file read before the fork (see _warm)
 
 
@@ -190,10 +188,11 @@ class ParallelHunt:
             yield from correlated
 
     def decided(self) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
-        """Every spooled event with its decision, in input order (the join needs events without alerts too)."""
+        """Every spooled event with its decision, in input order (the join needs events without alerts too).
+
+        Read under the hunt's ``collector.fewer_collections`` (pipeline/run.py): the replay's tuples are short-lived.
+        """
         line_base: dict[str, int] = {}
-        threshold = gc.get_threshold()
-        gc.set_threshold(GC_YOUNG, *threshold[1:])
         try:
             for unit, result in self._results():
                 base = line_base.get(unit.path, 0) if unit.start else 0
@@ -206,7 +205,6 @@ class ParallelHunt:
                 if self.on_progress:
                     self.on_progress(unit.size)
         finally:
-            gc.set_threshold(*threshold)
             self.close()
 
     def _replay(self, done: _Done, base: int) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
@@ -274,7 +272,7 @@ def _worker(units: list[Unit], counter: Any, send: Connection) -> None:
     """A worker process: take unit numbers until none are left; report each when its spool is written."""
     # Ctrl-C reaches the whole process group: the parent stops the workers and keeps what it has
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    collect_less()
     while True:
         with counter.get_lock():
             index = counter.value

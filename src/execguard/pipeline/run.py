@@ -9,12 +9,10 @@ closing summary). The caller owns the sink and closes it; the CLI only parses op
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.match import Engine
@@ -22,6 +20,7 @@ from ..model import Alert, Event, severity_rank
 from ..sinks import Sink
 from ..sinks.summary import Summary
 from . import parallel
+from .collector import fewer_collections
 from .filters import AlertFilter
 from .join import JoinOptions, JoinStage, decided
 from .stages import Pipeline
@@ -107,25 +106,6 @@ class Hunt:
     def merged(self) -> int:
         """Docker execs seen in both docker events and the dockerd log, reported once."""
         return self.pipe.dedupe.merged
-
-
-YOUNG = 20_000  # allocations between two collections of the youngest generation (Python's default: 700)
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """The cyclic collector runs less often while files are hunted.
-
-    A hunt allocates millions of short-lived objects (records, events, hits) and makes few cycles, while
-    the events and alerts held for the sort and the join grow the heap each full collection walks: at the
-    default threshold the collector took ~10 % of a dense hunt's CPU (benchmarks/RESULTS.md, issue 10).
-    """
-    threshold = gc.get_threshold()
-    gc.set_threshold(YOUNG, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
 
 
 def start_workers(
