@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "pwsh", "powershell", "cmd", "cmd.exe"})
 
@@ -64,8 +64,20 @@ def display(value: str) -> str:
     return _HIDDEN.sub(_escape, value)
 
 
+_RANKS = {level: i for i, level in enumerate(SEVERITIES)}
+
+
 def severity_rank(level: str) -> int:
-    return SEVERITIES.index(level) if level in SEVERITIES else 0
+    return _RANKS.get(level, 0)
+
+
+class Rated(Protocol):
+    severity: str
+
+
+def match_rank(match: Rated) -> int:
+    """``severity_rank`` of a rule match (or rule): the sort key of the hot paths that rank an alert's matches."""
+    return _RANKS.get(match.severity, 0)
 
 
 @dataclass(slots=True)
@@ -211,7 +223,7 @@ class Alert:
 
     @property
     def lead(self) -> RuleMatch:
-        return max(self.matches, key=lambda m: severity_rank(m.severity))
+        return max(self.matches, key=match_rank)
 
     @property
     def severity(self) -> str:

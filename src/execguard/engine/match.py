@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from ..model import SEVERITIES, Alert, Event, RuleMatch, severity_rank
+from ..model import Alert, Event, RuleMatch, match_rank, severity_rank
 from .correlate import Correlator, silent_rules
 from .fields import FieldView
 from .grants import GrantMemory
 from .joinkeys import ACTIONS as JOIN_ACTIONS
 from .joinkeys import relevant
 from .memo import Decider, Reasons
-from .rule import Hit, Rule, procedure_tags
+from .rule import Rule, procedure_tags
 from .seen import SeenKeys
 
 SEEN_LIMIT = 200_000
-_RANKS = {level: i for i, level in enumerate(SEVERITIES)}
-
-
-def _rank(m: Hit) -> int:
-    return _RANKS.get(m.severity, 0)  # model.severity_rank, without the list search
-
 
 class Engine:
     def __init__(self, rules: list[Rule], min_severity: str = "info") -> None:
@@ -117,8 +111,8 @@ class Engine:
             hits = [h for h in hits if h.rule_id not in silent]
         if not hits:
             return None
-        lead = max(hits, key=_rank)  # as Alert.lead: the first of the most severe
-        if _rank(lead) < self.min_rank:
+        lead = max(hits, key=match_rank)  # as Alert.lead: the first of the most severe
+        if match_rank(lead) < self.min_rank:
             return None
         if event.event_id:
             # an audit event is logged once per stage: alert on the first stage only. Per source

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..model import SEVERITIES, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target, display
+from ..model import Alert, Event, Process, RbacChange, SourceRef, Target, display, match_rank
 
 
 def _shown(value: str) -> str:
@@ -71,13 +71,6 @@ def _covered(ev: Event) -> dict[str, Any]:
     }
 
 
-_RANKS = {level: i for i, level in enumerate(SEVERITIES)}
-
-
-def _rank(m: RuleMatch) -> int:
-    return -_RANKS.get(m.severity, 0)  # model.severity_rank, most severe first
-
-
 def alert_dict(alert: Alert) -> dict[str, Any]:
     return _shape(alert, _source, _target)
 
@@ -85,8 +78,8 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
 def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[Target], Any]) -> dict[str, Any]:
     """The alert's JSON object; ``source`` and ``target`` give those parts (dicts, or for orjson the dataclasses)."""
     ev = alert.event
-    ranked = sorted(alert.matches, key=_rank)
-    lead = ranked[0]  # Alert.lead: the first of the most severe (the sort is stable)
+    ranked = sorted(alert.matches, key=match_rank, reverse=True)
+    lead = ranked[0]  # Alert.lead: the first of the most severe (reverse keeps the sort stable)
     tags = sorted({t for m in alert.matches for t in m.tags})
     marked = {"suppressed": alert.suppressed} if alert.suppressed is not None else {}
     actor = ev.actor
