@@ -34,7 +34,7 @@ from ..model import Event, SourceRef
 from ..sources import docker_events
 from ..sources.base import SourceError, as_dict, as_int, as_str, as_str_list
 from ..sources.dockerd_log import _create_body, _exec_body, _healthcheck
-from .dockerapi import ApiError, Endpoint, get_json, json_lines, request
+from .dockerapi import ApiError, Endpoint, get, get_json, json_lines, request
 from .inputs import Batch
 
 Warn = Callable[[str], None]
@@ -151,12 +151,8 @@ class DockerInput:
 
         The daemon's buffer is its last 256 events of any type; a restarted daemon starts it empty."""
         since = self.since_ns or 0
-        sock, resp = request(self.endpoint, f"/events?since=1&until={since // NS}.{since % NS:09d}")
-        try:
-            held = resp.body().strip() if resp.status == 200 else b"?"
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
+        status, body = get(self.endpoint, f"/events?since=1&until={since // NS}.{since % NS:09d}")
+        held = body.strip() if status == 200 else b"?"
         self.anchored = False  # once: a reconnect within a run follows a stream that was live until it broke
         if held:
             return
@@ -177,12 +173,8 @@ class DockerInput:
     def _oldest_held(self) -> int | None:
         since = self.since_ns or 0
         now = time.time_ns()
-        sock, resp = request(self.endpoint, f"/events?since={since // NS}.{since % NS:09d}&until={now // NS}.{now % NS:09d}")
-        try:
-            first = resp.body().split(b"\n", 1)[0] if resp.status == 200 else b""
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
+        status, body = get(self.endpoint, f"/events?since={since // NS}.{since % NS:09d}&until={now // NS}.{now % NS:09d}")
+        first = body.split(b"\n", 1)[0] if status == 200 else b""
         obj = orjson.loads(first) if first.strip() else None
         return as_int(obj.get("timeNano")) if isinstance(obj, dict) else None
 

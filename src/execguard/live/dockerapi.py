@@ -166,17 +166,22 @@ def request(ep: Endpoint, path: str, timeout: float = TIMEOUT) -> tuple[socket.s
         raise
 
 
-def get_json(ep: Endpoint, path: str, timeout: float = TIMEOUT) -> Any:
-    """GET path; None on 404 (an exec or container already gone); ApiError on another status."""
+def get(ep: Endpoint, path: str, timeout: float = TIMEOUT) -> tuple[int, bytes]:
+    """GET path: the status and the whole body, the connection closed."""
     sock, resp = request(ep, path, timeout)
     try:
-        body = resp.body()
+        return resp.status, resp.body()
     finally:
         sock.close()
-    if resp.status == 404:
+
+
+def get_json(ep: Endpoint, path: str, timeout: float = TIMEOUT) -> Any:
+    """GET path; None on 404 (an exec or container already gone); ApiError on another status."""
+    status, body = get(ep, path, timeout)
+    if status == 404:
         return None
-    if resp.status != 200:
-        raise ApiError(f"GET {path.split('?')[0]} → {resp.status} {body[:120].decode(errors='replace').strip()}", resp.status)
+    if status != 200:
+        raise ApiError(f"GET {path.split('?')[0]} → {status} {body[:120].decode(errors='replace').strip()}", status)
     return orjson.loads(body)
 
 
