@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,28 @@ def test_a_bad_rule_is_refused_and_not_cached(cache: Path, tmp_path: Path) -> No
     with pytest.raises(rule_cache.RuleError):
         rule_cache.load([str(path)], builtin=False)
     assert entries(cache) == []
+
+
+def cells(fn: object) -> Iterator[object]:
+    """Every closure cell of a matcher and of the matchers it holds."""
+    for cell in getattr(fn, "__closure__", None) or ():
+        yield cell
+        content = cell.cell_contents
+        for sub in content if isinstance(content, (list, tuple)) else (content,):
+            yield from cells(sub)
+
+
+def test_cached_regexes_are_compiled_on_first_use(cache: Path, tmp_path: Path) -> None:
+    path = tmp_path / "mine.yml"
+    path.write_text(rule("regex").replace("command.text|contains: whoami", "command.text|re: 'who[a-z]mi'"))
+    rule_cache.load([str(path)], builtin=False)  # compiled and stored
+    (mine,) = rule_cache.load([str(path)], builtin=False)  # from the cache
+    lazy = [c for c in cells(mine.matcher) if isinstance(c.cell_contents, rule_cache._LazyMethod)]
+    assert [c.cell_contents.pattern for c in lazy] == ["who[a-z]mi"]
+    assert not mine.matcher(FieldView(Event(command=["id"])))
+    assert mine.matcher(FieldView(Event(command=["whoami"])))
+    assert not mine.matcher(FieldView(Event(command=["who2mi"])))
+    # once called, the matcher's cell holds the compiled pattern's own method: no wrapper left on the hot path
+    (compiled,) = [c.cell_contents for c in lazy]
+    assert compiled.__self__ == re.compile("who[a-z]mi") and compiled.__name__ == "search"
+    assert not any(isinstance(c.cell_contents, rule_cache._LazyMethod) for c in cells(mine.matcher))

@@ -17,8 +17,9 @@ import typer.main
 from typer.models import CommandInfo
 
 from .. import __version__
+from .coerce import cheapen
 from .hunt import sample_dir
-from .util import Group
+from .util import Command, Group
 
 __all__ = ["app", "sample_dir"]
 
@@ -55,8 +56,9 @@ class LazyGroup(Group):
             command.name = cmd_name
         else:
             command = typer.main.get_command_from_info(
-                CommandInfo(name=cmd_name, callback=target), pretty_exceptions_short=True, rich_markup_mode=None
+                CommandInfo(name=cmd_name, callback=target, cls=Command), pretty_exceptions_short=True, rich_markup_mode=None
             )
+        cheapen(command)  # plain values without typer's pydantic adapters (start-up; cli/coerce.py)
         self.add_command(command, cmd_name)
         return command
 

@@ -266,13 +266,13 @@ def _check_report() -> None:
 
 def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
     """--store and --sink: opened before any input is read, so a bad one fails at once (docs/sinks.md)."""
-    from ..sinks.specs import Options, SpecError, open_sinks
-    from ..sinks.store import StoreError
-    from .util import warning
-
     wanted = ([f"store:{store}"] if store is not None else []) + specs
     if not wanted:
         return None
+    from ..sinks.specs import Options, SpecError, open_sinks  # sqlite3, sockets: only when asked for
+    from ..sinks.store import StoreError
+    from .util import warning
+
     try:
         return open_sinks(wanted, Options(drain=30.0, warn=warning))
     except (SpecError, StoreError) as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ..words import plural as plural  # re-exported: every command counts things
 
@@ -186,8 +186,26 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+class Command(TyperCommand):
+    """A command of the app: its --help option coerced as its other options are (cli/coerce.py)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _cheap_help(super().get_help_option(ctx))
+
+
+def _cheap_help(option: Any) -> Any:
+    if option is not None:
+        from .coerce import cheapen_param
+
+        cheapen_param(option)
+    return option
+
+
 class Group(TyperGroup):
     """The app's click group: every way a command can end becomes one stderr line and a documented exit code."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _cheap_help(super().get_help_option(ctx))
 
     def main(  # type: ignore[override]
         self,

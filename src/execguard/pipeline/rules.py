@@ -6,7 +6,9 @@ execguard's version, Python's version, and the path, mtime and size of every rul
 module whose code the compiled matchers run: any change there is a different key, so a stale entry is
 never read. The matchers are closures, which pickle cannot store, so their code is stored with
 ``marshal`` (which is why the Python version is in the key) and their globals are the module they were
-defined in, imported on load. A cache that cannot be read, written or trusted (not ours, writable by
+defined in, imported on load. A compiled regex's method in a matcher is stored as its pattern and flags and
+compiled on the first call (``_LazyMethod``): a short hunt runs few of the rules' regexes, and compiling all
+of them was most of the load. A cache that cannot be read, written or trusted (not ours, writable by
 others) is ignored: the rules are compiled as without one.
 """
 
@@ -18,6 +20,7 @@ import io
 import marshal
 import os
 import pickle
+import re
 import sys
 import tempfile
 import time
@@ -30,7 +33,7 @@ from typing import Any
 from .. import __version__
 from ..engine.rule import Rule, RuleError
 
-FORMAT = 1  # bump when what is stored changes shape
+FORMAT = 2  # bump when what is stored changes shape
 STALE = 30 * 86400  # seconds after which other rule sets' entries are removed
 
 
@@ -55,19 +58,20 @@ def _cache_dir() -> Path:
     return Path(base) / "execguard"
 
 
-def _rule_files(extra: list[str], builtin: bool) -> list[Path] | None:
-    files: list[Path] = []
+def _rule_files(extra: list[str], builtin: bool) -> list[str] | None:
+    """Every rule file, resolved (the same rule set from another directory is the same key)."""
+    files: list[str] = []
     if builtin:
         root = resources.files("execguard") / "rules"
         if not isinstance(root, Path):  # pragma: no cover - a zipped install: no mtimes to key on
             return None
-        files += _yaml_under(root)
+        files += _under(os.path.realpath(root), (".yml", ".yaml"))
     for d in extra:
         p = Path(d)
         if p.is_file():
-            files.append(p)
+            files.append(str(p.resolve()))
         elif p.is_dir():
-            files += _yaml_under(p)
+            files += [str(f.resolve()) for f in _yaml_under(p)]
         else:
             return None  # load_rules names the problem
     return files
@@ -77,16 +81,26 @@ def _yaml_under(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
 
 
+def _under(root: str, suffixes: tuple[str, ...]) -> list[str]:
+    """The files under a directory of the installed package: os.walk below one resolved root, where rglob and a
+    resolve() per file took ~25 ms of a short hunt for execguard's ~240 files."""
+    found: list[str] = []
+    for d, _, names in os.walk(root):
+        found += [os.path.join(d, n) for n in names if n.endswith(suffixes)]
+    return sorted(found)
+
+
 def _key(extra: list[str], builtin: bool) -> str | None:
     files = _rule_files(extra, builtin)
     if files is None:
         return None
-    code = sorted(Path(__file__).parent.parent.rglob("*.py"))  # execguard's own code: the stored matchers' code comes from it
+    # execguard's own code: the stored matchers' code comes from it
+    code = _under(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), (".py",))
     h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{sys.version}\0{builtin}\0{extra!r}".encode())
     try:
         for p in [*files, *code]:
-            st = p.stat()
-            h.update(f"\0{p.resolve()}\0{st.st_mtime_ns}\0{st.st_size}".encode())
+            st = os.stat(p)
+            h.update(f"\0{p}\0{st.st_mtime_ns}\0{st.st_size}".encode())
     except OSError:
         return None
     return h.hexdigest()[:32]
@@ -133,15 +147,46 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, types.FunctionType) and ("<locals>" in obj.__qualname__ or obj.__name__ == "<lambda>"):
             cells = tuple(c.cell_contents for c in obj.__closure__ or ())  # an empty cell raises ValueError
             return _function, (marshal.dumps(obj.__code__), obj.__module__, obj.__defaults__, obj.__kwdefaults__, cells)
+        # a compiled regex's bound method (``rx.search``, what the matchers keep): its source, compiled when first called
+        if isinstance(obj, types.BuiltinMethodType) and isinstance(obj.__self__, re.Pattern):
+            return _LazyMethod, (obj.__self__.pattern, obj.__self__.flags, obj.__name__)
+        if isinstance(obj, _LazyMethod):  # loaded from the cache and not called yet
+            return _LazyMethod, (obj.pattern, obj.flags, obj.name)
         return NotImplemented
 
 
 def _function(code: bytes, module: str, defaults: Any, kwdefaults: Any, cells: tuple[Any, ...]) -> types.FunctionType:
-    fn = types.FunctionType(
-        marshal.loads(code), vars(import_module(module)), None, defaults, tuple(types.CellType(c) for c in cells) or None
-    )
+    made = tuple(types.CellType(c) for c in cells)
+    for cell in made:
+        if isinstance(cell.cell_contents, _LazyMethod):
+            cell.cell_contents.cells.append(cell)
+    fn = types.FunctionType(marshal.loads(code), vars(import_module(module)), None, defaults, made or None)
     fn.__kwdefaults__ = kwdefaults
     return fn
+
+
+class _LazyMethod:
+    """``re.compile(pattern, flags).<name>``, compiled on the first call.
+
+    The closure cells that hold it (registered by ``_function``) are then pointed at the compiled method
+    itself, so a matcher's later calls cost what they cost before: no wrapper on the hot path. The same
+    pattern and flags are compiled as unpickling a re.Pattern does (``re._compile``), so matching is the same.
+    """
+
+    __slots__ = ("cells", "flags", "method", "name", "pattern")
+
+    def __init__(self, pattern: str | bytes, flags: int, name: str) -> None:
+        self.pattern, self.flags, self.name = pattern, flags, name
+        self.cells: list[types.CellType] = []
+        self.method: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.method is None:
+            self.method = getattr(re.compile(self.pattern, self.flags), self.name)
+            for cell in self.cells:
+                cell.cell_contents = self.method
+            self.cells.clear()
+        return self.method(*args)
 
 
 __all__ = ["RuleError", "load"]

@@ -36,11 +36,12 @@ class Framer:
         """
         size = head
         buf: bytearray | None = None
+        short = False  # the last read ended the file: no 16 MB buffer to allocate (and zero) for what is left
         while True:
             before = stream.consumed
             try:
                 block: bytes | bytearray
-                if state.get("reuse") and size == block_size and not stream.gzip and not stream.stream:
+                if state.get("reuse") and size == block_size and not stream.gzip and not stream.stream and not short:
                     if buf is None:
                         buf = bytearray(block_size)
                     got = stream.readinto(buf)
@@ -57,6 +58,7 @@ class Framer:
                 self.on_progress(stream.consumed - before)
             if not block:
                 return
+            short = len(block) < size
             self.stats.bytes += len(block)
             yield block
             size = block_size
