@@ -31,7 +31,7 @@ from ..engine.match import Engine
 from ..model import Alert, Event
 from ..sources.reader import Reader, Stats, Warn
 from . import wire
-from .collector import collect_less
+from .collector import collect_less, fewer_collections
 
 UNIT = 64 << 20  # bytes of a sparse file handed to one worker at a time
 MIN_UNIT = 1 << 20  # the smallest range a dense file is cut into: a 2 MB exec-heavy file is worth two processes
@@ -42,7 +42,7 @@ HIT_COST = 100
 SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
 SAMPLE = 64 << 10
 SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
-WARM = 256 << 10  # bytes of the first cut file read before the fork (see _warm)
+WARM = 256 << 10  # the first range of the first cut file, read by the parent before the fork (see ParallelHunt)
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | Non
     if "-" in paths:
         return None
     units: list[Unit] = []
+    ramped = False
     for path in reader.expand(paths):
         try:
             size = os.stat(path).st_size
@@ -96,8 +97,48 @@ def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | Non
         if ranges is None:
             units.append(Unit(path, size=size, work=int(size * w)))
         else:
+            if not ramped:  # the first cut file starts with small ranges: the parent replays from the start
+                ranges, ramped = _ramp(path, ranges, reader.max_line), True
             units.extend(Unit(path, a, b, b - a, int((b - a) * w)) for a, b in ranges)
     return units
+
+
+def _ramp(path: str, ranges: list[tuple[int, int]], max_line: int) -> list[tuple[int, int]]:
+    """``ranges`` with the first cut again at newlines after WARM, 2 x WARM, 4 x WARM ... bytes.
+
+    The parent reads the first range itself before the fork (see ParallelHunt) and replays what a worker
+    found only once that worker has finished its range: small first ranges let it start at once and keep it
+    fed while the workers are on their first ranges. Any cut at a newline reads the same lines.
+    """
+    start, end = ranges[0]
+    cuts = [start]
+    size = WARM
+    try:
+        with open(path, "rb") as f:
+            while cuts[-1] + size + WARM < end:
+                cut = _line_end(f, cuts[-1] + size, max_line)
+                if cut is None or cut >= end:
+                    break  # an over-long line: the range stays as it is
+                cuts.append(cut)
+                size = size if len(cuts) < 3 else size * 2
+    except OSError:
+        return ranges
+    return [*zip(cuts, [*cuts[1:], end], strict=True), *ranges[1:]]
+
+
+def _line_end(f: IO[bytes], at: int, max_line: int) -> int | None:
+    """The offset just past the first newline at or after ``at``, looked for over at most ``max_line`` bytes."""
+    f.seek(at)
+    seen = 0
+    while seen <= max_line:
+        window = f.read(SAMPLE)
+        if not window:
+            return None
+        nl = window.find(b"\n")
+        if nl >= 0:
+            return at + seen + nl + 1
+        seen += len(window)
+    return None
 
 
 def weight(path: str, size: int, literals: list[bytes] | None) -> float:
@@ -145,12 +186,22 @@ class ParallelHunt:
         self._next = ctx.Value("q", 0)
         self._workers: list[tuple[BaseProcess, Connection]] = []
         _JOB = (reader, engine, self._dir)
-        _warm(reader, engine, units)
+        # the first range of the first cut file, small (see _ramp), is read here before the fork: what a process
+        # makes on first use (lazy imports, the scanner's compiled literals, the engine's memos of repeated
+        # commands) is then made once and shared by every worker, and the parent replays it while they start
+        first = next((i for i, u in enumerate(units) if u.start is not None and u.size <= 2 * WARM), None)
+        self._done: dict[int, _Done] = {}
+        if first is not None:
+            with fewer_collections():
+                self._done[first] = _work(first, units[first])
+        else:
+            _warm(reader, engine, units)
+        todo = [i for i in range(len(units)) if i != first]
         gc.freeze()  # what exists now (rules, imports) is never collected: a worker's collections do not copy its pages
         try:
-            for _ in range(min(jobs, len(units))):
+            for _ in range(min(jobs, len(todo))):
                 receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker, args=(units, self._next, send), daemon=True)
+                proc = ctx.Process(target=_worker, args=(units, todo, self._next, send), daemon=True)
                 proc.start()
                 send.close()  # the parent keeps the reading end only: EOF when the worker is gone
                 self._workers.append((proc, receive))
@@ -163,7 +214,7 @@ class ParallelHunt:
 
     def _results(self) -> Iterator[tuple[Unit, _Done]]:
         """Finished units in input order, waiting for each in turn."""
-        done: dict[int, _Done] = {}
+        done = self._done
         live = {conn for _, conn in self._workers}
         for index, unit in enumerate(self.units):
             while index not in done:
@@ -268,17 +319,18 @@ def _warm(parent: Reader, engine: Engine, units: list[Unit]) -> None:
             engine.hits(event)
 
 
-def _worker(units: list[Unit], counter: Any, send: Connection) -> None:
-    """A worker process: take unit numbers until none are left; report each when its spool is written."""
+def _worker(units: list[Unit], todo: list[int], counter: Any, send: Connection) -> None:
+    """A worker process: take the next unit of ``todo`` until none are left; report each when its spool is written."""
     # Ctrl-C reaches the whole process group: the parent stops the workers and keeps what it has
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     collect_less()
     while True:
         with counter.get_lock():
-            index = counter.value
+            at = counter.value
             counter.value += 1
-        if index >= len(units):
+        if at >= len(todo):
             break
+        index = todo[at]
         send.send((index, _work(index, units[index])))
     send.close()
 
