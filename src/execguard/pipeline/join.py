@@ -24,8 +24,8 @@ from ..engine import joinkeys as jk
 from ..engine.join import CAP, SKEW, WINDOW, Joiner, JoinStats
 from ..engine.match import Engine
 from ..model import Alert, Event
-from ..times import time_ns
 from . import wire
+from .clock import time_ns
 from .order import LAST, RUN
 
 Decided = tuple[Event, "Alert | None", list[Alert]]  # an event, its alert, correlation alerts it completed

@@ -30,7 +30,7 @@ from typing import IO, Any
 from ..engine.match import Engine
 from ..model import Alert, Event
 from ..sources.reader import Reader, Stats, Warn
-from . import wire
+from . import clock, wire
 from .collector import collect_less, fewer_collections
 
 UNIT = 64 << 20  # bytes of a sparse file handed to one worker at a time
@@ -260,7 +260,7 @@ class ParallelHunt:
 
     def _replay(self, done: _Done, base: int) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
         warn: Warn = self.reader.warn
-        decide = self.engine.decide
+        decide, learn = self.engine.decide, clock.learn
         if not done.spool:
             return
         try:
@@ -274,6 +274,7 @@ class ParallelHunt:
                     warn(file, line + base if line else line, message)
                     continue
                 event: Event = rec[1]
+                learn(event.time, rec[3])
                 if base:
                     _shift(event, base)
                 correlated: list[Alert] = []
