@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
+from ..engine.joinkeys import NODE
 from ..engine.match import Engine
 from ..model import Alert, Event
 from ..sources.reader import Reader, Stats, Warn
@@ -59,6 +60,7 @@ class _Done:
     spool: str
     stats: Stats
     error: str | None = None
+    node: int = 0  # node-telemetry events spooled: the join has something to do
 
 
 _JOB: tuple[Reader, Engine, str] | None = None  # set in the parent just before the workers fork
@@ -181,6 +183,10 @@ class ParallelHunt:
         self.engine = engine
         self.units = units
         self.on_progress: Callable[[int], None] | None = None
+        # every unit is read and none held node telemetry: the join has nothing to wait for (pipeline/join.py)
+        self.node_free = False
+        self._node = 0
+        self._live: set[Connection] = set()
         self._dir = tempfile.mkdtemp(prefix="execguard-")
         ctx = multiprocessing.get_context("fork")
         self._next = ctx.Value("q", 0)
@@ -215,22 +221,34 @@ class ParallelHunt:
     def _results(self) -> Iterator[tuple[Unit, _Done]]:
         """Finished units in input order, waiting for each in turn."""
         done = self._done
-        live = {conn for _, conn in self._workers}
+        self._live = {conn for _, conn in self._workers}
+        self._node = sum(d.node for d in done.values())
         for index, unit in enumerate(self.units):
             while index not in done:
-                if not live:
+                if not self._live:
                     # every worker is gone without this unit: report it, never hang
                     done[index] = _Done("", Stats(), "a worker stopped before reading this part; it was skipped")
                     break
-                for conn in wait(list(live)):
-                    assert isinstance(conn, Connection)
-                    try:
-                        i, result = conn.recv()
-                    except (EOFError, OSError):
-                        live.discard(conn)
-                        continue
-                    done[i] = result
+                self._receive(block=True)
             yield unit, done.pop(index)
+            if not self.node_free:
+                self._receive(block=False)  # what else is finished
+                self.node_free = not self._node and len(done) == len(self.units) - index - 1
+
+    def _receive(self, block: bool) -> None:
+        """Results the workers sent: at least one when ``block``, else those already there."""
+        while ready := wait(list(self._live), None if block else 0):
+            for conn in ready:
+                assert isinstance(conn, Connection)
+                try:
+                    i, result = conn.recv()
+                except (EOFError, OSError):
+                    self._live.discard(conn)
+                    continue
+                self._done[i] = result
+                self._node += result.node
+            if block:
+                return
 
     def alerts(self) -> Iterator[Alert]:
         for _, alert, correlated in self.decided():
@@ -347,18 +365,20 @@ def _work(index: int, unit: Unit) -> _Done:
         events = reader.read([unit.path]) if unit.start is None else reader.read_range(unit.path, unit.start, unit.end or 0)
         hits, needs_state, keep = engine.hits, engine.needs_state, out.event
         error = None
+        node = 0
         try:
             for event in events:
                 found = hits(event)
                 if found or needs_state(event):
                     keep(event, found)
+                    node += event.action in NODE
         except Exception as exc:  # a bug must cost this unit's rest, not the hunt
             error = f"worker failed after {reader.stats.lines} lines ({type(exc).__name__}: {exc}); the rest of this part was skipped"
         try:
             out.flush()  # what was found before a failure is kept
         except OSError as exc:
             error = error or f"worker could not write what it found ({exc}); this part was skipped"
-    return _Done(spool, reader.stats, error)
+    return _Done(spool, reader.stats, error, node)
 
 
 def _shift(event: Event, base: int) -> None:
