@@ -12,7 +12,6 @@ keep memory flat however many hits a unit has. Used only where fork exists (Linu
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import multiprocessing
 import os
@@ -197,11 +196,9 @@ class ParallelHunt:
         # commands) is then made once and shared by every worker, and the parent replays it while they start
         first = next((i for i, u in enumerate(units) if u.start is not None and u.size <= 2 * WARM), None)
         self._done: dict[int, _Done] = {}
-        if first is not None:
+        if first is not None:  # none only when an over-long line kept the first cut file's first range whole
             with fewer_collections():
                 self._done[first] = _work(first, units[first])
-        else:
-            _warm(reader, engine, units)
         todo = [i for i in range(len(units)) if i != first]
         gc.freeze()  # what exists now (rules, imports) is never collected: a worker's collections do not copy its pages
         try:
@@ -311,31 +308,6 @@ class ParallelHunt:
                 proc.join()
         self._workers = []
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _warm(parent: Reader, engine: Engine, units: list[Unit]) -> None:
-    """Match the first lines of the first cut file before the fork, and forget the result.
-
-    What a process makes on first use (lazy imports, the scanner's compiled literals, the engine's memos of
-    repeated commands) is then made once and shared by every worker, not made again in each: on a dense file
-    a worker's first range cost up to 3x its later ones. ``hits`` keeps no state, so nothing else changes.
-    """
-    unit = next((u for u in units if u.start is not None and u.end is not None), None)
-    if unit is None or unit.start is None or unit.end is None:
-        return
-    start = unit.start
-    try:
-        with open(unit.path, "rb") as f:
-            f.seek(start + WARM)
-            nl = f.read(min(parent.max_line, WARM)).find(b"\n")
-    except OSError:
-        return
-    if nl < 0:
-        return
-    reader = Reader(fmt=parent.fmt, literals=parent.literals, max_line=parent.max_line)
-    with contextlib.suppress(Exception):  # a warm-up only: the worker that reads this range reports any problem
-        for event in reader.read_range(unit.path, start, min(unit.end, start + WARM + nl + 1)):
-            engine.hits(event)
 
 
 def _worker(units: list[Unit], todo: list[int], counter: Any, send: Connection) -> None:
