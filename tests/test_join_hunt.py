@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,30 @@ def test_policy_probe_entry_is_accepted(sim: Path, tmp_path: Path) -> None:
     alerts, err = hunt(str(sim / "k8s-audit.jsonl"), str(sim / "tetragon.jsonl"), "-j", "1", "--policy", str(pol))
     assert not any(r["rule_id"] == "join-exec-bypass" for a in alerts for r in a["rules"])
     assert "1 by policy" in err
+
+
+def test_workers_with_no_node_telemetry_let_the_join_hold_nothing(sim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once every range is read and none held node telemetry, the join passes held alerts on: the same output."""
+    from execguard.pipeline import parallel
+
+    serial, _ = hunt(str(sim / "k8s-audit.jsonl"), str(sim / "docker-events.jsonl"), "-j", "1")
+    monkeypatch.setattr(parallel, "UNIT", 16 << 10)
+    monkeypatch.setattr(parallel, "MIN_UNIT", 16 << 10)
+    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
+    released: list[int] = []
+    replay = parallel.ParallelHunt._results
+
+    def spied(self: parallel.ParallelHunt):  # type: ignore[no-untyped-def]
+        units = replay(self)
+        first = next(units)
+        while self._live:  # every worker done and gone before the first range is replayed: all is known then
+            self._receive(block=True)
+        for n, item in enumerate(itertools.chain([first], units)):
+            if self.node_free and not released:
+                released.append(n)
+            yield item
+
+    monkeypatch.setattr(parallel.ParallelHunt, "_results", spied)
+    par, _ = hunt(str(sim / "k8s-audit.jsonl"), str(sim / "docker-events.jsonl"), "-j", "2")
+    assert par == serial and len(serial) > 20
+    assert released == [1]  # after the first range, the join held nothing more

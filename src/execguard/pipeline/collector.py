@@ -6,10 +6,14 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
-# A hunt allocates millions of short-lived objects (records, events, hits, replayed tuples) and makes few
-# cycles: at Python's default of a young collection every 700 allocations, the collector took 5-10 % of a
-# dense hunt's CPU in workers and parent alike (benchmarks/RESULTS.md, issue 10).
-YOUNG = 20_000
+# A hunt allocates millions of short-lived objects (records, events, hits, replayed tuples) and makes no
+# cycles (none found after a dense hunt with the collector off, parallel or not). What a young collection
+# costs is the objects it finds alive: the events and alerts the join and the sort hold (bounded by their
+# RUN limits, ~400 000 objects on a dense log), each traversed once more. At a young collection every 20 000
+# net allocations that cost the parent of a dense default run 0.3-0.7 s of CPU, more than reading its workers'
+# spools; a threshold above what a hunt holds means the collector runs only if something does leak cycles,
+# which then stay bounded (benchmarks/RESULTS.md, issue 10). Python's default is 700.
+YOUNG = 500_000
 
 
 def collect_less() -> None:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import fields
 
 from ..model import Alert, Event
-from .filters import NS, time_ns
+from .clock import time_ns
+from .filters import NS
 
 DOCKER = frozenset({"docker-events", "dockerd-log"})
 ACTIONS = frozenset({"exec", "attach"})

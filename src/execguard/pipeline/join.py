@@ -24,8 +24,8 @@ from ..engine import joinkeys as jk
 from ..engine.join import CAP, SKEW, WINDOW, Joiner, JoinStats
 from ..engine.match import Engine
 from ..model import Alert, Event
-from ..times import time_ns
 from . import wire
+from .clock import time_ns
 from .order import LAST, RUN
 
 Decided = tuple[Event, "Alert | None", list[Alert]]  # an event, its alert, correlation alerts it completed
@@ -125,8 +125,9 @@ class JoinStage:
         o = self.options
         return Joiner(o.window, o.skew, lag, o.cap, self.expected, active=self.sorted, covered=o.covered)
 
-    def run(self, items: Iterable[Decided]) -> Iterator[tuple[Alert, int]]:
-        return self._sorted(items) if self.sorted else self._stream(items)
+    def run(self, items: Iterable[Decided], node_free: Callable[[], bool] | None = None) -> Iterator[tuple[Alert, int]]:
+        """``node_free``: True once it is known that no node telemetry comes (every input read by -j workers)."""
+        return self._sorted(items, node_free) if self.sorted else self._stream(items)
 
     def _stream(self, items: Iterable[Decided]) -> Iterator[tuple[Alert, int]]:
         joiner = self.joiner = self._joiner(self.options.lag)
@@ -146,13 +147,28 @@ class JoinStage:
             raise
         yield from joiner.drain()
 
-    def _sorted(self, items: Iterable[Decided]) -> Iterator[tuple[Alert, int]]:
+    def _sorted(self, items: Iterable[Decided], node_free: Callable[[], bool] | None = None) -> Iterator[tuple[Alert, int]]:
         spill = TimeSpill()
         joiner = self._joiner(0.0)
         seq = 0
+        held = True  # events the join reads are held for the time merge
         try:
             for event, alert, correlated in items:
                 seq += 1
+                if held and node_free is not None and not self.node_events and node_free():
+                    # nothing to join them with: what was held goes on (the sort after puts every alert in its
+                    # place by time and sequence number, as it would have come out of the merge) and no more is
+                    held = False
+                    for _, s, (_, held_alert) in spill.drain():
+                        if held_alert is not None:
+                            yield held_alert, s
+                if not held:
+                    if alert is not None:
+                        yield alert, seq
+                    for extra in correlated:
+                        seq += 1
+                        yield extra, seq
+                    continue
                 relevant = jk.relevant(event)
                 if alert is not None or relevant:  # most events without an alert need no time
                     t = time_ns(event.time)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from ..model import Alert, severity_rank
-from .filters import time_ns
+from .clock import time_ns
 
 SORTS = ("time", "severity", "input")
 RUN = 20_000  # alerts held in memory before a sorted run is written out

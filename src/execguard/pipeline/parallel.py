@@ -12,7 +12,6 @@ keep memory flat however many hits a unit has. Used only where fork exists (Linu
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import multiprocessing
 import os
@@ -27,11 +26,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
+from ..engine.joinkeys import NODE
 from ..engine.match import Engine
 from ..model import Alert, Event
 from ..sources.reader import Reader, Stats, Warn
-from . import wire
-from .collector import collect_less
+from . import clock, wire
+from .collector import collect_less, fewer_collections
 
 UNIT = 64 << 20  # bytes of a sparse file handed to one worker at a time
 MIN_UNIT = 1 << 20  # the smallest range a dense file is cut into: a 2 MB exec-heavy file is worth two processes
@@ -42,7 +42,7 @@ HIT_COST = 100
 SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
 SAMPLE = 64 << 10
 SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
-WARM = 256 << 10  # bytes of the first cut file read before the fork (see _warm)
+WARM = 256 << 10  # the first range of the first cut file, read by the parent before the fork (see ParallelHunt)
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class _Done:
     spool: str
     stats: Stats
     error: str | None = None
+    node: int = 0  # node-telemetry events spooled: the join has something to do
 
 
 _JOB: tuple[Reader, Engine, str] | None = None  # set in the parent just before the workers fork
@@ -85,6 +86,7 @@ def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | Non
     if "-" in paths:
         return None
     units: list[Unit] = []
+    ramped = False
     for path in reader.expand(paths):
         try:
             size = os.stat(path).st_size
@@ -96,8 +98,48 @@ def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | Non
         if ranges is None:
             units.append(Unit(path, size=size, work=int(size * w)))
         else:
+            if not ramped:  # the first cut file starts with small ranges: the parent replays from the start
+                ranges, ramped = _ramp(path, ranges, reader.max_line), True
             units.extend(Unit(path, a, b, b - a, int((b - a) * w)) for a, b in ranges)
     return units
+
+
+def _ramp(path: str, ranges: list[tuple[int, int]], max_line: int) -> list[tuple[int, int]]:
+    """``ranges`` with the first cut again at newlines after WARM, 2 x WARM, 4 x WARM ... bytes.
+
+    The parent reads the first range itself before the fork (see ParallelHunt) and replays what a worker
+    found only once that worker has finished its range: small first ranges let it start at once and keep it
+    fed while the workers are on their first ranges. Any cut at a newline reads the same lines.
+    """
+    start, end = ranges[0]
+    cuts = [start]
+    size = WARM
+    try:
+        with open(path, "rb") as f:
+            while cuts[-1] + size + WARM < end:
+                cut = _line_end(f, cuts[-1] + size, max_line)
+                if cut is None or cut >= end:
+                    break  # an over-long line: the range stays as it is
+                cuts.append(cut)
+                size = size if len(cuts) < 3 else size * 2
+    except OSError:
+        return ranges
+    return [*zip(cuts, [*cuts[1:], end], strict=True), *ranges[1:]]
+
+
+def _line_end(f: IO[bytes], at: int, max_line: int) -> int | None:
+    """The offset just past the first newline at or after ``at``, looked for over at most ``max_line`` bytes."""
+    f.seek(at)
+    seen = 0
+    while seen <= max_line:
+        window = f.read(SAMPLE)
+        if not window:
+            return None
+        nl = window.find(b"\n")
+        if nl >= 0:
+            return at + seen + nl + 1
+        seen += len(window)
+    return None
 
 
 def weight(path: str, size: int, literals: list[bytes] | None) -> float:
@@ -140,17 +182,29 @@ class ParallelHunt:
         self.engine = engine
         self.units = units
         self.on_progress: Callable[[int], None] | None = None
+        # every unit is read and none held node telemetry: the join has nothing to wait for (pipeline/join.py)
+        self.node_free = False
+        self._node = 0
+        self._live: set[Connection] = set()
         self._dir = tempfile.mkdtemp(prefix="execguard-")
         ctx = multiprocessing.get_context("fork")
         self._next = ctx.Value("q", 0)
         self._workers: list[tuple[BaseProcess, Connection]] = []
         _JOB = (reader, engine, self._dir)
-        _warm(reader, engine, units)
+        # the first range of the first cut file, small (see _ramp), is read here before the fork: what a process
+        # makes on first use (lazy imports, the scanner's compiled literals, the engine's memos of repeated
+        # commands) is then made once and shared by every worker, and the parent replays it while they start
+        first = next((i for i, u in enumerate(units) if u.start is not None and u.size <= 2 * WARM), None)
+        self._done: dict[int, _Done] = {}
+        if first is not None:  # none only when an over-long line kept the first cut file's first range whole
+            with fewer_collections():
+                self._done[first] = _work(first, units[first])
+        todo = [i for i in range(len(units)) if i != first]
         gc.freeze()  # what exists now (rules, imports) is never collected: a worker's collections do not copy its pages
         try:
-            for _ in range(min(jobs, len(units))):
+            for _ in range(min(jobs, len(todo))):
                 receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker, args=(units, self._next, send), daemon=True)
+                proc = ctx.Process(target=_worker, args=(units, todo, self._next, send), daemon=True)
                 proc.start()
                 send.close()  # the parent keeps the reading end only: EOF when the worker is gone
                 self._workers.append((proc, receive))
@@ -163,23 +217,35 @@ class ParallelHunt:
 
     def _results(self) -> Iterator[tuple[Unit, _Done]]:
         """Finished units in input order, waiting for each in turn."""
-        done: dict[int, _Done] = {}
-        live = {conn for _, conn in self._workers}
+        done = self._done
+        self._live = {conn for _, conn in self._workers}
+        self._node = sum(d.node for d in done.values())
         for index, unit in enumerate(self.units):
             while index not in done:
-                if not live:
+                if not self._live:
                     # every worker is gone without this unit: report it, never hang
                     done[index] = _Done("", Stats(), "a worker stopped before reading this part; it was skipped")
                     break
-                for conn in wait(list(live)):
-                    assert isinstance(conn, Connection)
-                    try:
-                        i, result = conn.recv()
-                    except (EOFError, OSError):
-                        live.discard(conn)
-                        continue
-                    done[i] = result
+                self._receive(block=True)
             yield unit, done.pop(index)
+            if not self.node_free:
+                self._receive(block=False)  # what else is finished
+                self.node_free = not self._node and len(done) == len(self.units) - index - 1
+
+    def _receive(self, block: bool) -> None:
+        """Results the workers sent: at least one when ``block``, else those already there."""
+        while ready := wait(list(self._live), None if block else 0):
+            for conn in ready:
+                assert isinstance(conn, Connection)
+                try:
+                    i, result = conn.recv()
+                except (EOFError, OSError):
+                    self._live.discard(conn)
+                    continue
+                self._done[i] = result
+                self._node += result.node
+            if block:
+                return
 
     def alerts(self) -> Iterator[Alert]:
         for _, alert, correlated in self.decided():
@@ -209,7 +275,7 @@ class ParallelHunt:
 
     def _replay(self, done: _Done, base: int) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
         warn: Warn = self.reader.warn
-        decide = self.engine.decide
+        decide, learn = self.engine.decide, clock.learn
         if not done.spool:
             return
         try:
@@ -223,6 +289,7 @@ class ParallelHunt:
                     warn(file, line + base if line else line, message)
                     continue
                 event: Event = rec[1]
+                learn(event.time, rec[3])
                 if base:
                     _shift(event, base)
                 correlated: list[Alert] = []
@@ -243,42 +310,18 @@ class ParallelHunt:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _warm(parent: Reader, engine: Engine, units: list[Unit]) -> None:
-    """Match the first lines of the first cut file before the fork, and forget the result.
-
-    What a process makes on first use (lazy imports, the scanner's compiled literals, the engine's memos of
-    repeated commands) is then made once and shared by every worker, not made again in each: on a dense file
-    a worker's first range cost up to 3x its later ones. ``hits`` keeps no state, so nothing else changes.
-    """
-    unit = next((u for u in units if u.start is not None and u.end is not None), None)
-    if unit is None or unit.start is None or unit.end is None:
-        return
-    start = unit.start
-    try:
-        with open(unit.path, "rb") as f:
-            f.seek(start + WARM)
-            nl = f.read(min(parent.max_line, WARM)).find(b"\n")
-    except OSError:
-        return
-    if nl < 0:
-        return
-    reader = Reader(fmt=parent.fmt, literals=parent.literals, max_line=parent.max_line)
-    with contextlib.suppress(Exception):  # a warm-up only: the worker that reads this range reports any problem
-        for event in reader.read_range(unit.path, start, min(unit.end, start + WARM + nl + 1)):
-            engine.hits(event)
-
-
-def _worker(units: list[Unit], counter: Any, send: Connection) -> None:
-    """A worker process: take unit numbers until none are left; report each when its spool is written."""
+def _worker(units: list[Unit], todo: list[int], counter: Any, send: Connection) -> None:
+    """A worker process: take the next unit of ``todo`` until none are left; report each when its spool is written."""
     # Ctrl-C reaches the whole process group: the parent stops the workers and keeps what it has
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     collect_less()
     while True:
         with counter.get_lock():
-            index = counter.value
+            at = counter.value
             counter.value += 1
-        if index >= len(units):
+        if at >= len(todo):
             break
+        index = todo[at]
         send.send((index, _work(index, units[index])))
     send.close()
 
@@ -294,18 +337,20 @@ def _work(index: int, unit: Unit) -> _Done:
         events = reader.read([unit.path]) if unit.start is None else reader.read_range(unit.path, unit.start, unit.end or 0)
         hits, needs_state, keep = engine.hits, engine.needs_state, out.event
         error = None
+        node = 0
         try:
             for event in events:
                 found = hits(event)
                 if found or needs_state(event):
                     keep(event, found)
+                    node += event.action in NODE
         except Exception as exc:  # a bug must cost this unit's rest, not the hunt
             error = f"worker failed after {reader.stats.lines} lines ({type(exc).__name__}: {exc}); the rest of this part was skipped"
         try:
             out.flush()  # what was found before a failure is kept
         except OSError as exc:
             error = error or f"worker could not write what it found ({exc}); this part was skipped"
-    return _Done(spool, reader.stats, error)
+    return _Done(spool, reader.stats, error, node)
 
 
 def _shift(event: Event, base: int) -> None:

@@ -94,7 +94,7 @@ class Hunt:
             elif self.join is None:
                 self.alerts(workers.alerts())
             else:
-                self.numbered(self.join.run(workers.decided()))
+                self.numbered(self.join.run(workers.decided(), lambda: workers.node_free))
 
     @property
     def dropped(self) -> int:

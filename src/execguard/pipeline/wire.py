@@ -19,6 +19,7 @@ from operator import attrgetter
 from typing import IO, Any
 
 from ..model import Actor, Alert, Event, Process, RbacChange, RuleMatch, SourceRef, Target
+from ..times import time_ns
 
 BATCH = 256  # records per marshal call: enough to share its strings, little to hold
 _HEAD = struct.Struct("<IB")  # batch length, and its kind: marshal or pickle
@@ -110,14 +111,16 @@ def read_batch(f: IO[bytes]) -> list[Any] | None:
 
 
 class Writer:
-    """Records in order: ("e", event, hits) and ("w", file, line, message); ``close`` writes the last batch."""
+    """Records in order: ("e", event, hits, time) and ("w", file, line, message); ``flush`` writes the last batch.
+
+    ``time`` is the event's time as ``times.time_ns`` reads it: the parent then parses none (pipeline/clock.py)."""
 
     def __init__(self, f: IO[bytes]) -> None:
         self.f = f
         self.batch: list[tuple[Any, ...]] = []
 
     def event(self, event: Event, hits: list[RuleMatch]) -> None:
-        self.batch.append(("e", encode_event(event), encode_hits(hits)))
+        self.batch.append(("e", encode_event(event), encode_hits(hits), time_ns(event.time)))
         if len(self.batch) >= BATCH:
             self.flush()
 
@@ -137,6 +140,6 @@ def read(f: IO[bytes]) -> Iterator[tuple[Any, ...]]:
     while (batch := read_batch(f)) is not None:
         for rec in batch:
             if rec[0] == "e":
-                yield "e", decode_event(rec[1]), decode_hits(rec[2])
+                yield "e", decode_event(rec[1]), decode_hits(rec[2]), rec[3]
             else:
                 yield rec

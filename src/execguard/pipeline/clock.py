@@ -1,0 +1,34 @@
+"""An event's time as nanoseconds, parsed once per hunt.
+
+The join, the time sort and the Docker de-duplication each read an alert's time, and ``times.time_ns`` keeps
+only the last 1024 stamps: on a dense log most of an alert's stamps were parsed again, the sort's and the
+de-duplication's long after the join's. With workers the parent parses none: each worker sends the time it
+parsed beside the event (pipeline/wire.py) and the replay ``learn``s it.
+"""
+
+from __future__ import annotations
+
+from ..times import time_ns as _parse
+
+LIMIT = 1 << 15  # stamps remembered; then forgotten all at once (a few MB at most)
+_known: dict[str, int | None] = {}
+
+
+def learn(value: str | None, ns: int | None) -> None:
+    """``value`` parsed elsewhere (a worker) as ``ns``."""
+    if value:
+        if len(_known) >= LIMIT:
+            _known.clear()
+        _known[value] = ns
+
+
+def time_ns(value: str | None) -> int | None:
+    """``times.time_ns``, remembered."""
+    if not value:
+        return None
+    try:
+        return _known[value]
+    except KeyError:
+        ns = _parse(value)
+        learn(value, ns)
+        return ns
