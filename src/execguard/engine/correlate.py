@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Alert, Event, RuleMatch
-from .chains import Chains, Done, Role, extras
+from .chains import Chains, Done, Role, extras, group_keys
 from .fields import Overlay
 from .reason import Lookup, render
 from .rule import Correlation, Hit, Rule, procedure_tags
@@ -95,6 +95,7 @@ class Correlator:
         fed: set[tuple[str, str]] = set()
         counted: set[str] = set()
         add = self._chains.add
+        keyed: dict[str, list[tuple[str, ...]]] = {}  # group keys by field: several chains group by the same one
         while pending:
             ref = pending.pop(0)
             for rule, corr, role in watch.get(ref, ()):
@@ -102,8 +103,13 @@ class Correlator:
                     if (rule.rule_id, ref) in fed:
                         continue
                     fed.add((rule.rule_id, ref))
+                    if role.field is None:
+                        found = group_keys(corr, role, ref, fields)
+                    else:
+                        got = keyed.get(role.field)
+                        found = keyed[role.field] = group_keys(corr, role, ref, fields) if got is None else got
                     # a correlation's result: say which, not just its last event
-                    done = add(rule.rule_id, corr, role, ref, event, when, fields, self._titles.get(ref, ""))
+                    done = add(rule.rule_id, corr, role, ref, event, when, found, self._titles.get(ref, ""))
                     if done is None:
                         continue
                     match, earlier = self._chained(rule, corr, done, when, fields)
