@@ -94,13 +94,29 @@ def _field(corr: Correlation, ref: str, name: str) -> str:
     return alias.get(ref, name) if alias else name
 
 
-def _one_key(value: Any) -> list[tuple[str, ...]] | None:
+_KNOWN: dict[tuple[Any, ...], Keys] = {}  # the keys of list values seen lately: the same principal lists come back
+KNOWN_LIMIT = 4096
+
+
+def _one_key(value: Any) -> Keys | None:
     """The keys of one group-by field's value when it is a string or a list of them (None: another shape)."""
     if value.__class__ is str:
         return [(value,)] if value else []
-    if value.__class__ is list and all(v.__class__ is str for v in value):
-        found: list[tuple[str, ...]] = [(v,) for v in dict.fromkeys(value) if v]
-        return found[:MAX_KEYS]
+    if value.__class__ is list:
+        seen = tuple(value)
+        try:
+            found = _KNOWN.get(seen)
+        except TypeError:  # an unhashable item: not a string
+            return None
+        if found is None:
+            if not all(v.__class__ is str for v in value):
+                return None
+            made: Keys = [(v,) for v in dict.fromkeys(value) if v]
+            del made[MAX_KEYS:]
+            if len(_KNOWN) >= KNOWN_LIMIT:
+                _KNOWN.clear()
+            _KNOWN[seen] = found = made
+        return found
     return None
 
 
