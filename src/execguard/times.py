@@ -25,6 +25,9 @@ def time_ns(value: str | None) -> int | None:
     rest = value[19:]
     if rest == "Z":
         return secs * NS
+    frac = rest[1:-1]
+    if frac.isdecimal() and rest[0] in ".," and rest[-1] in "Zz":  # the usual shape, .123456Z: no pattern needed
+        return secs * NS + int(frac[:9].ljust(9, "0"))
     m = _REST.fullmatch(rest)
     if m is None:
         return None

@@ -27,6 +27,8 @@ from .rule import Correlation
 PER_RULE = 16
 MAX_KEYS = 16
 
+Keys = list[tuple[str, ...]]  # an event's group keys in one chain
+
 
 @dataclass(slots=True)
 class Step:
@@ -37,6 +39,27 @@ class Step:
     reported: bool = False
 
 
+class Steps(deque[Step]):
+    """One referenced rule's recent steps in one group, oldest first (at most ``PER_RULE``), and those with an
+    event id by it: a later audit stage finds its first stage in one look-up instead of a walk through all."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, Step] = {}  # event ids are unique here: a step whose id is known is never added
+
+    def drop_oldest(self) -> None:
+        old = self.popleft()
+        if old.event_id:
+            del self.ids[old.event_id]
+
+    def trim(self, oldest: float) -> None:
+        """Drop the steps before ``oldest`` (the timespan before the current event)."""
+        while self and self[0].when < oldest:
+            self.drop_oldest()
+
+
 @dataclass
 class Done:
     """A completed chain: the steps before the current event, and those of them not reported before."""
@@ -45,13 +68,17 @@ class Done:
     fresh: list[Step] = field(default_factory=list)
 
 
-def keys(corr: Correlation, ref: str, fields: Lookup) -> list[tuple[str, ...]]:
-    """The group keys of an event that hit ``ref``: one per combination of list values (bounded)."""
-    if len(corr.group_by) == 1:  # the usual shape (one user, one address, one principal list): one field
-        found = _one_key(fields.get(_field(corr, ref, corr.group_by[0])))
+def group_keys(corr: Correlation, role: Role, ref: str, fields: Lookup) -> Keys:
+    """The group keys of an event that hit ``ref``, for ``Chains.add``: one per combination of list values (bounded)."""
+    if role.field is not None:  # the usual shape (one user, one address, one principal list): one field
+        found = _one_key(fields.get(role.field))
         if found is not None:
             return found
-    out: list[tuple[str, ...]] = [()]
+    return _combined(corr, ref, fields)
+
+
+def _combined(corr: Correlation, ref: str, fields: Lookup) -> Keys:
+    out: Keys = [()]
     for name in corr.group_by:
         value = fields.get(_field(corr, ref, name))
         values = [str(v) for v in value if v not in (None, "")] if isinstance(value, list) else [] if value in (None, "") else [str(value)]
@@ -67,13 +94,29 @@ def _field(corr: Correlation, ref: str, name: str) -> str:
     return alias.get(ref, name) if alias else name
 
 
-def _one_key(value: Any) -> list[tuple[str, ...]] | None:
+_KNOWN: dict[tuple[Any, ...], Keys] = {}  # the keys of list values seen lately: the same principal lists come back
+KNOWN_LIMIT = 4096
+
+
+def _one_key(value: Any) -> Keys | None:
     """The keys of one group-by field's value when it is a string or a list of them (None: another shape)."""
     if value.__class__ is str:
         return [(value,)] if value else []
-    if value.__class__ is list and all(v.__class__ is str for v in value):
-        found: list[tuple[str, ...]] = [(v,) for v in dict.fromkeys(value) if v]
-        return found[:MAX_KEYS]
+    if value.__class__ is list:
+        seen = tuple(value)
+        try:
+            found = _KNOWN.get(seen)
+        except TypeError:  # an unhashable item: not a string
+            return None
+        if found is None:
+            if not all(v.__class__ is str for v in value):
+                return None
+            made: Keys = [(v,) for v in dict.fromkeys(value) if v]
+            del made[MAX_KEYS:]
+            if len(_KNOWN) >= KNOWN_LIMIT:
+                _KNOWN.clear()
+            _KNOWN[seen] = found = made
+        return found
     return None
 
 
@@ -104,7 +147,7 @@ class Chains:
     def __init__(self, max_groups: int) -> None:
         self.max_groups = max_groups
         # per rule: group key -> referenced rule -> recent steps
-        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, deque[Step]]]] = {}
+        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, Steps]]] = {}
 
     @staticmethod
     def role(corr: Correlation, ref: str) -> Role:
@@ -118,16 +161,14 @@ class Chains:
         return Role(ordered, last, listed, before, last and not listed and bool(before), field)
 
     def add(
-        self, rule_id: str, corr: Correlation, role: Role, ref: str, event: Event, when: float, fields: Lookup, title: str = ""
+        self, rule_id: str, corr: Correlation, role: Role, ref: str, event: Event, when: float, found: Keys, title: str = ""
     ) -> Done | None:
-        """Add a hit of ``ref`` (``title``: the name of a correlation whose result the hit is) and see if the chain completes.
+        """Add a hit of ``ref`` in the groups ``found`` (``group_keys``; ``title``: the name of a correlation whose
+        result the hit is) and see if the chain completes.
 
         Each group the event falls in gets a step of its own. Written as one loop, not a call per
         group: every allowed exec passes through here for each chain it can end.
         """
-        found = _one_key(fields.get(role.field)) if role.field is not None else None
-        if found is None:
-            found = keys(corr, ref, fields)
         if not found:
             return None
         groups = self._groups.get(rule_id)
@@ -147,13 +188,9 @@ class Chains:
                 groups.move_to_end(key)
             steps = state.get(ref)
             if steps is None:
-                steps = state[ref] = deque(maxlen=PER_RULE)
+                steps = state[ref] = Steps()
             elif eid:
-                same = None
-                for s in reversed(steps):  # a later stage of a request follows its first closely
-                    if s.event_id == eid:
-                        same = s
-                        break
+                same = steps.ids.get(eid)
                 if same is not None:
                     # a later audit stage of a request already seen: the same answer as its first stage, nothing new
                     if same.reported:
@@ -162,15 +199,19 @@ class Chains:
             if text is None:
                 text = "" if not role.listed else f"{title} (last: {summary(event)})" if title else summary(event)
             current = Step(when, event, text, eid)
+            if len(steps) >= PER_RULE:
+                steps.drop_oldest()
             steps.append(current)
+            if eid:
+                steps.ids[eid] = current
             if role.needs_others and len(state) == 1:
                 # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
-                while steps[0].when < oldest:
-                    steps.popleft()
+                if steps[0].when < oldest:
+                    steps.trim(oldest)
                 continue
             for other in state.values():
-                while other and other[0].when < oldest:
-                    other.popleft()
+                if other and other[0].when < oldest:
+                    other.trim(oldest)
             if role.ordered:
                 if not role.last:
                     continue  # an earlier step: kept for the last step to find
@@ -187,7 +228,7 @@ class Chains:
         return done
 
 
-def _ordered(state: dict[str, deque[Step]], corr: Correlation, before: tuple[str, ...], current: Step) -> list[Step] | None:
+def _ordered(state: dict[str, Steps], corr: Correlation, before: tuple[str, ...], current: Step) -> list[Step] | None:
     """temporal_ordered: the current event is the last step; each earlier step has a hit no later than the next."""
     when = limit = current.when
     oldest = when - corr.seconds
@@ -204,7 +245,7 @@ def _ordered(state: dict[str, deque[Step]], corr: Correlation, before: tuple[str
     return sorted(earlier, key=lambda s: s.when)
 
 
-def _unordered(state: dict[str, deque[Step]], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
+def _unordered(state: dict[str, Steps], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
     """temporal: every referenced rule has a hit inside the timespan, in any order."""
     when = current.when
     earlier: list[Step] = []

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Alert, Event, RuleMatch
-from .chains import Chains, Done, Role, extras
+from .chains import Chains, Done, Role, extras, group_keys
 from .fields import Overlay
 from .reason import Lookup, render
 from .rule import Correlation, Hit, Rule, procedure_tags
@@ -55,19 +55,21 @@ class Correlator:
     def __init__(self, rules: list[Rule], max_groups: int = MAX_GROUPS) -> None:
         self.rules = [r for r in rules if r.correlation is not None]
         self.max_groups = max_groups
-        # per referenced rule: the correlations its hits feed, with its part in each chain (None: a count)
-        self._watch: dict[str, list[tuple[Rule, Correlation, Role | None]]] = {}
+        titles = {r.rule_id: r.title.lower() for r in self.rules}
+        # per referenced rule: the correlations its hits feed, with its part in each chain (None: a count), the
+        # pair that feeds it once per event, and the title a step shows when the hit is a correlation's result
+        self._watch: dict[str, list[tuple[Rule, Correlation, Role | None, tuple[str, str], str]]] = {}
         for rule in self.rules:
             corr = rule.correlation
             assert corr is not None
             for ref in corr.rules:
-                self._watch.setdefault(ref, []).append((rule, corr, Chains.role(corr, ref) if corr.temporal else None))
+                role = Chains.role(corr, ref) if corr.temporal else None
+                self._watch.setdefault(ref, []).append((rule, corr, role, (rule.rule_id, ref), titles.get(ref, "")))
         # per rule and group key: recent (time, event_id) (event_count) or value -> last time (value_count)
         self._groups: dict[str, OrderedDict[tuple[str, ...], Any]] = {
             r.rule_id: OrderedDict() for r in self.rules
         }
         self._chains = Chains(max_groups)
-        self._titles = {r.rule_id: r.title.lower() for r in self.rules}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -95,15 +97,21 @@ class Correlator:
         fed: set[tuple[str, str]] = set()
         counted: set[str] = set()
         add = self._chains.add
+        keyed: dict[str, list[tuple[str, ...]]] = {}  # group keys by field: several chains group by the same one
         while pending:
             ref = pending.pop(0)
-            for rule, corr, role in watch.get(ref, ()):
+            for rule, corr, role, pair, title in watch.get(ref, ()):
                 if role is not None:
-                    if (rule.rule_id, ref) in fed:
+                    if pair in fed:
                         continue
-                    fed.add((rule.rule_id, ref))
+                    fed.add(pair)
+                    if role.field is None:
+                        found = group_keys(corr, role, ref, fields)
+                    else:
+                        got = keyed.get(role.field)
+                        found = keyed[role.field] = group_keys(corr, role, ref, fields) if got is None else got
                     # a correlation's result: say which, not just its last event
-                    done = add(rule.rule_id, corr, role, ref, event, when, fields, self._titles.get(ref, ""))
+                    done = add(rule.rule_id, corr, role, ref, event, when, found, title)
                     if done is None:
                         continue
                     match, earlier = self._chained(rule, corr, done, when, fields)

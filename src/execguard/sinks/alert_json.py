@@ -10,12 +10,21 @@ import orjson
 
 from ..model import Alert, Event, Process, RbacChange, SourceRef, Target, display, match_rank
 
+# the characters logged commands hold most often that display escapes (a tab in a script), as it escapes them
+_COMMON = (("\t", "\\x09"), ("\n", "\\n"), ("\r", "\\x0d"))
+
 
 def _shown(value: str) -> str:
     """model.display: every character it escapes is one str.isprintable refuses (a control, format or
     separator character, a surrogate), so printable text comes back as it is without the pattern's scan,
-    non-ASCII (a reason cut with '…') included."""
-    return value if value.isprintable() else display(value)
+    non-ASCII (a reason cut with '…') included. Text that is printable once its tabs and newlines are escaped
+    (most scripts in commands) holds nothing else display would escape, so str.replace does it all."""
+    if value.isprintable():
+        return value
+    shown = value
+    for raw, escaped in _COMMON:
+        shown = shown.replace(raw, escaped)
+    return shown if shown.isprintable() else display(value)
 
 
 # reasons and commands repeat from alert to alert; escaping them is a pure function of the text
@@ -78,12 +87,16 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
 def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[Target], Any]) -> dict[str, Any]:
     """The alert's JSON object; ``source`` and ``target`` give those parts (dicts, or for orjson the dataclasses)."""
     ev = alert.event
-    ranked = sorted(alert.matches, key=match_rank, reverse=True)
+    matches = alert.matches
+    if len(matches) == 1:  # most alerts: nothing to rank or merge
+        ranked = matches
+        tags = sorted(set(matches[0].tags))
+    else:
+        ranked = sorted(matches, key=match_rank, reverse=True)
+        tags = sorted({t for m in matches for t in m.tags})
     lead = ranked[0]  # Alert.lead: the first of the most severe (reverse keeps the sort stable)
-    tags = sorted({t for m in alert.matches for t in m.tags})
-    marked = {"suppressed": alert.suppressed} if alert.suppressed is not None else {}
     actor = ev.actor
-    return {
+    shape = {
         "rule_id": lead.rule_id,
         "title": lead.title,
         "severity": lead.severity,
@@ -91,7 +104,7 @@ def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[T
         "procedures": [t for t in tags if not t.startswith("T")],
         "time": ev.time,
         "source": source(ev.source),
-        "sources": [source(ev.source), *(source(s) for s in alert.also_seen)],
+        "sources": [source(ev.source), *(source(s) for s in alert.also_seen)] if alert.also_seen else [source(ev.source)],
         "actor": {
             "user": actor.user,
             "groups": list(actor.groups),
@@ -118,14 +131,20 @@ def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[T
         "request_uri": ev.request_uri,
         "reasons": [_display(m.reason) for m in ranked],
         "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
-        **marked,
-        **({"rbac": _rbac(ev.rbac)} if ev.rbac is not None else {}),
-        **({"process": _process(ev.process)} if ev.process is not None else {}),
-        # the join (docs/node.md): what this exec ran, each with the identity of who asked
-        **({"covers": [_covered(e) for e in alert.covers]} if alert.covers else {}),
-        # a throttle summary (sinks/throttle.py) says how many repeats it held back
-        **({"throttled": throttled} if (throttled := getattr(alert, "throttled", None)) is not None else {}),
     }
+    # the optional parts last, in this order
+    if alert.suppressed is not None:
+        shape["suppressed"] = alert.suppressed
+    if ev.rbac is not None:
+        shape["rbac"] = _rbac(ev.rbac)
+    if ev.process is not None:
+        shape["process"] = _process(ev.process)
+    if alert.covers:  # the join (docs/node.md): what this exec ran, each with the identity of who asked
+        shape["covers"] = [_covered(e) for e in alert.covers]
+    # a throttle summary (sinks/throttle.py, a subclass of Alert) says how many repeats it held back
+    if alert.__class__ is not Alert and (throttled := getattr(alert, "throttled", None)) is not None:
+        shape["throttled"] = throttled
+    return shape
 
 
 def _same(part: Any) -> Any:
