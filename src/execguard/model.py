@@ -87,6 +87,21 @@ class SourceRef:
     line: int | None = None
 
 
+def _principals(user: str, groups: tuple[str, ...]) -> tuple[str, ...]:
+    implied: list[str] = []
+    if user == "system:anonymous":
+        implied = ["system:unauthenticated"]
+    elif user:
+        implied = ["system:authenticated"]
+        if user.startswith("system:serviceaccount:") and user.count(":") == 3:
+            implied += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
+    return tuple(dict.fromkeys([*([user] if user else []), *groups, *implied]))
+
+
+_PRINCIPALS: dict[tuple[str | None, tuple[str, ...]], tuple[str, ...]] = {}
+_PRINCIPALS_MAX = 4096
+
+
 @dataclass(slots=True)
 class Actor:
     user: str | None = None
@@ -98,15 +113,15 @@ class Actor:
 
     def principals(self) -> list[str]:
         """The user and its groups, with the groups the API server always adds (GKE records no groups)."""
-        user = self.user or ""
-        implied: list[str] = []
-        if user == "system:anonymous":
-            implied = ["system:unauthenticated"]
-        elif user:
-            implied = ["system:authenticated"]
-            if user.startswith("system:serviceaccount:") and user.count(":") == 3:
-                implied += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
-        return list(dict.fromkeys([*([user] if user else []), *self.groups, *implied]))
+        # rules read this for nearly every event and the same few identities come back all day: built once per
+        # user and groups (bounded), a fresh list each call
+        key = (self.user, tuple(self.groups))
+        got = _PRINCIPALS.get(key)
+        if got is None:
+            if len(_PRINCIPALS) >= _PRINCIPALS_MAX:
+                _PRINCIPALS.clear()
+            got = _PRINCIPALS[key] = _principals(self.user or "", key[1])
+        return list(got)
 
     @property
     def kind(self) -> str:
