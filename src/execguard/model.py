@@ -45,12 +45,17 @@ _HIDDEN = re.compile(
 )
 
 
-def _escape(m: re.Match[str]) -> str:
-    ch = m.group()
+def _escape(ch: str) -> str:
     if ch == "\n":
         return "\\n"
     code = ord(ch)
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# split with the character kept: every odd piece is one character to escape, escaped by a look-up for the
+# controls (a multi-line command in a reason has dozens) instead of a call back per match
+_HIDDEN_SPLIT = re.compile(f"({_HIDDEN.pattern})")
+_ESCAPES = {chr(code): _escape(chr(code)) for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def display(value: str) -> str:
@@ -61,7 +66,9 @@ def display(value: str) -> str:
     """
     if value.isascii() and value.isprintable():
         return value
-    return _HIDDEN.sub(_escape, value)
+    parts = _HIDDEN_SPLIT.split(value)
+    parts[1::2] = [_ESCAPES.get(ch) or _escape(ch) for ch in parts[1::2]]
+    return "".join(parts)
 
 
 _RANKS = {level: i for i, level in enumerate(SEVERITIES)}

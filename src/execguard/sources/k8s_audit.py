@@ -6,7 +6,8 @@ The other cloud formats (EKS, GKE, AKS) unwrap to this and reuse ``from_audit_ev
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from .. import redact
@@ -407,5 +408,16 @@ def _ephemeral(obj: dict[str, Any], base: Event) -> Event:
     return base
 
 
+# every field, in the order the dataclasses' __init__ takes them: a copy built positionally costs a fifth of
+# dataclasses.replace's (which binds each field by keyword)
+_EVENT_FIELDS = attrgetter(*(f.name for f in fields(Event)))
+_TARGET_FIELDS = attrgetter(*(f.name for f in fields(Target)))
+
+
 def _copy(ev: Event) -> Event:
-    return replace(ev, target=replace(ev.target), command=list(ev.command), command_body=list(ev.command_body))
+    """``ev`` with its own target, command and command_body (what the events of one record set apart)."""
+    new = Event(*_EVENT_FIELDS(ev))
+    new.target = Target(*_TARGET_FIELDS(ev.target))
+    new.command = list(ev.command)
+    new.command_body = list(ev.command_body)
+    return new
