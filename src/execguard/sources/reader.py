@@ -246,7 +246,7 @@ class Reader:
                 self.stats.unknown += 1
                 self.warn(name, lineno, "record of no known format skipped")
                 return []
-        ref = SourceRef(format=src.FORMAT, file=name, line=lineno)
+        ref = SourceRef(src.FORMAT, name, lineno)  # positional: a third of the cost of keywords
         return self._guard(name, lineno, src.events, src.FORMAT, obj, ref)
 
     def _items(self, name: str, lineno: int | None, items: list[Any]) -> Iterator[Event]:
