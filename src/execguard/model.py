@@ -37,11 +37,11 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 # characters that do not print as themselves: C0/C1 controls and DEL (terminal escapes), Unicode
 # format characters (bidi embeddings, overrides and isolates, zero-width spaces and joiners, BOM,
-# tag characters), line/paragraph separators and lone surrogates
+# tag characters), line/paragraph separators and lone surrogates; one group, for split
 _HIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "([\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
     "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f])"
 )
 
 
@@ -52,9 +52,8 @@ def _escape(ch: str) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-# split with the character kept: every odd piece is one character to escape, escaped by a look-up for the
-# controls (a multi-line command in a reason has dozens) instead of a call back per match
-_HIDDEN_SPLIT = re.compile(f"({_HIDDEN.pattern})")
+# split keeps the group: every odd piece is one character to escape, escaped by a look-up for the controls
+# (a multi-line command in a reason has dozens) instead of a call back per match
 _ESCAPES = {chr(code): _escape(chr(code)) for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 
@@ -66,7 +65,7 @@ def display(value: str) -> str:
     """
     if value.isascii() and value.isprintable():
         return value
-    parts = _HIDDEN_SPLIT.split(value)
+    parts = _HIDDEN.split(value)
     parts[1::2] = [_ESCAPES.get(ch) or _escape(ch) for ch in parts[1::2]]
     return "".join(parts)
 
