@@ -37,20 +37,24 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 # characters that do not print as themselves: C0/C1 controls and DEL (terminal escapes), Unicode
 # format characters (bidi embeddings, overrides and isolates, zero-width spaces and joiners, BOM,
-# tag characters), line/paragraph separators and lone surrogates
+# tag characters), line/paragraph separators and lone surrogates; one group, for split
 _HIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "([\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
     "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f])"
 )
 
 
-def _escape(m: re.Match[str]) -> str:
-    ch = m.group()
+def _escape(ch: str) -> str:
     if ch == "\n":
         return "\\n"
     code = ord(ch)
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# split keeps the group: every odd piece is one character to escape, escaped by a look-up for the controls
+# (a multi-line command in a reason has dozens) instead of a call back per match
+_ESCAPES = {chr(code): _escape(chr(code)) for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def display(value: str) -> str:
@@ -61,7 +65,9 @@ def display(value: str) -> str:
     """
     if value.isascii() and value.isprintable():
         return value
-    return _HIDDEN.sub(_escape, value)
+    parts = _HIDDEN.split(value)
+    parts[1::2] = [_ESCAPES.get(ch) or _escape(ch) for ch in parts[1::2]]
+    return "".join(parts)
 
 
 _RANKS = {level: i for i, level in enumerate(SEVERITIES)}
@@ -87,6 +93,21 @@ class SourceRef:
     line: int | None = None
 
 
+def _principals(user: str, groups: tuple[str, ...]) -> tuple[str, ...]:
+    implied: list[str] = []
+    if user == "system:anonymous":
+        implied = ["system:unauthenticated"]
+    elif user:
+        implied = ["system:authenticated"]
+        if user.startswith("system:serviceaccount:") and user.count(":") == 3:
+            implied += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
+    return tuple(dict.fromkeys([*([user] if user else []), *groups, *implied]))
+
+
+_PRINCIPALS: dict[tuple[str | None, tuple[str, ...]], tuple[str, ...]] = {}
+_PRINCIPALS_MAX = 4096
+
+
 @dataclass(slots=True)
 class Actor:
     user: str | None = None
@@ -98,15 +119,15 @@ class Actor:
 
     def principals(self) -> list[str]:
         """The user and its groups, with the groups the API server always adds (GKE records no groups)."""
-        user = self.user or ""
-        implied: list[str] = []
-        if user == "system:anonymous":
-            implied = ["system:unauthenticated"]
-        elif user:
-            implied = ["system:authenticated"]
-            if user.startswith("system:serviceaccount:") and user.count(":") == 3:
-                implied += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
-        return list(dict.fromkeys([*([user] if user else []), *self.groups, *implied]))
+        # rules read this for nearly every event and the same few identities come back all day: built once per
+        # user and groups (bounded), a fresh list each call
+        key = (self.user, tuple(self.groups))
+        got = _PRINCIPALS.get(key)
+        if got is None:
+            if len(_PRINCIPALS) >= _PRINCIPALS_MAX:
+                _PRINCIPALS.clear()
+            got = _PRINCIPALS[key] = _principals(self.user or "", key[1])
+        return list(got)
 
     @property
     def kind(self) -> str:

@@ -116,6 +116,18 @@ def _unquoted(query: str) -> str:
 
 def _present(value: str) -> frozenset[str]:
     """The pattern literals in ``value``, case-folded (URL-encoded text is looked at decoded too)."""
+    if value[:1] == "/":
+        path, q, query = value.partition("?")
+        if q:
+            # A request URI: no literal (nor a Vault token) holds a '?', and the one with a space, 'private key',
+            # cannot run from the query into the decoded path (it starts with '/'): so the path and the query are
+            # looked at apart, and the query, which comes back under many paths (the same command in each new
+            # pod), once.
+            found, vault = _present_query(query)
+            found = found | _literals(path)
+            if "s." in found and not (vault or _VAULT_LEGACY.search(path)):
+                found = found - {"s."}
+            return found
     low = _folded(value)
     for t in _GATE:
         if t in low:
@@ -127,6 +139,27 @@ def _present(value: str) -> frozenset[str]:
     if "s." in found and not _VAULT_LEGACY.search(value):
         found = found - {"s."}
     return found
+
+
+def _literals(part: str) -> frozenset[str]:
+    """The pattern literals in one side of a URI's '?', case-folded, and in its URL decoding."""
+    low = part.lower()
+    found = _found(low)
+    if "%" in low or "+" in low:
+        found |= _found(unquote_plus(low))  # apart: one literal, 'private key', holds a space
+    return found
+
+
+def _found(low: str) -> frozenset[str]:
+    for t in _GATE:
+        if t in low:
+            return frozenset([t for t in _LITERALS if t in low])
+    return frozenset()
+
+
+@lru_cache(maxsize=2048)
+def _present_query(query: str) -> tuple[frozenset[str], bool]:
+    return _literals(query), _VAULT_LEGACY.search(query) is not None
 
 
 def _spans(value: str, present: frozenset[str] | None = None) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from ..model import Event, SourceRef
@@ -24,7 +24,7 @@ class JsonSource(Protocol):
 
     def match(self, obj: dict[str, Any]) -> bool: ...
 
-    def events(self, obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]: ...
+    def events(self, obj: dict[str, Any], ref: SourceRef) -> Iterable[Event]: ...
 
 
 class TextParser(Protocol):

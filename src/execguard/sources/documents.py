@@ -32,25 +32,29 @@ class JsonDecoder:
         self.record = record
         self.block = block
 
-    def line(self, name: str, lineno: int, line: bytes) -> Iterator[Event]:
-        """The records of one line of line-delimited JSON."""
+    def line(self, name: str, lineno: int, line: bytes) -> Iterable[Event]:
+        """The events of one line of line-delimited JSON: what the reader's dispatch returns (a record's events
+        as a list; a top-level array's, item by item), with no generator of its own on the common path."""
         self.stats.parsed += 1
-        values: list[Any] | None
         try:
-            values = [orjson.loads(line)]
+            obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            values, repaired = lenient(line)
-            if values is None:
-                kept = self._salvage_line(lineno, line)
-                if kept is not None:  # a one-line export cut short, or with a broken element
-                    yield from self._salvaged(name, lineno, kept[0], kept[1], None)
-                    return
-                self.stats.bad += 1
-                self.warn(name, lineno, f"not JSON ({short(str(exc))})")
+            return self._lenient(name, lineno, line, exc)
+        return self.record(name, lineno, obj)
+
+    def _lenient(self, name: str, lineno: int, line: bytes, exc: orjson.JSONDecodeError) -> Iterator[Event]:
+        values, repaired = lenient(line)
+        if values is None:
+            kept = self._salvage_line(lineno, line)
+            if kept is not None:  # a one-line export cut short, or with a broken element
+                yield from self._salvaged(name, lineno, kept[0], kept[1], None)
                 return
-            if repaired:
-                self.stats.repaired += 1
-                self.warn(name, lineno, "invalid UTF-8 replaced by U+FFFD")
+            self.stats.bad += 1
+            self.warn(name, lineno, f"not JSON ({short(str(exc))})")
+            return
+        if repaired:
+            self.stats.repaired += 1
+            self.warn(name, lineno, "invalid UTF-8 replaced by U+FFFD")
         for obj in values:
             yield from self.record(name, lineno, obj)
 

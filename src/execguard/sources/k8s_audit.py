@@ -6,7 +6,8 @@ The other cloud formats (EKS, GKE, AKS) unwrap to this and reuse ``from_audit_ev
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from .. import redact
@@ -75,15 +76,20 @@ def match(obj: dict[str, Any]) -> bool:
     return "auditID" in obj or ("requestURI" in obj and "verb" in obj)
 
 
-def events(obj: dict[str, Any], ref: SourceRef) -> Iterator[Event]:
-    if obj.get("kind") == "EventList":
+def events(obj: dict[str, Any], ref: SourceRef) -> list[Event]:
+    # a list, not a generator: the reader lists a record's events whole anyway (Reader._guard)
+    kind = obj.get("kind")
+    if kind == "EventList":
         items = obj.get("items")
         if not isinstance(items, list):
             raise SourceError("EventList without an items list")
+        out: list[Event] = []
         for item in items:
-            yield from from_audit_event(as_dict(item, "EventList item"), ref)
-        return
-    yield from from_audit_event(obj, ref)
+            out += from_audit_event(as_dict(item, "EventList item"), ref)
+        return out
+    if kind != "Event" and "auditID" not in obj and not ("requestURI" in obj and "verb" in obj):  # match(obj)
+        raise SourceError(NOT_AUDIT)
+    return _event(obj, ref, None)
 
 
 def _outcome(code: int | None, decision: str | None, status: str | None) -> str:
@@ -170,50 +176,91 @@ def workload_containers(resource: str, body: Any) -> list[dict[str, Any]]:
     return out
 
 
-def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = None) -> Iterator[Event]:
-    if not match(obj):
-        raise SourceError("not a Kubernetes audit event (no auditID/requestURI/verb)")
-    user = as_dict(obj.get("user"), "user")
-    imp = as_dict(obj.get("impersonatedUser"), "impersonatedUser")
-    extra = as_dict(user.get("extra"), "user.extra")
-    obj_ref = as_dict(obj.get("objectRef"), "objectRef")
-    status = as_dict(obj.get("responseStatus"), "responseStatus")
-    annotations = as_dict(obj.get("annotations"), "annotations")
-    uri = as_str(obj.get("requestURI")) or ""
-    verb = as_str(obj.get("verb"))
-    resource = as_str(obj_ref.get("resource"))
-    subresource = as_str(obj_ref.get("subresource"))
-    code = as_int(status.get("code"))
-    pod_names = as_str_list(extra.get("authentication.kubernetes.io/pod-name"))
+NOT_AUDIT = "not a Kubernetes audit event (no auditID/requestURI/verb)"
 
+
+def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = None) -> list[Event]:
+    if not match(obj):
+        raise SourceError(NOT_AUDIT)
+    return _event(obj, ref, cluster)
+
+
+def _event(obj: dict[str, Any], ref: SourceRef, cluster: str | None) -> list[Event]:
+    # Every parsed line of a dense log comes here: the type tests of as_dict/as_str are made inline for the
+    # common case (a dict, a string) and the model's classes built with positional arguments, which CPython
+    # binds at half the cost of keywords (Event: 1.2 against 2.6 µs).
+    get = obj.get
+    user = get("user")
+    if type(user) is not dict:
+        user = as_dict(user, "user")
+    imp = get("impersonatedUser")
+    if type(imp) is not dict:
+        imp = as_dict(imp, "impersonatedUser")
+    extra = user.get("extra")
+    if type(extra) is not dict:
+        extra = as_dict(extra, "user.extra")
+    obj_ref = get("objectRef")
+    if type(obj_ref) is not dict:
+        obj_ref = as_dict(obj_ref, "objectRef")
+    status = get("responseStatus")
+    if type(status) is not dict:
+        status = as_dict(status, "responseStatus")
+    annotations = get("annotations")
+    if type(annotations) is not dict:
+        annotations = as_dict(annotations, "annotations")
+    uri = get("requestURI")
+    uri = (uri if type(uri) is str else as_str(uri)) or ""
+    verb = get("verb")
+    if type(verb) is not str:
+        verb = as_str(verb)
+    resource = obj_ref.get("resource")
+    if type(resource) is not str:
+        resource = as_str(resource)
+    subresource = obj_ref.get("subresource")
+    if type(subresource) is not str:
+        subresource = as_str(subresource)
+    code = status.get("code")
+    if type(code) is not int:
+        code = as_int(code)
+    pod_names = as_str_list(extra.get("authentication.kubernetes.io/pod-name")) if extra else None
+    username = user.get("username")
+    namespace = obj_ref.get("namespace")
+    time = get("stageTimestamp") or get("requestReceivedTimestamp") or get("timestamp")
+    stage = get("stage")
+    event_id = get("auditID")
+
+    # Actor(user, groups, source_ip, user_agent, impersonated_user, credential_pod)
     actor = Actor(
-        user=as_str(user.get("username")),
-        groups=as_str_list(user.get("groups")),
-        source_ip=as_str_list(obj.get("sourceIPs")),
-        user_agent=as_str(obj.get("userAgent")),
-        impersonated_user=as_str(imp.get("username")),
-        credential_pod=pod_names[0] if pod_names else None,
+        username if type(username) is str else as_str(username),
+        as_str_list(user.get("groups")),
+        as_str_list(get("sourceIPs")),
+        as_str(get("userAgent")),
+        as_str(imp.get("username")) if imp else None,
+        pod_names[0] if pod_names else None,
     )
+    # Target(cluster, namespace, pod)
     target = Target(
-        cluster=cluster,
-        namespace=as_str(obj_ref.get("namespace")),
-        pod=as_str(obj_ref.get("name")) if resource == "pods" else None,
+        cluster,
+        namespace if type(namespace) is str else as_str(namespace),
+        as_str(obj_ref.get("name")) if resource == "pods" else None,
     )
+    # Event(time, source, actor, action, verb, resource, subresource, request_uri, stage, target)
     base = Event(
-        time=as_str(obj.get("stageTimestamp") or obj.get("requestReceivedTimestamp") or obj.get("timestamp")),
-        source=ref,
-        actor=actor,
-        verb=verb,
-        resource=resource,
-        subresource=subresource,
-        request_uri=redacted_uri(uri) if uri else None,
-        stage=as_str(obj.get("stage")),
-        target=target,
-        outcome=_outcome(code, as_str(annotations.get("authorization.k8s.io/decision")), as_str(status.get("status"))),
-        code=code,
-        event_id=as_str(obj.get("auditID")),
-        raw=f"{ref.file}:{ref.line}" if ref.line else ref.file,
+        time if type(time) is str else as_str(time),
+        ref,
+        actor,
+        "other",
+        verb,
+        resource,
+        subresource,
+        redacted_uri(uri) if uri else None,
+        stage if type(stage) is str else as_str(stage),
+        target,
     )
+    base.outcome = _outcome(code, as_str(annotations.get("authorization.k8s.io/decision")), as_str(status.get("status")))
+    base.code = code
+    base.event_id = event_id if type(event_id) is str else as_str(event_id)
+    base.raw = f"{ref.file}:{ref.line}" if ref.line else ref.file
     try:
         path, query = split(uri)
     except ValueError as exc:  # urlsplit rejects e.g. an unclosed '[' host
@@ -227,13 +274,11 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         base.tty = pod_query.tty
         base.stdin = pod_query.stdin
         if base.action == "ephemeral_container":
-            yield from _ephemeral(obj, base)
-            return
-        options = exec_options(obj.get("requestObject"))
+            return [_ephemeral(obj, base)]
+        options = exec_options(get("requestObject"))
         if options is not None:
             apply_exec_options(base, options, uri_has_options=pod_query.has_options)
-        yield base
-        return
+        return [base]
 
     if resource == "nodes" and subresource == "proxy":
         params = parameters(query)
@@ -250,22 +295,19 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
         base.command = list(redacted_argv(tuple(cmd)))
         base.tty = flag(params, "tty")
         base.stdin = flag(params, "stdin", "input")
-        yield base
-        return
+        return [base]
 
     if k8s_rbac.is_rbac_write(resource, as_str(obj_ref.get("apiGroup")), verb, subresource):
         base.action = "rbac"
         base.target.kind = k8s_rbac.KINDS[str(resource)]
         base.rbac = k8s_rbac.change(obj, str(resource), base.target.namespace, as_str(obj_ref.get("name")))
-        yield base
-        return
+        return [base]
     if _discovery(resource, subresource, verb):
         base.action = "discovery"
-        yield base
-        return
+        return [base]
 
     if resource in BY_RESOURCE and verb in WRITE_VERBS:
-        body = obj.get("requestObject")
+        body = get("requestObject")
         commands = [(c, origin, argv) for c in workload_containers(resource, body) for origin, argv in container_commands(c)]
         if commands:
             base.action = "create"
@@ -273,6 +315,7 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
             if base.target.pod is None and resource == "pods" and isinstance(body, dict):
                 meta = as_dict(body.get("metadata"), "metadata")
                 base.target.pod = as_str(meta.get("name") or meta.get("generateName"))
+            out = []
             for c, origin, argv in commands:
                 ev = _copy(base)
                 ev.target.container = as_str(c.get("name"))
@@ -284,10 +327,10 @@ def from_audit_event(obj: dict[str, Any], ref: SourceRef, cluster: str | None = 
                     ev.privileged = sc["privileged"]
                 ev.tty = c.get("tty") if isinstance(c.get("tty"), bool) else None
                 ev.stdin = c.get("stdin") if isinstance(c.get("stdin"), bool) else None
-                yield ev
-            return
+                out.append(ev)
+            return out
 
-    yield base
+    return [base]
 
 
 def _discovery(resource: str | None, subresource: str | None, verb: str | None) -> bool:
@@ -344,10 +387,9 @@ def apply_exec_options(ev: Event, options: dict[str, Any], uri_has_options: bool
             setattr(ev, name, _option_flag(options.get(name)))
 
 
-def _ephemeral(obj: dict[str, Any], base: Event) -> Iterator[Event]:
+def _ephemeral(obj: dict[str, Any], base: Event) -> Event:
     body = obj.get("requestObject")
     spec = _dig(body, ("spec",)) if isinstance(body, dict) else None
-    found = False
     if isinstance(spec, dict) and isinstance(spec.get("ephemeralContainers"), list):
         # the request lists every ephemeral container; the newest one is last
         items = [c for c in spec["ephemeralContainers"] if isinstance(c, dict)]
@@ -362,11 +404,20 @@ def _ephemeral(obj: dict[str, Any], base: Event) -> Iterator[Event]:
             target_name = as_str(c.get("targetContainerName"))
             if target_name:
                 ev.target.kind = f"debug->{target_name}"
-            found = True
-            yield ev
-    if not found:
-        yield base
+            return ev
+    return base
+
+
+# every field, in the order the dataclasses' __init__ takes them: a copy built positionally costs a fifth of
+# dataclasses.replace's (which binds each field by keyword)
+_EVENT_FIELDS = attrgetter(*(f.name for f in fields(Event)))
+_TARGET_FIELDS = attrgetter(*(f.name for f in fields(Target)))
 
 
 def _copy(ev: Event) -> Event:
-    return replace(ev, target=replace(ev.target), command=list(ev.command), command_body=list(ev.command_body))
+    """``ev`` with its own target, command and command_body (what the events of one record set apart)."""
+    new = Event(*_EVENT_FIELDS(ev))
+    new.target = Target(*_TARGET_FIELDS(ev.target))
+    new.command = list(ev.command)
+    new.command_body = list(ev.command_body)
+    return new
