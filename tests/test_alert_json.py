@@ -6,10 +6,12 @@ import sys
 from dataclasses import replace
 
 import orjson
+import pytest
 
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.model import Alert, RuleMatch, SourceRef, display
+from execguard.model import Alert, Process, RuleMatch, SourceRef, display
+from execguard.sinks import alert_json as alert_json_module
 from execguard.sinks.alert_json import alert_dict, alert_json
 from execguard.sources import k8s_audit
 from execguard.sources.reader import Reader
@@ -40,6 +42,36 @@ def test_alert_json_is_the_dict_as_json() -> None:
         "a second critical: the first one leads",
         "cut at 300 characters…",  # printable non-ASCII is left as it is
     ]
+
+
+def test_alerts_of_the_same_rules_share_their_rule_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """alert_json keeps the lead, procedures, rules and reason order per set of matches: a second alert of the same
+    rules (other reasons, same severities) and alerts past the cache's bound still give alert_dict's bytes."""
+    monkeypatch.setattr(alert_json_module, "RULED_MAX", 3)
+    alert_json_module._RULED.clear()
+    base = sample_alerts()[0]
+    low, high = RuleMatch("a", "A", "low", ["T1609", "S0683 Peirates"], "first"), RuleMatch("b", "B", "high", [], "second")
+    variants = [
+        [low, high],
+        [replace(low, reason="first again\twith a tab"), replace(high, reason="second again")],
+        [high, low],
+        [replace(low, severity="critical"), high],  # re-rated (a policy): another key, another lead
+        [replace(low, tags=["T1609"]), high],
+        [low],
+        [replace(low, reason="only one, another reason")],
+    ]
+    alerts = [replace(base, matches=m) for m in variants] * 2
+    for alert in alerts:
+        assert alert_json(alert) == orjson.dumps(alert_dict(alert))
+    assert len(alert_json_module._RULED) <= 3
+    assert orjson.loads(alert_json(alerts[1]))["reasons"] == ["second again", "first again\\x09with a tab"]
+    # the optional parts go through alert_dict's own path
+    for odd in (
+        replace(base, suppressed="e: r"),
+        replace(base, covers=[base.event]),
+        replace(base, event=replace(base.event, process=Process(pid=7, exe="/bin/sh"))),
+    ):
+        assert alert_json(odd) == orjson.dumps(alert_dict(odd))
 
 
 def test_printable_text_needs_no_escaping() -> None:

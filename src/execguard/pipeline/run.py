@@ -60,10 +60,11 @@ class Hunt:
 
     def emit(self, alert: Alert) -> None:
         if alert.suppressed is None:  # suppressed ones shown with --show-suppressed neither count nor fail
-            severity = alert.severity  # the lead's: Alert.lead searches the matches each time
+            lead = alert.lead  # Alert.lead searches the matches each time: once here
+            severity = lead.severity
             self.counts[severity] += 1
             self.worst = max(self.worst, severity_rank(severity))
-            self.summary.add(alert)
+            self.summary.add(alert, lead)
         self.sink.write(alert)
         if self.extra is not None and alert.suppressed is None:
             self.extra.write(alert)

@@ -24,9 +24,9 @@ class Sink(Protocol):
 
 
 def _jsonl(out: IO[bytes], console: Console, limit: int, live: bool) -> Sink:
-    from .jsonl import JsonlSink
+    from .jsonl import BLOCK, JsonlSink
 
-    return JsonlSink(out)
+    return JsonlSink(out, 0 if live else BLOCK)  # sorted: every alert comes at the end, in blocks
 
 
 def _ocsf(out: IO[bytes], console: Console, limit: int, live: bool) -> Sink:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..model import SEVERITIES, Alert
+from ..model import SEVERITIES, Alert, RuleMatch
 from ..model import display as clean  # log text made safe for a terminal, as the table shows it
 from ..words import plural
 
@@ -29,8 +29,9 @@ class Summary:
         self.by_rule: Counter[str] = Counter()
         self.by_actor: Counter[str] = Counter()
 
-    def add(self, alert: Alert) -> None:
-        _count(self.by_rule, alert.lead.rule_id)
+    def add(self, alert: Alert, lead: RuleMatch | None = None) -> None:
+        """``lead``: ``alert.lead``, when the caller has it."""
+        _count(self.by_rule, (lead or alert.lead).rule_id)
         _count(self.by_actor, actor_of(alert))
 
     def lines(self) -> list[str]:
