@@ -52,6 +52,23 @@ def test_dense_weighs_more(files: tuple[Path, Path]) -> None:
     assert parallel.weight(str(dense), dense.stat().st_size, None) == 1 + parallel.HIT_COST  # no prefilter: every line parsed
 
 
+def test_weight_is_the_share_of_bytes_on_lines_holding_a_literal(tmp_path: Path) -> None:
+    """weight counts the lines the reader's scan finds: the bytes of whole lines holding any literal, per window."""
+    lines = [b"x" * 40 + b"/exec" + b"y" * 10 + b"\n", b"z" * 90 + b"\n", b"plain /exec and /attach both\n", b"q" * 7 + b"\n"]
+    blob = b"".join(lines[i % 4] for i in range(40_000))  # ~2.4 MB: eight windows, each cut mid-line at both ends
+    path = tmp_path / "mix.log"
+    path.write_bytes(blob)
+    size = len(blob)
+    for lits in ([b"/exec"], [b"/attach", b"/exec"], [b"zzz"], [b""], [b"nothere"], [b"a\nb", b"/exec"]):
+        hit = seen = 0
+        step = max(size // parallel.SAMPLES, parallel.SAMPLE)
+        for at in range(0, max(size - parallel.SAMPLE, 0) + 1, step):
+            whole = blob[at : at + parallel.SAMPLE].split(b"\n")[1:-1]
+            seen += sum(len(ln) + 1 for ln in whole)
+            hit += sum(len(ln) + 1 for ln in whole if any(lit in ln for lit in lits))
+        assert parallel.weight(str(path), size, lits) == 1.0 + parallel.HIT_COST * hit / seen, lits
+
+
 def test_dense_file_is_cut_and_gets_workers(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """At a unit as large as the file, bytes alone give one piece; the dense file is cut by its work, the sparse not."""
     dense, sparse = files

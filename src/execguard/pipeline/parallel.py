@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import sys
@@ -29,6 +28,7 @@ from typing import IO, Any
 from ..engine.joinkeys import NODE
 from ..engine.match import Engine
 from ..model import Alert, Event
+from ..sources.find import line_starts
 from ..sources.reader import Reader, Stats, Warn
 from . import clock, wire
 from .collector import collect_less, fewer_collections
@@ -147,7 +147,6 @@ def weight(path: str, size: int, literals: list[bytes] | None) -> float:
     sampled bytes on lines holding a prefilter literal (every line, with no prefilter)."""
     if literals is None:
         return 1.0 + HIT_COST
-    found = re.compile(b"|".join(re.escape(lit) for lit in literals)).search
     hit = seen = 0
     try:
         with open(path, "rb") as f:
@@ -156,9 +155,14 @@ def weight(path: str, size: int, literals: list[bytes] | None) -> float:
             step = max(size // SAMPLES, SAMPLE)
             for at in range(0, max(size - SAMPLE, 0) + 1, step):
                 f.seek(at)
-                lines = f.read(SAMPLE).split(b"\n")[1:-1]  # whole lines only
-                seen += sum(map(len, lines)) + len(lines)
-                hit += sum(len(line) + 1 for line in lines if found(line))
+                window = f.read(SAMPLE)
+                first, last = window.find(b"\n") + 1, window.rfind(b"\n") + 1  # whole lines only
+                if first >= last:
+                    continue
+                seen += last - first
+                # the reader's own scan (Hyperscan when installed): a regex per line took 12-23 ms before the fork
+                for begin, _ in line_starts(window, literals, first, last):
+                    hit += window.index(b"\n", begin) + 1 - begin
     except OSError:
         return 1.0
     return 1.0 + HIT_COST * (hit / seen if seen else 0.0)
