@@ -108,3 +108,31 @@ def test_ocsf_lists_both_records() -> None:
     priv = next(f for f in findings if f["metadata"]["uid"] == PRIV_EXEC)
     data = priv["evidences"][0]["data"]
     assert data["source"] == data["sources"][0] and len(data["sources"]) == 2
+
+
+def test_without_docker_alerts_the_sort_skips_the_dedupe() -> None:
+    """The de-duplication only folds a Docker exec or attach into another Docker one: with none sorted the pipeline
+    passes the time-sorted alerts on as they are, as the dedupe would have; with one it still folds."""
+    from execguard.engine.load import load_rules
+    from execguard.engine.match import Engine
+    from execguard.pipeline.stages import Pipeline
+    from execguard.sources.reader import Reader
+
+    rules = load_rules([])
+    k8s = list(Engine(rules).run(Reader().read([str(Path(__file__).parent.parent / "src/execguard/samples/k8s-incident.jsonl")])))
+    docker = list(Engine(rules).run(Reader().read([EVENTS, LOG])))
+    assert len(k8s) > 5 and all(a.event.source.format not in ("docker-events", "dockerd-log") for a in k8s)
+    runs = []
+    for force in (False, True):
+        pipe = Pipeline(sort="time")
+        for a in k8s:
+            assert list(pipe.feed(a)) == []
+        assert pipe._docker is False
+        pipe._docker = force  # True: through the dedupe, as before
+        runs.append([id(a) for a in pipe.drain()])
+    assert runs[0] == runs[1] and len(runs[0]) == len(k8s)
+    pipe = Pipeline(sort="time")
+    for a in [*k8s, *docker]:
+        list(pipe.feed(a))
+    assert pipe._docker is True
+    assert len(list(pipe.drain())) == len(k8s) + len(docker) - pipe.dedupe.merged and pipe.dedupe.merged == 8

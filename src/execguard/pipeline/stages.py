@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..model import Alert
-from .dedupe import DockerDedupe
+from .dedupe import ACTIONS, DOCKER, DockerDedupe
 from .filters import AlertFilter
 from .order import KEYS, RUN, SpillSorter
 
@@ -43,6 +43,8 @@ class Pipeline:
         self.dedupe = DockerDedupe()
         self._by_time = SpillSorter(KEYS["time"], run_size) if sort else None
         self._run_size = run_size
+        # a Docker exec or attach alert was sorted: without one the de-duplication could fold nothing
+        self._docker = False
 
     def feed(self, alert: Alert, seq: int | None = None) -> Iterator[Alert]:
         """``seq``: the alert's place in the input when a stage before (the join) reordered alerts."""
@@ -52,6 +54,9 @@ class Pipeline:
         if self._by_time is None:
             yield alert
         else:
+            if not self._docker:
+                ev = alert.event
+                self._docker = ev.source.format in DOCKER and ev.action in ACTIONS
             self._by_time.add(alert, self.seq)
 
     def drain(self) -> Iterator[Alert]:
@@ -74,6 +79,9 @@ class Pipeline:
 
     def _merged(self, timed: SpillSorter) -> Iterator[tuple[Alert, int]]:
         try:
+            if not self._docker:  # it would hold each alert for its window and let it go unchanged, in order
+                yield from timed.drain()
+                return
             for alert, seq in timed.drain():
                 yield from self.dedupe.feed(alert, seq)
             yield from self.dedupe.drain()
