@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -160,3 +161,18 @@ def test_default_jobs_recounted_once_the_work_is_worth_it(files: tuple[Path, Pat
     workers, _ = run.start_workers(reader, engine, [str(dense)], 2)  # -j 2 asked: kept
     assert workers is not None
     workers.close()
+
+
+def test_first_cut_file_ramps_up_from_small_ranges(files: tuple[Path, Path]) -> None:
+    """The first range (read by the parent before the fork) is about WARM bytes, the next ones WARM, 2 WARM, 4 WARM
+    ...; every cut is at a newline and together they cover the file's first planned range."""
+    dense, _ = files
+    blob = dense.read_bytes()
+    ranges = parallel._ramp(str(dense), [(0, 1 << 20), (1 << 20, len(blob))], 64 << 10)
+    assert ranges[-1] == (1 << 20, len(blob))
+    ramp = ranges[:-1]
+    assert ramp[0][0] == 0 and ramp[-1][1] == 1 << 20 and all(a[1] == b[0] for a, b in itertools.pairwise(ramp))
+    assert all(blob[b - 1 : b] == b"\n" for _, b in ramp[:-1])
+    sizes = [b - a for a, b in ramp]
+    assert parallel.WARM <= sizes[0] <= 2 * parallel.WARM and len(sizes) >= 4
+    assert all(sizes[i + 1] >= sizes[i] for i in range(1, len(sizes) - 2))  # doubling after the first two

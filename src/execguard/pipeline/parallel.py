@@ -42,7 +42,7 @@ HIT_COST = 100
 SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
 SAMPLE = 64 << 10
 SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
-WARM = 256 << 10  # the first range of the first cut file, read by the parent before the fork (see ParallelHunt)
+WARM = 32 << 10  # the first range of the first cut file, read by the parent before the fork (see ParallelHunt)
 
 
 @dataclass(frozen=True)
