@@ -78,6 +78,9 @@ class Lasts(deque[tuple[float, str | None]]):
                 del self.ids[eid]
 
 
+Groups = OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]]  # one chain's: group key -> referenced rule -> recent steps
+
+
 @dataclass
 class Done:
     """A completed chain: the steps before the current event, and those of them not reported before."""
@@ -165,7 +168,14 @@ class Chains:
     def __init__(self, max_groups: int) -> None:
         self.max_groups = max_groups
         # per rule: group key -> referenced rule -> recent steps
-        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]]] = {}
+        self._groups: dict[str, Groups] = {}
+
+    def groups(self, rule_id: str) -> Groups:
+        """One chain's groups, for ``add_last``."""
+        groups = self._groups.get(rule_id)
+        if groups is None:
+            groups = self._groups[rule_id] = OrderedDict()
+        return groups
 
     @staticmethod
     def role(corr: Correlation, ref: str) -> Role:
@@ -189,11 +199,9 @@ class Chains:
         """
         if not found:
             return None
-        groups = self._groups.get(rule_id)
-        if groups is None:
-            groups = self._groups[rule_id] = OrderedDict()
+        groups = self.groups(rule_id)
         if role.needs_others:
-            return self._add_last(groups, corr, role, ref, event.event_id, when, found)
+            return self.add_last(groups, corr, role, ref, event.event_id, when, found)
         eid = event.event_id
         oldest = when - corr.seconds
         text: str | None = None
@@ -239,12 +247,10 @@ class Chains:
             done = _done(done, earlier)
         return done
 
-    def _add_last(
-        self, groups: OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]], corr: Correlation, role: Role, ref: str,
-        eid: str | None, when: float, found: Keys,
-    ) -> Done | None:
-        """``add`` for the last step of an ordered chain that is no earlier step of it: every allowed exec, in
-        each chain it can end, in each of its groups; the same answers as the general path, with fewer steps."""
+    def add_last(self, groups: Groups, corr: Correlation, role: Role, ref: str, eid: str | None, when: float, found: Keys) -> Done | None:
+        """``add`` for the last step of an ordered chain that is no earlier step of it (``role.needs_others``;
+        ``found`` not empty; ``groups``: ``self.groups(rule_id)``): every allowed exec, in each chain it can
+        end, in each of its groups; the same answers as the general path, with fewer steps."""
         oldest = when - corr.seconds
         item = (when, eid)
         done: Done | None = None

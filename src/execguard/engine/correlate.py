@@ -20,12 +20,16 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Alert, Event, RuleMatch
-from .chains import Chains, Done, Role, extras, group_keys
+from .chains import Chains, Done, Groups, Role, extras, group_keys
 from .fields import Overlay
 from .reason import Lookup, render
 from .rule import Correlation, Hit, Rule, procedure_tags
 
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
+
+# one chain or count a set of hits feeds: the correlation, its part (None: a count), the referenced rule, its
+# title, and the chain's groups when its step is a ``Chains.add_last``
+Planned = tuple[Rule, Correlation, Role | None, str, str, Groups | None]
 
 
 def silent_rules(rules: list[Rule]) -> set[str]:
@@ -95,7 +99,7 @@ class Correlator:
             r.rule_id: OrderedDict() for r in self.rules
         }
         self._chains = Chains(max_groups)
-        self._plans: dict[tuple[str, ...], list[tuple[Rule, Correlation, Role | None, str, str]]] = {}
+        self._plans: dict[tuple[str, ...], list[Planned]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -125,10 +129,11 @@ class Correlator:
             plan = self._plans[key] = self._plan(pending)
         folded: list[RuleMatch] = []
         alerts: list[Alert] = []
-        add = self._chains.add
+        chains = self._chains
+        eid = event.event_id
         keyed: dict[str, list[tuple[str, ...]]] = {}  # group keys by field: several chains group by the same one
         pending = []  # the results of correlations completed here, which feed others in turn
-        for rule, corr, role, ref, title in plan:
+        for rule, corr, role, ref, title, groups in plan:
             if role is None:
                 alert = self._count(rule, event, when, fields)
                 if alert is not None:
@@ -136,25 +141,31 @@ class Correlator:
                     pending.append(rule.rule_id)
                 continue
             field = role.field
-            if field is None:
+            found = None if field is None else keyed.get(field)
+            if found is None:
                 found = group_keys(corr, role, ref, fields)
+                if field is not None:
+                    keyed[field] = found
+            if groups is not None:  # the usual step: an allowed exec that may end the chain
+                if not found:
+                    continue
+                done = chains.add_last(groups, corr, role, ref, eid, when, found)
             else:
-                got = keyed.get(field)
-                found = keyed[field] = group_keys(corr, role, ref, fields) if got is None else got
-            # a correlation's result: say which, not just its last event
-            done = add(rule.rule_id, corr, role, ref, event, when, found, title)
+                # a correlation's result: say which, not just its last event
+                done = chains.add(rule.rule_id, corr, role, ref, event, when, found, title)
             if done is not None:
                 self._complete(rule, corr, done, when, fields, folded, alerts, pending)
         if pending:  # rare: the first pass completed something others reference
-            fed = {(rule.rule_id, ref) for rule, _, role, ref, _ in plan if role is not None}
-            counted = {rule.rule_id for rule, _, role, _, _ in plan if role is None}
+            fed = {(rule.rule_id, ref) for rule, _, role, ref, _, _ in plan if role is not None}
+            counted = {rule.rule_id for rule, _, role, _, _, _ in plan if role is None}
             self._cascade(event, fields, when, pending, fed, counted, keyed, folded, alerts)
         return folded, alerts
 
-    def _plan(self, refs: list[str]) -> list[tuple[Rule, Correlation, Role | None, str, str]]:
+    def _plan(self, refs: list[str]) -> list[Planned]:
         """The chains and counts a set of hits feeds, in the order ``_cascade`` would take them, each once:
-        worked out once per set of hit rules instead of per event."""
-        plan: list[tuple[Rule, Correlation, Role | None, str, str]] = []
+        worked out once per set of hit rules instead of per event. With each chain whose step is a
+        ``Chains.add_last``, its groups."""
+        plan: list[Planned] = []
         fed: set[tuple[str, str]] = set()
         counted: set[str] = set()
         for ref in refs:
@@ -162,10 +173,11 @@ class Correlator:
                 if role is not None:
                     if pair not in fed:
                         fed.add(pair)
-                        plan.append((rule, corr, role, ref, title))
+                        groups = self._chains.groups(rule.rule_id) if role.needs_others else None
+                        plan.append((rule, corr, role, ref, title, groups))
                 elif rule.rule_id not in counted:  # an event matching two referenced rules counts once
                     counted.add(rule.rule_id)
-                    plan.append((rule, corr, None, ref, title))
+                    plan.append((rule, corr, None, ref, title, None))
         return plan
 
     def _complete(
