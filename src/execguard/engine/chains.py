@@ -268,20 +268,23 @@ class Chains:
             lasts: Lasts | None = state.get(ref)  # type: ignore[assignment]
             if lasts is None:
                 lasts = state[ref] = Lasts()
-            elif eid:
-                same = lasts.ids.get(eid)
-                if same is not None:
-                    # a later audit stage of a request already seen: the same answer as its first stage, nothing new
-                    if same:
-                        done = Done() if done is None else done
-                    continue
-            if len(lasts) == PER_RULE:
-                old = lasts[0][1]  # about to drop out
-                if old:
-                    del lasts.ids[old]
+                ids = lasts.ids
+            else:
+                ids = lasts.ids
+                if eid:
+                    same = ids.get(eid)
+                    if same is not None:
+                        # a later audit stage of a request already seen: the same answer as its first stage, nothing new
+                        if same:
+                            done = Done() if done is None else done
+                        continue
+                if len(lasts) == PER_RULE:
+                    old = lasts[0][1]  # about to drop out
+                    if old:
+                        del ids[old]
             lasts.append(item)
             if eid:
-                lasts.ids[eid] = False
+                ids[eid] = False
             if len(state) == 1:
                 # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
                 if lasts[0][0] < oldest:

@@ -57,7 +57,8 @@ def _seconds(time: str | None) -> float | None:
         if frac.isdigit() and frac.isascii():
             whole = _whole_second(time[:19])
             if whole is not None:
-                return (whole * 1_000_000 + int(frac[:6].ljust(6, "0"))) / 1_000_000
+                micros = int(frac) if len(frac) == 6 else int(frac[:6].ljust(6, "0"))
+                return (whole * 1_000_000 + micros) / 1_000_000
     return _parsed(time)
 
 
