@@ -60,6 +60,27 @@ class Steps(deque[Step]):
             self.drop_oldest()
 
 
+class Lasts(deque[tuple[float, str | None]]):
+    """``Steps`` for the last rule of an ordered chain that is no earlier step of it (``Role.needs_others``): never
+    listed, so only each step's (time, event id) is kept, the one tuple shared by every group the event falls in,
+    and by id whether the step completed the chain in this group (what a later audit stage of the request answers)."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        super().__init__((), PER_RULE)  # the oldest step drops out by itself; ``_add_last`` forgets its id
+        self.ids: dict[str, bool] = {}
+
+    def trim(self, oldest: float) -> None:
+        while self and self[0][0] < oldest:
+            _, eid = self.popleft()
+            if eid:
+                del self.ids[eid]
+
+
+Groups = OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]]  # one chain's: group key -> referenced rule -> recent steps
+
+
 @dataclass
 class Done:
     """A completed chain: the steps before the current event, and those of them not reported before."""
@@ -147,7 +168,14 @@ class Chains:
     def __init__(self, max_groups: int) -> None:
         self.max_groups = max_groups
         # per rule: group key -> referenced rule -> recent steps
-        self._groups: dict[str, OrderedDict[tuple[str, ...], dict[str, Steps]]] = {}
+        self._groups: dict[str, Groups] = {}
+
+    def groups(self, rule_id: str) -> Groups:
+        """One chain's groups, for ``add_last``."""
+        groups = self._groups.get(rule_id)
+        if groups is None:
+            groups = self._groups[rule_id] = OrderedDict()
+        return groups
 
     @staticmethod
     def role(corr: Correlation, ref: str) -> Role:
@@ -171,9 +199,9 @@ class Chains:
         """
         if not found:
             return None
-        groups = self._groups.get(rule_id)
-        if groups is None:
-            groups = self._groups[rule_id] = OrderedDict()
+        groups = self.groups(rule_id)
+        if role.needs_others:
+            return self.add_last(groups, corr, role, ref, event.event_id, when, found)
         eid = event.event_id
         oldest = when - corr.seconds
         text: str | None = None
@@ -189,7 +217,8 @@ class Chains:
             steps = state.get(ref)
             if steps is None:
                 steps = state[ref] = Steps()
-            elif eid:
+            assert isinstance(steps, Steps)  # a listed rule's or an unordered chain's: ``Lasts`` only in ``_add_last``
+            if eid and steps:
                 same = steps.ids.get(eid)
                 if same is not None:
                     # a later audit stage of a request already seen: the same answer as its first stage, nothing new
@@ -204,39 +233,92 @@ class Chains:
             steps.append(current)
             if eid:
                 steps.ids[eid] = current
-            if role.needs_others and len(state) == 1:
-                # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
-                if steps[0].when < oldest:
-                    steps.trim(oldest)
-                continue
             for other in state.values():
-                if other and other[0].when < oldest:
-                    other.trim(oldest)
+                other.trim(oldest)
             if role.ordered:
                 if not role.last:
                     continue  # an earlier step: kept for the last step to find
-                earlier = _ordered(state, corr, role.before, current)
+                earlier = _ordered(state, corr, role.before, when)
             else:
                 earlier = _unordered(state, corr, ref, current)
             if earlier is None:
                 continue
             current.reported = True
-            fresh = [s for s in earlier if not s.reported]
-            for s in fresh:
-                s.reported = True
-            done = Done(earlier, fresh) if done is None else Done(done.earlier + earlier, done.fresh + fresh)
+            done = _done(done, earlier)
+        return done
+
+    def add_last(self, groups: Groups, corr: Correlation, role: Role, ref: str, eid: str | None, when: float, found: Keys) -> Done | None:
+        """``add`` for the last step of an ordered chain that is no earlier step of it (``role.needs_others``;
+        ``found`` not empty; ``groups``: ``self.groups(rule_id)``): every allowed exec, in each chain it can
+        end, in each of its groups; the same answers as the general path, with fewer steps."""
+        oldest = when - corr.seconds
+        item = (when, eid)
+        done: Done | None = None
+        get = groups.get
+        touch = groups.move_to_end
+        for key in found:
+            state = get(key)
+            if state is None:
+                state = groups[key] = {}
+                if len(groups) > self.max_groups:
+                    groups.popitem(last=False)
+            else:
+                touch(key)
+            # this rule's steps in this chain are always a Lasts (a Role is fixed per chain and rule)
+            lasts: Lasts | None = state.get(ref)  # type: ignore[assignment]
+            if lasts is None:
+                lasts = state[ref] = Lasts()
+                ids = lasts.ids
+            else:
+                ids = lasts.ids
+                if eid:
+                    same = ids.get(eid)
+                    if same is not None:
+                        # a later audit stage of a request already seen: the same answer as its first stage, nothing new
+                        if same:
+                            done = Done() if done is None else done
+                        continue
+                if len(lasts) == PER_RULE:
+                    old = lasts[0][1]  # about to drop out
+                    if old:
+                        del ids[old]
+            lasts.append(item)
+            if eid:
+                ids[eid] = False
+            if len(state) == 1:
+                # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
+                if lasts[0][0] < oldest:
+                    lasts.trim(oldest)
+                continue
+            for other in state.values():
+                other.trim(oldest)
+            earlier = _ordered(state, corr, role.before, when)
+            if earlier is None:
+                continue
+            if eid:
+                lasts.ids[eid] = True
+            done = _done(done, earlier)
         return done
 
 
-def _ordered(state: dict[str, Steps], corr: Correlation, before: tuple[str, ...], current: Step) -> list[Step] | None:
+def _done(done: Done | None, earlier: list[Step]) -> Done:
+    """A chain completed in one more group: its earlier steps, those not reported before now reported."""
+    fresh = [s for s in earlier if not s.reported]
+    for s in fresh:
+        s.reported = True
+    return Done(earlier, fresh) if done is None else Done(done.earlier + earlier, done.fresh + fresh)
+
+
+def _ordered(state: dict[str, Steps | Lasts], corr: Correlation, before: tuple[str, ...], when: float) -> list[Step] | None:
     """temporal_ordered: the current event is the last step; each earlier step has a hit no later than the next."""
-    when = limit = current.when
+    limit = when
     oldest = when - corr.seconds
     earlier: list[Step] = []
     for other in before:
         steps = state.get(other)
         if not steps:
             return None
+        assert isinstance(steps, Steps)  # an earlier step's rule is listed
         inside = [s for s in steps if oldest <= s.when <= limit]
         if not inside:
             return None
@@ -245,12 +327,14 @@ def _ordered(state: dict[str, Steps], corr: Correlation, before: tuple[str, ...]
     return sorted(earlier, key=lambda s: s.when)
 
 
-def _unordered(state: dict[str, Steps], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
+def _unordered(state: dict[str, Steps | Lasts], corr: Correlation, ref: str, current: Step) -> list[Step] | None:
     """temporal: every referenced rule has a hit inside the timespan, in any order."""
     when = current.when
     earlier: list[Step] = []
     for other in corr.rules:
-        inside = [s for s in state.get(other, ()) if when - corr.seconds <= s.when <= when and s is not current]
+        steps = state.get(other, ())
+        assert isinstance(steps, Steps | tuple)  # no step of an unordered chain is a ``Lasts``
+        inside = [s for s in steps if when - corr.seconds <= s.when <= when and s is not current]
         if not inside and other != ref:
             return None
         earlier.extend(inside)

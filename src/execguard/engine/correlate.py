@@ -12,6 +12,7 @@ time rather than half-supported.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -19,12 +20,16 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Alert, Event, RuleMatch
-from .chains import Chains, Done, Role, extras, group_keys
+from .chains import Chains, Done, Groups, Role, extras, group_keys
 from .fields import Overlay
 from .reason import Lookup, render
 from .rule import Correlation, Hit, Rule, procedure_tags
 
 MAX_GROUPS = 50_000  # distinct group keys kept per rule; the least recently seen are dropped
+
+# one chain or count a set of hits feeds: the correlation, its part (None: a count), the referenced rule, its
+# title, and the chain's groups when its step is a ``Chains.add_last``
+Planned = tuple[Rule, Correlation, Role | None, str, str, Groups | None]
 
 
 def silent_rules(rules: list[Rule]) -> set[str]:
@@ -45,6 +50,31 @@ def silent_rules(rules: list[Rule]) -> set[str]:
 def _seconds(time: str | None) -> float | None:
     if not time:
         return None
+    # the usual shape, 2026-12-02T10:00:00.123456Z: the whole second parsed once, the fraction added the way
+    # fromisoformat and timestamp() do (cut to microseconds, one division): the same float to the last bit
+    if len(time) > 21 and time[19] == "." and time[-1] == "Z":
+        frac = time[20:-1]
+        if frac.isdigit() and frac.isascii():
+            whole = _whole_second(time[:19])
+            if whole is not None:
+                micros = int(frac) if len(frac) == 6 else int(frac[:6].ljust(6, "0"))
+                return (whole * 1_000_000 + micros) / 1_000_000
+    return _parsed(time)
+
+
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
+@lru_cache(maxsize=4096)  # a log holds many events per second
+def _whole_second(date_time: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS`` in UTC as whole seconds since the epoch (None: another shape or no such time)."""
+    if _DATE_TIME.fullmatch(date_time) is None:
+        return None
+    stamp = _parsed(date_time + "Z")
+    return None if stamp is None else int(stamp)
+
+
+def _parsed(time: str) -> float | None:
     try:
         return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -70,6 +100,7 @@ class Correlator:
             r.rule_id: OrderedDict() for r in self.rules
         }
         self._chains = Chains(max_groups)
+        self._plans: dict[tuple[str, ...], list[Planned]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -92,15 +123,83 @@ class Correlator:
         when = _seconds(event.time)  # None: no time, no window
         if when is None:
             return [], []
+        plan = self._plans.get(key := tuple(pending))
+        if plan is None:
+            if len(self._plans) >= 1024:  # sets of hit rules are few; bounded all the same
+                self._plans.clear()
+            plan = self._plans[key] = self._plan(pending)
         folded: list[RuleMatch] = []
         alerts: list[Alert] = []
+        chains = self._chains
+        eid = event.event_id
+        keyed: dict[str, list[tuple[str, ...]]] = {}  # group keys by field: several chains group by the same one
+        pending = []  # the results of correlations completed here, which feed others in turn
+        for rule, corr, role, ref, title, groups in plan:
+            if role is None:
+                alert = self._count(rule, event, when, fields)
+                if alert is not None:
+                    alerts.append(alert)
+                    pending.append(rule.rule_id)
+                continue
+            field = role.field
+            found = None if field is None else keyed.get(field)
+            if found is None:
+                found = group_keys(corr, role, ref, fields)
+                if field is not None:
+                    keyed[field] = found
+            if groups is not None:  # the usual step: an allowed exec that may end the chain
+                if not found:
+                    continue
+                done = chains.add_last(groups, corr, role, ref, eid, when, found)
+            else:
+                # a correlation's result: say which, not just its last event
+                done = chains.add(rule.rule_id, corr, role, ref, event, when, found, title)
+            if done is not None:
+                self._complete(rule, corr, done, when, fields, folded, alerts, pending)
+        if pending:  # rare: the first pass completed something others reference
+            fed = {(rule.rule_id, ref) for rule, _, role, ref, _, _ in plan if role is not None}
+            counted = {rule.rule_id for rule, _, role, _, _, _ in plan if role is None}
+            self._cascade(event, fields, when, pending, fed, counted, keyed, folded, alerts)
+        return folded, alerts
+
+    def _plan(self, refs: list[str]) -> list[Planned]:
+        """The chains and counts a set of hits feeds, in the order ``_cascade`` would take them, each once:
+        worked out once per set of hit rules instead of per event. With each chain whose step is a
+        ``Chains.add_last``, its groups."""
+        plan: list[Planned] = []
         fed: set[tuple[str, str]] = set()
         counted: set[str] = set()
+        for ref in refs:
+            for rule, corr, role, pair, title in self._watch.get(ref, ()):
+                if role is not None:
+                    if pair not in fed:
+                        fed.add(pair)
+                        groups = self._chains.groups(rule.rule_id) if role.needs_others else None
+                        plan.append((rule, corr, role, ref, title, groups))
+                elif rule.rule_id not in counted:  # an event matching two referenced rules counts once
+                    counted.add(rule.rule_id)
+                    plan.append((rule, corr, None, ref, title, None))
+        return plan
+
+    def _complete(
+        self, rule: Rule, corr: Correlation, done: Done, when: float, fields: Lookup,
+        folded: list[RuleMatch], alerts: list[Alert], pending: list[str],
+    ) -> None:
+        match, earlier = self._chained(rule, corr, done, when, fields)
+        alerts.extend(earlier)
+        if all(m.rule_id != rule.rule_id for m in folded):
+            folded.append(match)
+            pending.append(rule.rule_id)
+
+    def _cascade(
+        self, event: Event, fields: Lookup, when: float, pending: list[str], fed: set[tuple[str, str]], counted: set[str],
+        keyed: dict[str, list[tuple[str, ...]]], folded: list[RuleMatch], alerts: list[Alert],
+    ) -> None:
+        """The correlations fed by the results of others completed by this event, after those of its own hits."""
         add = self._chains.add
-        keyed: dict[str, list[tuple[str, ...]]] = {}  # group keys by field: several chains group by the same one
         while pending:
             ref = pending.pop(0)
-            for rule, corr, role, pair, title in watch.get(ref, ()):
+            for rule, corr, role, pair, title in self._watch.get(ref, ()):
                 if role is not None:
                     if pair in fed:
                         continue
@@ -110,24 +209,17 @@ class Correlator:
                     else:
                         got = keyed.get(role.field)
                         found = keyed[role.field] = group_keys(corr, role, ref, fields) if got is None else got
-                    # a correlation's result: say which, not just its last event
                     done = add(rule.rule_id, corr, role, ref, event, when, found, title)
-                    if done is None:
-                        continue
-                    match, earlier = self._chained(rule, corr, done, when, fields)
-                    alerts.extend(earlier)
-                    if all(m.rule_id != rule.rule_id for m in folded):
-                        folded.append(match)
-                        pending.append(rule.rule_id)
+                    if done is not None:
+                        self._complete(rule, corr, done, when, fields, folded, alerts, pending)
                     continue
                 if rule.rule_id in counted:
-                    continue  # an event matching two referenced rules counts once
+                    continue
                 counted.add(rule.rule_id)
                 alert = self._count(rule, event, when, fields)
                 if alert is not None:
                     alerts.append(alert)
                     pending.append(rule.rule_id)
-        return folded, alerts
 
     @staticmethod
     def _chained(rule: Rule, corr: Correlation, done: Done, when: float, fields: Lookup) -> tuple[RuleMatch, list[Alert]]:

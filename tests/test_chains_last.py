@@ -1,0 +1,134 @@
+"""The cheaper paths of correlation give the answers of the general ones: ``Chains.add_last`` (the last step of
+an ordered chain, every allowed exec) against ``Chains.add``'s general loop, at a small group cap and step
+bound; the stamp fast path against ``datetime.fromisoformat``; the plan per set of hits against feeding
+correlations one by one."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+from unittest import mock
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from execguard.engine import chains
+from execguard.engine.chains import Chains, Done
+from execguard.engine.correlate import Correlator, _seconds
+from execguard.engine.rule import Correlation
+from execguard.model import Event
+
+# one hit: (rule: 0 = the last step, else an earlier one), group keys, time step in seconds (may go back), event id
+Op = tuple[int, list[str], int, str | None]
+ops = st.lists(
+    st.tuples(
+        st.integers(0, 2),
+        st.lists(st.sampled_from(["k0", "k1", "k2", "k3", "k4"]), min_size=1, max_size=3),
+        st.integers(-30, 90),
+        st.one_of(st.none(), st.sampled_from([f"id{i}" for i in range(12)])),
+    ),
+    max_size=120,
+)
+
+
+def _answer(done: Done | None) -> Any:
+    """What a Done says, by the events of its steps (the two Chains hold Step objects of their own)."""
+    if done is None:
+        return None
+    return [id(s.event) for s in done.earlier], [id(s.event) for s in done.fresh]
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops, st.sampled_from([["a", "b"], ["a", "c", "b"]]), st.integers(1, 3), st.integers(1, 4))
+def test_add_last_answers_as_the_general_path(stream: list[Op], refs: list[str], max_groups: int, per_rule: int) -> None:
+    corr = Correlation(rules=refs, group_by=["actor.user"], seconds=60.0, timespan="1m", threshold=len(refs), kind="temporal_ordered")
+    last = Chains.role(corr, "b")
+    assert last.needs_others
+    general = dataclasses.replace(last, needs_others=False)  # the same part in the chain, through the general loop
+    fast, slow = Chains(max_groups), Chains(max_groups)
+    when = 1_000.0
+    with mock.patch.object(chains, "PER_RULE", per_rule):  # the bound on steps per rule and group, reached often
+        for rule, keys, step, eid in stream:
+            when += step
+            ref = refs[-1] if rule == 0 else refs[rule - 1] if rule <= len(refs) - 1 else refs[0]
+            event = Event(time="t", action="exec", event_id=eid)
+            found = [(k,) for k in dict.fromkeys(keys)]
+            if ref == "b":
+                got = fast.add("r", corr, last, ref, event, when, found)
+                want = slow.add("r", corr, general, ref, event, when, found)
+            else:
+                role = Chains.role(corr, ref)
+                got = fast.add("r", corr, role, ref, event, when, found)
+                want = slow.add("r", corr, role, ref, event, when, found)
+            assert _answer(got) == _answer(want)
+            assert _state(fast) == _state(slow)
+
+
+def _state(ch: Chains) -> Any:
+    """Every group in LRU order, with its last step's (time, event id)s and by id whether that completed the chain."""
+    out = []
+    for key, state in ch._groups.get("r", {}).items():
+        lasts = state.get("b")
+        if isinstance(lasts, chains.Lasts):
+            seen = [(when, eid) for when, eid in lasts]
+            done = dict(lasts.ids)
+        else:
+            seen = [(s.when, s.event_id) for s in lasts or ()]
+            done = {eid: s.reported for eid, s in lasts.ids.items()} if lasts is not None else {}
+        out.append((key, sorted(state), seen, done))
+    return out
+
+
+def test_add_last_a_later_stage_of_a_completed_step() -> None:
+    corr = Correlation(rules=["a", "b"], group_by=["actor.user"], seconds=60.0, timespan="1m", threshold=2, kind="temporal_ordered")
+    ch = Chains(10)
+    a, b = Event(time="t", event_id="e1"), Event(time="t", event_id="e2")
+    assert ch.add("r", corr, Chains.role(corr, "a"), "a", a, 1.0, [("u",)]) is None
+    first = ch.add("r", corr, Chains.role(corr, "b"), "b", b, 2.0, [("u",), ("v",)])
+    assert first is not None and [s.event for s in first.earlier] == [a] and [s.event for s in first.fresh] == [a]
+    again = ch.add("r", corr, Chains.role(corr, "b"), "b", b, 2.0, [("u",), ("v",)])  # its ResponseComplete stage
+    assert again is not None and again.earlier == [] and again.fresh == []  # the same answer, nothing new to list
+
+
+stamps = st.builds(
+    lambda y, mo, d, h, mi, s, sep, dot, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{dot}{frac}{zone}",
+    st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24), st.integers(0, 60), st.integers(0, 61),
+    st.sampled_from(["T", "t", " "]), st.sampled_from([".", ",", ""]), st.text("0123456789", max_size=12),
+    st.sampled_from(["Z", "z", "", "+01:00", "-05:30"]),
+)
+
+
+def _reference(stamp: str) -> float | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(stamps, st.text(max_size=40)))
+def test_seconds_as_fromisoformat(stamp: str) -> None:
+    got, want = _seconds.__wrapped__(stamp), _reference(stamp)
+    assert got == want and repr(got) == repr(want)
+
+
+def test_seconds_usual_shape() -> None:
+    assert _seconds.__wrapped__("2026-03-01T10:00:00.123456Z") == _reference("2026-03-01T10:00:00.123456Z")
+    assert _seconds.__wrapped__("2026-03-01T10:00:00.1234567891Z") == _reference("2026-03-01T10:00:00.123456Z")
+    assert _seconds.__wrapped__("2026-02-30T10:00:00.5Z") is None  # no such day
+
+
+def test_plan_feeds_each_chain_once() -> None:
+    """A plan names each chain a set of hits feeds once, in the order of the hits and the rules (a correlation
+    completed by an event feeding another, ``_cascade``: test_chains.py's denied burst then allowed exec)."""
+    from rules_builder import builtin_rules
+
+    corr = Correlator(builtin_rules())
+    plan = corr._plan(["k8s-chain-exec-allowed", "k8s-chain-after-node", "k8s-chain-exec-allowed"])
+    assert [(r.rule_id, ref) for r, _, _, ref, _, _ in plan] == [
+        ("k8s-chain-denied-then-allowed", "k8s-chain-exec-allowed"),
+        ("k8s-chain-grant-then-exec", "k8s-chain-exec-allowed"),
+        ("k8s-chain-node-credential-pivot", "k8s-chain-after-node"),
+    ]
+    assert all(groups is not None for *_, groups in plan)  # each an add_last
