@@ -1,7 +1,7 @@
 """Hunt on several cores: files, and ranges of large line-delimited files, read by worker processes.
 
-Each worker runs a source and the stateless half of the engine (``Engine.hits``) on its unit and
-writes the events that hit a rule, and its warnings, to a spool file. The parent replays the
+Each worker runs a source and the stateless half of the engine (``Engine.coded_hits``) on its unit and
+writes the events that hit a rule, and its warnings, to a spool file (pipeline/wire.py). The parent replays the
 spools in input order through the stateful half (``Engine.decide``: correlation, severity floor,
 stage folding), adding the lines of earlier ranges of the same file to line numbers. So the
 alerts, their order, line numbers, warnings and counts are those of a serial run.
