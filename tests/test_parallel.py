@@ -142,3 +142,24 @@ def test_over_long_lines(inputs: Path, tmp_path: Path) -> None:
     assert sorted(par[1], key=str) == sorted(serial[1], key=str)
     assert par[0] == serial[0]
     assert sum("longer than" in w[2] for w in serial[1]) >= 8
+
+
+def test_a_later_stage_that_alerts_is_explained_by_the_parent(tmp_path: Path) -> None:
+    """A worker leaves the reasons of a request's later audit stages to the parent (Engine.coded_hits), whose stage
+    folding suppresses most of them; one that does alert (here: another container, another key) gets the reason
+    a serial hunt gives it."""
+    lines = []
+    for i in range(400):
+        first = denied_exec(i)
+        first["stage"] = "ResponseStarted"
+        later = denied_exec(i)
+        if i % 3 == 0:
+            later["requestURI"] = later["requestURI"].replace("container=app", "container=sidecar")
+        lines += [json.dumps(first), json.dumps(later)]
+    path = tmp_path / "stages.log"
+    path.write_text("\n".join(lines) + "\n")
+    serial = run([str(path)], workers=False)
+    par = run([str(path)], workers=True)
+    assert par[0] == serial[0]
+    later = [a for a in serial[0] if a["target"]["container"] == "sidecar"]
+    assert len(later) == 134 and all(a["reasons"] and "mallory" in a["reasons"][0] for a in later)

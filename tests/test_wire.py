@@ -10,6 +10,7 @@ import pytest
 from execguard.cli.hunt import sample_dir
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
+from execguard.engine.rule import Rule
 from execguard.model import Event, RbacChange, RuleMatch
 from execguard.pipeline import wire
 from execguard.sim.simulate import write as simulate
@@ -48,6 +49,54 @@ def test_every_event_comes_back_equal(events: list[tuple[Event, list[RuleMatch]]
     assert len(notes) == len(range(0, len(events), 97)) and notes[0][3] == "note 0"
     # warnings stay where they were among the events
     assert back.index(notes[1]) == 97 + 1 + 1
+
+
+def test_coded_hits_come_back_as_the_engines_hits(events: list[tuple[Event, list[RuleMatch]]]) -> None:
+    """A worker's coded hits (Engine.coded_hits): each rendered hit back as the same RuleMatch, a hit of a rule that
+    only feeds correlations as the Rule itself (its reason is never shown)."""
+    engine = Engine(load_rules([], builtin=True))
+    buf = io.BytesIO()
+    out = wire.Writer(buf)
+    for event, _ in events:
+        out.coded(event, engine.coded_hits(event))
+    out.flush()
+    buf.seek(0)
+    back = list(wire.read(buf, engine.from_wire))
+    assert [r[1] for r in back] == [e for e, _ in events]
+    silent = 0
+    for (_, hits), (_, _, got, _) in zip(events, back, strict=True):
+        assert [h.rule_id for h in got] == [h.rule_id for h in hits]
+        for h, g in zip(hits, got, strict=True):
+            if h.rule_id in engine.silent:
+                assert isinstance(g, Rule) and h.reason == ""
+                silent += 1
+            else:
+                assert g == h
+    assert silent > 10
+
+
+def test_reasons_left_to_the_parent_read_as_the_workers(events: list[tuple[Event, list[RuleMatch]]]) -> None:
+    """Hits sent without reasons (a later audit stage, Engine.coded_hits(explain=False)) get them in the parent's
+    ``decide`` when their alert comes out: the same text as a worker renders, every alert and correlation equal."""
+    rules = load_rules([], builtin=True)
+    worker, eager, lazy = Engine(rules), Engine(rules), Engine(rules)
+    full, bare = io.BytesIO(), io.BytesIO()
+    a, b = wire.Writer(full), wire.Writer(bare)
+    for event, hits in events:
+        a.event(event, hits)
+        b.coded(event, worker.coded_hits(event, explain=False))
+    a.flush()
+    b.flush()
+    full.seek(0)
+    bare.seek(0)
+    want, got = [], []
+    for x, y in zip(wire.read(full), wire.read(bare, lazy.from_wire), strict=True):
+        assert all(isinstance(h, Rule) for h in y[2])  # nothing rendered on the worker's side
+        want.append((eager.decide(x[1], x[2], c := []), c))
+        got.append((lazy.decide(y[1], y[2], d := []), d))
+    assert got == want
+    assert sum(1 for alert, _ in got if alert is not None) > 100
+    assert any(alert is not None and alert.event.rbac is not None for alert, _ in got)
 
 
 class Odd(dict[str, str]):  # a dict subclass: marshal refuses it, pickle keeps it

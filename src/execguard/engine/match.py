@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from ..model import Alert, Event, RuleMatch, match_rank, severity_rank
 from .correlate import Correlator, silent_rules
@@ -34,6 +35,7 @@ class Engine:
         self._by_action = by_action
         self._deciders: dict[str, Decider] = {}  # per action: its rules, then the rules of any action
         self._tags = {r.rule_id: procedure_tags(r.tags) for r in rules}
+        self._number = {id(r): i for i, r in enumerate(self.rules)}  # a hit on the wire is its rule's number
         self._reasons = Reasons(rules)
         self._last: tuple[Event, FieldView] | None = None  # the view ``hits`` built, for ``decide`` to reuse
         self.join = False  # the join (engine/join.py) runs after: it reads events no rule hits
@@ -75,7 +77,35 @@ class Engine:
             for r in rules
         ]
 
-    def decide(self, event: Event, hits: list[RuleMatch], correlated: list[Alert] | None = None) -> Alert | None:
+    def coded_hits(self, event: Event, explain: bool = True) -> list[Any]:
+        """``hits`` as a worker hands them to the parent (pipeline/wire.py): ``(n, reason)`` with ``n`` the rule's
+        number in ``rules``, or a bare ``n`` for a hit whose reason is not rendered here: a rule that only feeds
+        correlations, and every hit when not ``explain`` (a later audit stage of a request: the parent's stage
+        folding suppresses most). ``from_wire`` makes hits of them again; ``decide`` renders a missing reason, as
+        ``hits`` would have, only for an alert that comes out."""
+        rules, view = self._matched(event)
+        if not rules:
+            return []
+        number = self._number
+        if not explain:
+            return [number[id(r)] for r in rules]
+        assert view is not None
+        silent, reason = self.silent, self._reasons.explain
+        return [number[id(r)] if r.rule_id in silent else (number[id(r)], reason(r, view)) for r in rules]
+
+    def from_wire(self, coded: list[Any]) -> list[RuleMatch | Rule]:
+        """``coded_hits`` back: a RuleMatch for each hit with its reason, the Rule itself for one without."""
+        rules, tags = self.rules, self._tags
+        out: list[RuleMatch | Rule] = []
+        for hit in coded:
+            if type(hit) is int:
+                out.append(rules[hit])
+            else:
+                r = rules[hit[0]]
+                out.append(RuleMatch(r.rule_id, r.title, r.severity, list(tags[r.rule_id]), hit[1]))
+        return out
+
+    def decide(self, event: Event, hits: Sequence[RuleMatch | Rule], correlated: list[Alert] | None = None) -> Alert | None:
         """The alert for an event and its hits, after correlation, the severity floor and stage folding.
 
         Stateful: call it in stream order. With ``correlated`` given, correlation alerts the event
@@ -91,9 +121,10 @@ class Engine:
     def _decide(
         self, event: Event, hits: Sequence[RuleMatch | Rule], view: FieldView | None, correlated: list[Alert] | None
     ) -> Alert | None:
-        """``decide``, for hits that are RuleMatches or (from ``match``) the Rules themselves: a Rule becomes a
-        RuleMatch, its reason rendered from ``view``, only in an alert that comes out. Most hits never do:
-        rules that only feed correlations, and the later audit stages of a request already alerted on."""
+        """``decide``, for hits that are RuleMatches or (from ``match``, or ``from_wire``) the Rules themselves: a
+        Rule becomes a RuleMatch, its reason rendered from ``view`` (None: from the event), only in an alert that
+        comes out. Most hits never do: rules that only feed correlations, and the later audit stages of a request
+        already alerted on."""
         if event.rbac is not None and self.grants.resolve(event):
             hits = self.hits(event)  # a binding's role became known from an earlier record
         if correlated is not None and hits and self.correlator:
@@ -121,10 +152,12 @@ class Engine:
             if not self._seen.add(key):
                 self.suppressed += 1
                 return None
+        if view is None and not all(isinstance(h, RuleMatch) for h in hits):
+            view = FieldView(event)  # a hit a worker left unexplained (``coded_hits``) is explained here, as there
         return Alert(event, [h if isinstance(h, RuleMatch) else self._explained(h, view) for h in hits])
 
     def _explained(self, rule: Rule, view: FieldView | None) -> RuleMatch:
-        assert view is not None  # a Rule is a hit only from ``match``, which built the view
+        assert view is not None
         return RuleMatch(rule.rule_id, rule.title, rule.severity, list(self._tags[rule.rule_id]), self._reasons.explain(rule, view))
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:

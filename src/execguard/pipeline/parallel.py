@@ -1,7 +1,7 @@
 """Hunt on several cores: files, and ranges of large line-delimited files, read by worker processes.
 
-Each worker runs a source and the stateless half of the engine (``Engine.hits``) on its unit and
-writes the events that hit a rule, and its warnings, to a spool file. The parent replays the
+Each worker runs a source and the stateless half of the engine (``Engine.coded_hits``) on its unit and
+writes the events that hit a rule, and its warnings, to a spool file (pipeline/wire.py). The parent replays the
 spools in input order through the stateful half (``Engine.decide``: correlation, severity floor,
 stage folding), adding the lines of earlier ranges of the same file to line numbers. So the
 alerts, their order, line numbers, warnings and counts are those of a serial run.
@@ -42,6 +42,7 @@ HIT_COST = 100
 SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
 SAMPLE = 64 << 10
 SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
+ALERTED = 1 << 16  # requests a worker remembers, to leave their later stages' reasons to the parent
 WARM = 32 << 10  # the first range of the first cut file, read by the parent before the fork (see ParallelHunt)
 
 
@@ -279,7 +280,7 @@ class ParallelHunt:
 
     def _replay(self, done: _Done, base: int) -> Iterator[tuple[Event, Alert | None, list[Alert]]]:
         warn: Warn = self.reader.warn
-        decide, learn = self.engine.decide, clock.learn
+        decide, learn, from_wire = self.engine.decide, clock.learn, self.engine.from_wire
         if not done.spool:
             return
         try:
@@ -287,7 +288,7 @@ class ParallelHunt:
         except OSError:
             return
         with f:
-            for rec in wire.read(f):
+            for rec in wire.read(f, from_wire):
                 if rec[0] == "w":
                     _, file, line, message = rec
                     warn(file, line + base if line else line, message)
@@ -339,12 +340,25 @@ def _work(index: int, unit: Unit) -> _Done:
         out = wire.Writer(f)
         reader = Reader(fmt=parent.fmt, literals=parent.literals, warn=out.warning, max_line=parent.max_line)
         events = reader.read([unit.path]) if unit.start is None else reader.read_range(unit.path, unit.start, unit.end or 0)
-        hits, needs_state, keep = engine.hits, engine.needs_state, out.event
+        hits, needs_state, keep = engine.coded_hits, engine.needs_state, out.coded
         error = None
         node = 0
+        # (format, event id) of the requests whose earlier audit stage is spooled with hits: a later stage's reasons
+        # are left to the parent, whose stage folding suppresses most such alerts (Engine.coded_hits)
+        alerted: set[tuple[str, str]] = set()
         try:
             for event in events:
-                found = hits(event)
+                eid = event.event_id
+                if eid and event.rbac is None:  # an RBAC write may be completed by the parent's grants: explained here
+                    key = (event.source.format, eid)
+                    later = key in alerted
+                    found = hits(event, not later)
+                    if found and not later:
+                        if len(alerted) >= ALERTED:
+                            alerted.clear()  # bounded: a stage after this explains its hits here, as if first
+                        alerted.add(key)
+                else:
+                    found = hits(event)
                 if found or needs_state(event):
                     keep(event, found)
                     node += event.action in NODE

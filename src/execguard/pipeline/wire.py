@@ -13,7 +13,7 @@ from __future__ import annotations
 import marshal
 import pickle
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from operator import attrgetter
 from typing import IO, Any
@@ -30,27 +30,57 @@ _NESTED: dict[str, type] = {"source": SourceRef, "actor": Actor, "target": Targe
 _NAMES = [f.name for f in fields(Event)]
 _EVENT = attrgetter(*_NAMES)
 _PARTS = {name: attrgetter(*(f.name for f in fields(cls))) for name, cls in _NESTED.items()}
-_AT = [_NAMES.index(name) for name in _NESTED]
 _MATCH = attrgetter(*(f.name for f in fields(RuleMatch)))
-_SOURCE = _PARTS["source"]
+_SOURCE, _ACTOR, _TARGET, _RBAC, _PROCESS = _PARTS.values()
+# every spooled event passes encode_event and decode_event: they spell the fields and the nested parts' places
+# out (no loop over them; the order is checked below decode_event)
 
 
 def encode_event(event: Event) -> tuple[Any, ...]:
-    values = list(_EVENT(event))
-    for at, name in zip(_AT, _NESTED, strict=True):
-        part = values[at]
-        if part is not None:
-            values[at] = _PARTS[name](part)
-    return tuple(values)
+    v = _EVENT(event)
+    source, actor, target, rbac, process = v[1], v[2], v[9], v[22], v[23]
+    return (
+        v[0],
+        None if source is None else _SOURCE(source),
+        None if actor is None else _ACTOR(actor),
+        *v[3:9],
+        None if target is None else _TARGET(target),
+        *v[10:22],
+        None if rbac is None else _RBAC(rbac),
+        None if process is None else _PROCESS(process),
+    )
 
 
-def decode_event(values: tuple[Any, ...]) -> Event:
-    v = list(values)
-    for at, cls in zip(_AT, _NESTED.values(), strict=True):
-        part = v[at]
-        if part is not None:
-            v[at] = cls(*part)
-    return Event(*v)
+def decode_event(v: tuple[Any, ...]) -> Event:
+    # every field set from the tuple, in declaration order (checked below), then the parts: ~2x faster than
+    # Event(...), whose __init__ sorts out defaults that a decoded event never needs
+    e: Event = _new(Event)
+    (
+        e.time, e.source, e.actor, e.action, e.verb, e.resource, e.subresource, e.request_uri, e.stage, e.target,
+        e.command, e.command_origin, e.command_body, e.tty, e.stdin, e.privileged, e.run_as_user, e.binds,
+        e.outcome, e.code, e.event_id, e.raw, e.rbac, e.process,
+    ) = v  # fmt: skip
+    source, actor, target, rbac, process = v[1], v[2], v[9], v[22], v[23]
+    if source is not None:
+        e.source = SourceRef(*source)
+    if actor is not None:
+        e.actor = Actor(*actor)
+    if target is not None:
+        e.target = Target(*target)
+    if rbac is not None:
+        e.rbac = RbacChange(*rbac)
+    if process is not None:
+        e.process = Process(*process)
+    return e
+
+
+_new = object.__new__
+if _NAMES != [
+    "time", "source", "actor", "action", "verb", "resource", "subresource", "request_uri", "stage", "target",
+    "command", "command_origin", "command_body", "tty", "stdin", "privileged", "run_as_user", "binds",
+    "outcome", "code", "event_id", "raw", "rbac", "process",
+]:  # fmt: skip  # pragma: no cover - the model changed
+    raise ImportError("pipeline/wire.py: Event's fields changed; update decode_event")
 
 
 def encode_hits(hits: list[RuleMatch]) -> list[tuple[Any, ...]]:
@@ -111,9 +141,12 @@ def read_batch(f: IO[bytes]) -> list[Any] | None:
 
 
 class Writer:
-    """Records in order: ("e", event, hits, time) and ("w", file, line, message); ``flush`` writes the last batch.
+    """Records in order: ("e", event, hits, time), ("c", event, coded hits, time) and ("w", file, line, message);
+    ``flush`` writes the last batch.
 
-    ``time`` is the event's time as ``times.time_ns`` reads it: the parent then parses none (pipeline/clock.py)."""
+    ``time`` is the event's time as ``times.time_ns`` reads it: the parent then parses none (pipeline/clock.py).
+    Coded hits are the engine's own (``Engine.coded_hits``): rule numbers and reasons, far fewer bytes and
+    objects than whole RuleMatches; ``read`` hands them to the ``from_wire`` it is given."""
 
     def __init__(self, f: IO[bytes]) -> None:
         self.f = f
@@ -121,6 +154,11 @@ class Writer:
 
     def event(self, event: Event, hits: list[RuleMatch]) -> None:
         self.batch.append(("e", encode_event(event), encode_hits(hits), time_ns(event.time)))
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def coded(self, event: Event, hits: list[Any]) -> None:
+        self.batch.append(("c", encode_event(event), hits, time_ns(event.time)))
         if len(self.batch) >= BATCH:
             self.flush()
 
@@ -135,11 +173,15 @@ class Writer:
             self.batch = []
 
 
-def read(f: IO[bytes]) -> Iterator[tuple[Any, ...]]:
-    """The records ``Writer`` wrote, events and hits decoded; stops at the end or at a batch cut short."""
+def read(f: IO[bytes], from_wire: Callable[[Any], list[Any]] | None = None) -> Iterator[tuple[Any, ...]]:
+    """The records ``Writer`` wrote, events and hits decoded (coded hits by ``from_wire``, as they are without
+    it), each event's as an "e" record; stops at the end or at a batch cut short."""
     while (batch := read_batch(f)) is not None:
         for rec in batch:
-            if rec[0] == "e":
+            kind = rec[0]
+            if kind == "c":
+                yield "e", decode_event(rec[1]), rec[2] if from_wire is None else from_wire(rec[2]), rec[3]
+            elif kind == "e":
                 yield "e", decode_event(rec[1]), decode_hits(rec[2]), rec[3]
             else:
                 yield rec
