@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..model import Alert
-from .dedupe import DockerDedupe
+from .dedupe import DockerDedupe, mergeable
 from .filters import AlertFilter
 from .order import KEYS, RUN, SpillSorter
 
@@ -43,6 +43,10 @@ class Pipeline:
         self.dedupe = DockerDedupe()
         self._by_time = SpillSorter(KEYS["time"], run_size) if sort else None
         self._run_size = run_size
+        # the sink's render (sinks/__init__.py), set when alerts are decided while workers still read: each
+        # alert held for the sort is rendered as it comes, on a core the workers share, not after the last
+        # of them on one core. Docker exec alerts the dedupe may still change are rendered at the write.
+        self.ahead: Callable[[Alert], bytes] | None = None
 
     def feed(self, alert: Alert, seq: int | None = None) -> Iterator[Alert]:
         """``seq``: the alert's place in the input when a stage before (the join) reordered alerts."""
@@ -52,6 +56,8 @@ class Pipeline:
         if self._by_time is None:
             yield alert
         else:
+            if self.ahead is not None and not mergeable(alert):
+                alert.rendered = self.ahead(alert)
             self._by_time.add(alert, self.seq)
 
     def drain(self) -> Iterator[Alert]:
