@@ -111,3 +111,48 @@ def test_the_join_knows_at_once_that_no_node_telemetry_comes(sim: Path, tmp_path
 
 
 calls: list[int] = []
+
+
+def test_one_process_asks_the_bytes_before_the_join_spills(sim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-j 1: when what the join holds would first go to disk, the inputs are scanned once; without node
+    telemetry nothing more is held, with it the join holds, spills and joins as before. Same alerts either way."""
+    from execguard.pipeline import join, nodescan
+
+    audit, tetragon = str(sim / "k8s-audit.jsonl"), str(sim / "tetragon.jsonl")
+    before = {paths: hunt("-j", "1", *paths) for paths in ((audit,), (audit, tetragon))}
+    asked: list[bool] = []
+    spilled: list[int] = []
+    clean, write = nodescan.clean_files, join.TimeSpill.add
+
+    def scan(paths: Any) -> bool:
+        asked.append(clean(paths))
+        return asked[-1]
+
+    def add(self: join.TimeSpill, *args: Any) -> None:
+        write(self, *args)
+        spilled.append(len(self.runs))
+
+    monkeypatch.setattr(nodescan, "clean_files", scan)
+    monkeypatch.setattr(join.TimeSpill, "add", add)
+    monkeypatch.setattr(join.TimeSpill.__init__, "__defaults__", (50,))  # a run of 50 held events spills
+    assert hunt("-j", "1", audit) == before[(audit,)]
+    assert asked == [True] and max(spilled) == 0
+    asked.clear()
+    spilled.clear()
+    joined = hunt("-j", "1", audit, tetragon)
+    assert joined == before[(audit, tetragon)] and any(a.get("covers") for a in joined)
+    assert asked == [False] and max(spilled) > 1
+
+
+def test_scan_of_whole_files(sim: Path, tmp_path: Path) -> None:
+    from execguard.pipeline.nodescan import clean_files
+
+    audit = sim / "k8s-audit.jsonl"
+    assert clean_files([str(audit)]) and clean_files([str(sim / "docker-events.jsonl")])
+    assert not clean_files([str(audit), str(sim / "tetragon.jsonl")])
+    assert not clean_files([str(sim)])  # a directory: every file under it, Tetragon's among them
+    (tmp_path / "gz.log").write_bytes(b"\x1f\x8b" + audit.read_bytes()[:100])
+    assert not clean_files([str(tmp_path / "gz.log")]) and not clean_files(["-"])
+    auditd = tmp_path / "audit.log"
+    auditd.write_text('type=EXECVE msg=audit(1700000000.000:1): argc=1 a0="id"\n')
+    assert not clean_files([str(auditd)])
