@@ -12,13 +12,13 @@ class JsonlSink:
 
     @staticmethod
     def render(alert: Alert) -> bytes:
-        """The line ``write`` writes for ``alert``: made ahead, in the parent while workers read, when alerts
+        """The line ``write`` writes for ``alert`` (without its newline): made ahead, in the parent while workers read, when alerts
         are sorted before they go out (pipeline/stages.py), instead of after the last worker on one core."""
-        return alert_json(alert) + b"\n"
+        return alert_json(alert)
 
     def write(self, alert: Alert) -> None:
         line = alert.rendered
-        self.out.write(alert_json(alert) + b"\n" if line is None else line)
+        self.out.write((alert_json(alert) if line is None else line) + b"\n")
         self.out.flush()
 
     def close(self) -> None:
