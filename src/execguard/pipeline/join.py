@@ -107,6 +107,10 @@ class TimeSpill:
                 os.unlink(self.path)
 
 
+def _always() -> bool:
+    return True
+
+
 class JoinStage:
     """``run(decisions)`` -> (alert, seq): seq is the alert's place in the input, for the sort's ties."""
 
@@ -129,9 +133,13 @@ class JoinStage:
         o = self.options
         return Joiner(o.window, o.skew, lag, o.cap, self.expected, active=self.sorted, covered=o.covered)
 
-    def run(self, items: Iterable[Decided], node_free: Callable[[], bool] | None = None) -> Iterator[tuple[Alert, int]]:
-        """``node_free``: True once it is known that no node telemetry comes (every input read by -j workers)."""
-        return self._sorted(items, node_free) if self.sorted else self._stream(items)
+    def run(
+        self, items: Iterable[Decided], node_free: Callable[[], bool] | None = None, scan: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[Alert, int]]:
+        """``node_free``: True once it is known that no node telemetry comes (every input read by -j workers).
+        ``scan``: asked once, when what the join holds would first spill to disk: True when no input can hold
+        node telemetry at all (pipeline/nodescan.py), so nothing needs holding."""
+        return self._sorted(items, node_free, scan) if self.sorted else self._stream(items)
 
     def _stream(self, items: Iterable[Decided]) -> Iterator[tuple[Alert, int]]:
         joiner = self.joiner = self._joiner(self.options.lag)
@@ -151,7 +159,9 @@ class JoinStage:
             raise
         yield from joiner.drain()
 
-    def _sorted(self, items: Iterable[Decided], node_free: Callable[[], bool] | None = None) -> Iterator[tuple[Alert, int]]:
+    def _sorted(
+        self, items: Iterable[Decided], node_free: Callable[[], bool] | None = None, scan: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[Alert, int]]:
         spill = TimeSpill()
         joiner = self._joiner(0.0)
         seq = 0
@@ -159,6 +169,11 @@ class JoinStage:
         try:
             for event, alert, correlated in items:
                 seq += 1
+                if held and scan is not None and len(spill.buffer) + 1 >= spill.limit:
+                    # what is held would spill to disk, which costs more than a look at the inputs' bytes
+                    if not self.node_events and scan():
+                        node_free = _always
+                    scan = None
                 if held and node_free is not None and not self.node_events and node_free():
                     # nothing to join them with: what was held goes on (the sort after puts every alert in its
                     # place by time and sequence number, as it would have come out of the merge) and no more is

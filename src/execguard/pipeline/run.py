@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.match import Engine
 from ..model import Alert, Event, severity_rank
 from ..sinks import Sink
 from ..sinks.summary import Summary
-from . import parallel
+from . import nodescan, parallel
 from .collector import fewer_collections
 from .filters import AlertFilter
 from .join import JoinOptions, JoinStage, decided
@@ -81,17 +81,20 @@ class Hunt:
             alerts = ((out, seq) for alert, seq in alerts if (out := policy(alert)) is not None)
         self.pipe.run_numbered(alerts, self.emit)
 
-    def events(self, events: Iterable[Event]) -> None:
+    def events(self, events: Iterable[Event], scan: Callable[[], bool] | None = None) -> None:
+        """``scan``: for the join, whether no input can hold node telemetry (JoinStage.run)."""
         if self.join is None:
             self.alerts(self.engine.run(events))
         else:
-            self.numbered(self.join.run(decided(self.engine, events)))
+            self.numbered(self.join.run(decided(self.engine, events), scan=scan))
 
     def files(self, reader: Reader, paths: list[str], workers: parallel.ParallelHunt | None = None) -> None:
         """Hunt ``paths`` (as ``start_workers`` returned them when ``workers`` is given)."""
         with fewer_collections():
+            if workers is not None:
+                self.pipe.ahead = getattr(self.sink, "render", None)  # see Pipeline.ahead
             if workers is None:
-                self.events(reader.read(paths))
+                self.events(reader.read(paths), lambda: nodescan.clean_files(paths))
             elif self.join is None:
                 self.alerts(workers.alerts())
             else:

@@ -178,6 +178,18 @@ def _hyperscan(lits: tuple[bytes, ...]) -> Search | None:
     return search
 
 
+def holds_any(chunk: bytes | bytearray | memoryview, literals: list[bytes]) -> bool:
+    """True when ``chunk`` holds one of ``literals`` (none: False): one Hyperscan pass, or bytes.find per literal."""
+    lits = minimal(literals)
+    search = _hyperscan(lits) if _hs is not None and lits else None
+    if search is None:
+        return any(chunk.find(lit) >= 0 for lit in lits) if not isinstance(chunk, memoryview) else any(
+            bytes(chunk).find(lit) >= 0 for lit in lits
+        )
+    with memoryview(chunk) as view:
+        return bool(search(view))
+
+
 def backend() -> str:
     """Which search line_starts uses: 'hyperscan' or 'bytes.find'."""
     return "hyperscan" if _hs is not None and _hyperscan((b"/exec",)) is not None else "bytes.find"
