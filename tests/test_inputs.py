@@ -252,6 +252,30 @@ def test_fifo_in_a_directory_is_named_and_skipped_but_read_when_named(tmp_path: 
     writer.join(30)
 
 
+def test_kernel_file_systems_are_not_walked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/kmsg is a regular file whose read never ends: a walk (``hunt /``) must not enter /proc, /sys, /dev."""
+    from execguard.sources import discover
+
+    table = tmp_path / "mounts"
+    (tmp_path / "logs" / "my proc").mkdir(parents=True)
+    shutil.copy(DATA / "audit.log", tmp_path / "logs" / "audit.log")
+    (tmp_path / "logs" / "my proc" / "audit.log").write_bytes((DATA / "audit.log").read_bytes())
+    table.write_text(f"proc {tmp_path}/logs/my\\040proc proc rw 0 0\n/dev/sda1 / ext4 rw 0 0\n")
+    assert discover._pseudo_mounts(str(table)) == {f"{tmp_path}/logs/my proc": "proc"}
+    monkeypatch.setattr(discover, "_pseudo_mounts", lambda: {f"{tmp_path}/logs/my proc": "proc"})
+    run = Run()
+    assert run.ids(tmp_path / "logs") == Run().ids(DATA / "audit.log")  # read once, not twice
+    assert run.warnings == [(f"{tmp_path}/logs/my proc", None, "skipped: a proc file system, not logs")]
+
+
+def test_proc_named_as_a_directory_is_skipped() -> None:
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    res = CliRunner().invoke(app, ["hunt", "-o", "jsonl", "/proc"])
+    assert res.exit_code == 0 and res.stdout == ""
+    assert "/proc: skipped: a proc file system, not logs" in res.stderr
+
+
 # ---- streams --------------------------------------------------------------------------------------------
 def _read_until(fd: int, needle: bytes, timeout: float = 60.0) -> bytes:
     """Output of fd until needle appears (or the generous deadline passes)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -27,8 +28,19 @@ def _walk(top: str, stats: Stats, warn: Warn) -> Iterator[str]:
     def onerror(exc: OSError) -> None:
         stats.unreadable_input(warn, exc.filename or top, f"cannot list: {exc.strerror or exc}")
 
+    pseudo = _pseudo_mounts()
+    if os.path.realpath(top) in pseudo:
+        stats.skipped += 1
+        warn(top, None, f"skipped: a {pseudo[os.path.realpath(top)]} file system, not logs")
+        return
     for root, dirs, files in os.walk(top, onerror=onerror):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if pseudo:
+            for d in [d for d in dirs if os.path.realpath(os.path.join(root, d)) in pseudo]:
+                # /proc/kmsg and the like are regular files whose read waits forever; none of it is a log
+                dirs.remove(d)
+                stats.skipped += 1
+                warn(os.path.join(root, d), None, f"skipped: a {pseudo[os.path.realpath(os.path.join(root, d))]} file system, not logs")
         for name in sorted(files):
             if name.startswith("."):
                 continue
@@ -44,6 +56,28 @@ def _walk(top: str, stats: Stats, warn: Warn) -> Iterator[str]:
                 # reading a FIFO nobody writes to would wait forever; a device or socket is no log
                 stats.skipped += 1
                 warn(path, None, f"skipped: {_special(mode)}, not a regular file (name it on the command line to read it)")
+
+
+# kernel and runtime file systems a recursive walk must not enter (name a file in them to read it)
+PSEUDO = frozenset({
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "pstore", "bpf",
+    "mqueue", "hugetlbfs", "configfs", "fusectl", "binfmt_misc", "autofs", "efivarfs", "rpc_pipefs", "nsfs",
+})  # fmt: skip
+
+
+def _pseudo_mounts(table: str = "/proc/self/mounts") -> dict[str, str]:
+    """Mount point -> type of each pseudo file system mounted (empty where the table cannot be read)."""
+    found: dict[str, str] = {}
+    try:
+        with open(table, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[2] in PSEUDO:
+                    # the table escapes space, tab, newline and backslash as octal
+                    found[re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])] = parts[2]
+    except OSError:
+        pass
+    return found
 
 
 def is_stream(path: str) -> bool:
