@@ -241,9 +241,6 @@ class Alert:
     # the join (engine/join.py): the processes and runtime execs this alert's exec caused, each carrying
     # the identity of the API-server record that asked for it; their own rule hits are in ``matches``
     covers: list[Event] = field(default_factory=list)
-    # the output sink's bytes for this alert, made ahead of the write while workers still read
-    # (pipeline/stages.py); None: rendered at the write. A cache, not part of the alert: never compared
-    rendered: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def lead(self) -> RuleMatch:

@@ -47,12 +47,6 @@ def same_exec(a: Alert, b: Alert, window: int = WINDOW) -> bool:
     return " ".join(ea.command) == " ".join(eb.command) and _container_matches(ea, eb)
 
 
-def mergeable(alert: Alert) -> bool:
-    """An alert ``DockerDedupe`` may fold another into (or into another): it can still change after it is sorted."""
-    ev = alert.event
-    return ev.source.format in DOCKER and ev.action in ACTIONS
-
-
 def merge(first: Alert, second: Alert) -> Alert:
     """One alert from two records of one exec; the dockerd log leads (it keeps argv boundaries)."""
     lead, other = (second, first) if second.event.source.format == "dockerd-log" else (first, second)
@@ -70,7 +64,6 @@ def merge(first: Alert, second: Alert) -> Alert:
     lead.matches.extend(m for m in other.matches if m.rule_id not in known)
     lead.also_seen.extend([other.event.source, *other.also_seen])
     lead.covers.extend(other.covers)  # what the join found it ran
-    lead.rendered = None  # changed: never made ahead (pipeline/stages.py), but a cache must not outlive a change
     return lead
 
 
@@ -88,7 +81,8 @@ class DockerDedupe:
         while self.pending and (t is None or len(self.pending) >= self.cap or (self.pending[0][0] or 0) < t - self.window):
             _, a, s = self.pending.popleft()
             yield a, s
-        if mergeable(alert):
+        ev = alert.event
+        if ev.source.format in DOCKER and ev.action in ACTIONS:
             for i, (pt, held, pseq) in enumerate(self.pending):
                 if not held.also_seen and held.event.source.format in DOCKER and same_exec(held, alert, self.window):
                     self.pending[i] = (pt, merge(held, alert), min(pseq, seq))

@@ -91,8 +91,6 @@ class Hunt:
     def files(self, reader: Reader, paths: list[str], workers: parallel.ParallelHunt | None = None) -> None:
         """Hunt ``paths`` (as ``start_workers`` returned them when ``workers`` is given)."""
         with fewer_collections():
-            if workers is not None:
-                self.pipe.ahead = getattr(self.sink, "render", None)  # see Pipeline.ahead
             if workers is None:
                 self.events(reader.read(paths), lambda: nodescan.clean_files(paths))
             elif self.join is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..model import Alert
-from .dedupe import ACTIONS, DOCKER, DockerDedupe, mergeable
+from .dedupe import ACTIONS, DOCKER, DockerDedupe
 from .filters import AlertFilter
 from .order import KEYS, RUN, SpillSorter
 
@@ -45,10 +45,6 @@ class Pipeline:
         self._run_size = run_size
         # a Docker exec or attach alert was sorted: without one the de-duplication could fold nothing
         self._docker = False
-        # the sink's render (sinks/__init__.py), set when alerts are decided while workers still read: each
-        # alert held for the sort is rendered as it comes, on a core the workers share, not after the last
-        # of them on one core. Docker exec alerts the dedupe may still change are rendered at the write.
-        self.ahead: Callable[[Alert], bytes] | None = None
 
     def feed(self, alert: Alert, seq: int | None = None) -> Iterator[Alert]:
         """``seq``: the alert's place in the input when a stage before (the join) reordered alerts."""
@@ -61,8 +57,6 @@ class Pipeline:
             if not self._docker:
                 ev = alert.event
                 self._docker = ev.source.format in DOCKER and ev.action in ACTIONS
-            if self.ahead is not None and not mergeable(alert):
-                alert.rendered = self.ahead(alert)
             self._by_time.add(alert, self.seq)
 
     def drain(self) -> Iterator[Alert]:

@@ -1,8 +1,6 @@
 """Alert sinks: table for people, JSON lines and OCSF for machines.
 
-A sink takes alerts one at a time (``write``) and flushes at the end (``close``). A sink that writes bytes
-may also have ``render(alert) -> bytes``: what ``write`` would write, made ahead (``Alert.rendered``) while
-alerts wait to be sorted (pipeline/stages.py); ``write`` then writes those bytes. ``make`` builds one
+A sink takes alerts one at a time (``write``) and flushes at the end (``close``). ``make`` builds one
 by name; a new sink is a module here plus one entry in ``SINKS``. Sink modules are imported only
 when chosen, so a run that writes JSON lines never loads the table code.
 """

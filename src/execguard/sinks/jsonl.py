@@ -19,16 +19,8 @@ class JsonlSink:
         self._lines: list[bytes] = []
         self._held = 0
 
-    @staticmethod
-    def render(alert: Alert) -> bytes:
-        """The line ``write`` writes for ``alert`` (without its newline): made ahead, in the parent while workers read, when alerts
-        are sorted before they go out (pipeline/stages.py), instead of after the last worker on one core."""
-        return alert_json(alert)
-
     def write(self, alert: Alert) -> None:
-        line = alert.rendered
-        if line is None:
-            line = alert_json(alert)
+        line = alert_json(alert)
         if not self.block:
             self.out.write(line + b"\n")
             self.out.flush()
