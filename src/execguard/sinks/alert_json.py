@@ -115,20 +115,7 @@ def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[T
             "credential_pod": actor.credential_pod,
         },
         "target": target(ev.target),
-        "action": ev.action,
-        "verb": ev.verb,
-        "command": ev.command,
-        "command_display": _display(" ".join(ev.command)),
-        "command_origin": ev.command_origin,
-        "command_body_conflict": ev.command_body,
-        "tty": ev.tty,
-        "stdin": ev.stdin,
-        "privileged": ev.privileged,
-        "run_as_user": ev.run_as_user,
-        "outcome": ev.outcome,
-        "code": ev.code,
-        "event_id": ev.event_id,
-        "request_uri": ev.request_uri,
+        **_what(ev),
         "reasons": [_display(m.reason) for m in ranked],
         "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
     }
@@ -176,6 +163,27 @@ def _ruled(key: tuple[Any, ...], matches: list[RuleMatch]) -> _Ruled:
     return got
 
 
+def _what(ev: Event) -> dict[str, Any]:
+    """The event's action, command and outcome, in the order both shapes write them."""
+    command = ev.command
+    return {
+        "action": ev.action,
+        "verb": ev.verb,
+        "command": command,
+        "command_display": _display(" ".join(command)),
+        "command_origin": ev.command_origin,
+        "command_body_conflict": ev.command_body,
+        "tty": ev.tty,
+        "stdin": ev.stdin,
+        "privileged": ev.privileged,
+        "run_as_user": ev.run_as_user,
+        "outcome": ev.outcome,
+        "code": ev.code,
+        "event_id": ev.event_id,
+        "request_uri": ev.request_uri,
+    }
+
+
 def alert_json(alert: Alert) -> bytes:
     """One line of JSON, without the trailing newline: ``orjson.dumps(alert_dict(alert))`` in fewer steps."""
     ev = alert.event
@@ -193,7 +201,6 @@ def alert_json(alert: Alert) -> bytes:
     rule_id, title, severity, procedures, rules, order = ruled
     actor = ev.actor
     src = ev.source
-    command = ev.command
     shape = {
         "rule_id": rule_id,
         "title": title,
@@ -213,20 +220,7 @@ def alert_json(alert: Alert) -> bytes:
             "credential_pod": actor.credential_pod,
         },
         "target": ev.target,
-        "action": ev.action,
-        "verb": ev.verb,
-        "command": command,
-        "command_display": _display(" ".join(command)),
-        "command_origin": ev.command_origin,
-        "command_body_conflict": ev.command_body,
-        "tty": ev.tty,
-        "stdin": ev.stdin,
-        "privileged": ev.privileged,
-        "run_as_user": ev.run_as_user,
-        "outcome": ev.outcome,
-        "code": ev.code,
-        "event_id": ev.event_id,
-        "request_uri": ev.request_uri,
+        **_what(ev),
         "reasons": [_display(matches[0].reason)] if order is None else [_display(matches[i].reason) for i in order],
         "rules": rules,
     }
