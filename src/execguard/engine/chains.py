@@ -68,7 +68,7 @@ class Lasts(deque[tuple[float, str | None]]):
     __slots__ = ("ids",)
 
     def __init__(self) -> None:
-        super().__init__((), PER_RULE)  # the oldest step drops out by itself; ``_add_last`` forgets its id
+        super().__init__((), PER_RULE)  # the oldest step drops out by itself; ``add_last`` forgets its id
         self.ids: dict[str, bool] = {}
 
     def trim(self, oldest: float) -> None:
@@ -296,7 +296,7 @@ class Chains:
             if earlier is None:
                 continue
             if eid:
-                lasts.ids[eid] = True
+                ids[eid] = True
             done = _done(done, earlier)
         return done
 

@@ -117,23 +117,23 @@ class Correlator:
         A correlation's own result counts as a hit of it for the correlations that reference it.
         """
         watch = self._watch
-        pending = [h.rule_id for h in hits if h.rule_id in watch]
-        if not pending:
+        referenced = [h.rule_id for h in hits if h.rule_id in watch]
+        if not referenced:
             return [], []  # most hits feed no correlation
         when = _seconds(event.time)  # None: no time, no window
         if when is None:
             return [], []
-        plan = self._plans.get(key := tuple(pending))
+        plan = self._plans.get(key := tuple(referenced))
         if plan is None:
             if len(self._plans) >= 1024:  # sets of hit rules are few; bounded all the same
                 self._plans.clear()
-            plan = self._plans[key] = self._plan(pending)
+            plan = self._plans[key] = self._plan(referenced)
         folded: list[RuleMatch] = []
         alerts: list[Alert] = []
         chains = self._chains
         eid = event.event_id
         keyed: dict[str, list[tuple[str, ...]]] = {}  # group keys by field: several chains group by the same one
-        pending = []  # the results of correlations completed here, which feed others in turn
+        pending: list[str] = []  # the results of correlations completed here, which feed others in turn
         for rule, corr, role, ref, title, groups in plan:
             if role is None:
                 alert = self._count(rule, event, when, fields)

@@ -31,7 +31,7 @@ _NAMES = [f.name for f in fields(Event)]
 _EVENT = attrgetter(*_NAMES)
 _PARTS = {name: attrgetter(*(f.name for f in fields(cls))) for name, cls in _NESTED.items()}
 _MATCH = attrgetter(*(f.name for f in fields(RuleMatch)))
-_SOURCE, _ACTOR, _TARGET, _RBAC, _PROCESS = _PARTS.values()
+_SOURCE, _ACTOR, _TARGET, _RBAC, _PROCESS = (_PARTS[name] for name in ("source", "actor", "target", "rbac", "process"))
 # every spooled event passes encode_event and decode_event: they spell the fields and the nested parts' places
 # out (no loop over them; the order is checked below decode_event)
 

@@ -29,18 +29,21 @@ def _walk(top: str, stats: Stats, warn: Warn) -> Iterator[str]:
         stats.unreadable_input(warn, exc.filename or top, f"cannot list: {exc.strerror or exc}")
 
     pseudo = _pseudo_mounts()
-    if os.path.realpath(top) in pseudo:
+
+    def kernel(path: str) -> bool:
+        """A kernel file system, skipped with a warning: /proc/kmsg and the like are regular files whose read
+        waits forever, and none of it is a log."""
+        kind = pseudo.get(os.path.realpath(path)) if pseudo else None
+        if kind is None:
+            return False
         stats.skipped += 1
-        warn(top, None, f"skipped: a {pseudo[os.path.realpath(top)]} file system, not logs")
+        warn(path, None, f"skipped: a {kind} file system, not logs")
+        return True
+
+    if kernel(top):
         return
     for root, dirs, files in os.walk(top, onerror=onerror):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if pseudo:
-            for d in [d for d in dirs if os.path.realpath(os.path.join(root, d)) in pseudo]:
-                # /proc/kmsg and the like are regular files whose read waits forever; none of it is a log
-                dirs.remove(d)
-                stats.skipped += 1
-                warn(os.path.join(root, d), None, f"skipped: a {pseudo[os.path.realpath(os.path.join(root, d))]} file system, not logs")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not kernel(os.path.join(root, d)))
         for name in sorted(files):
             if name.startswith("."):
                 continue

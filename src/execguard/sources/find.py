@@ -183,9 +183,8 @@ def holds_any(chunk: bytes | bytearray | memoryview, literals: list[bytes]) -> b
     lits = minimal(literals)
     search = _hyperscan(lits) if _hs is not None and lits else None
     if search is None:
-        return any(chunk.find(lit) >= 0 for lit in lits) if not isinstance(chunk, memoryview) else any(
-            bytes(chunk).find(lit) >= 0 for lit in lits
-        )
+        data = bytes(chunk) if isinstance(chunk, memoryview) else chunk  # copied once, not once per literal
+        return any(data.find(lit) >= 0 for lit in lits)
     with memoryview(chunk) as view:
         return bool(search(view))
 
