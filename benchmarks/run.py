@@ -15,8 +15,9 @@ Any native audit log works: gen_audit.py's sparse file (``--exec-rate 0.001``, t
 ratios of hunt to grep and to jq from the same run, which hold better than MB/s on a shared machine.
 
 The page cache is warmed first (the file is read once). Peak RSS of the largest process comes from
-GNU time; peak PSS summed over the whole process tree (hunt's workers included) is sampled from /proc.
-Medians are reported, with every run's time kept in the JSON written to benchmarks/out/.
+GNU time; peak PSS summed over the whole process tree (hunt's workers included) is sampled from /proc in one
+more run per tool after the timed ones (sampling slows what it watches). Medians are reported, with every run's
+time kept in the JSON written to benchmarks/out/.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ OUT = Path(__file__).parent / "out"
 
 def execguard_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "execguard"
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from execguard.cli import app; app()"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "execguard"]
 
 
 def prefilter_literals() -> list[bytes]:
@@ -58,18 +59,22 @@ def prefilter_literals() -> list[bytes]:
 TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
 
 
-def run(cmd: list[str]) -> dict[str, Any]:
-    """Run cmd, read its stdout; return seconds, output lines, peak RSS (MB) and stdout tail.
+def run(cmd: list[str], sample: bool = False) -> dict[str, Any]:
+    """Run cmd, read its stdout; return seconds, CPU seconds (its processes' user + system), output lines, peak
+    RSS (MB) and stdout tail; with ``sample``, the peak memory of its whole process tree as well.
 
     Peak RSS comes from GNU time (%M) when installed: wait4() on a child forked from this
-    process would also count the pages it shared with us before exec.
+    process would also count the pages it shared with us before exec. Timed runs are not sampled: reading
+    smaps_rollup of every process every 20 ms slowed a hunt with workers by ~20 % on 2 cores, and the
+    sampler's thread, runnable now and then, made the default run (-j 0) count a CPU as busy.
     """
     rss_file = OUT / f".rss-{os.getpid()}"
     full = [TIME, "-f", "%M", "-o", str(rss_file), *cmd] if TIME else cmd
     t0 = time.perf_counter()
     proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     tree = TreeMemory(proc.pid)
-    tree.start()
+    if sample:
+        tree.start()
     assert proc.stdout is not None
     lines = 0
     last = b""
@@ -84,9 +89,11 @@ def run(cmd: list[str]) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError, IndexError):
             rss_kb = int(rss_file.read_text().split()[-1])
         rss_file.unlink(missing_ok=True)
-    tree.stop()
+    if sample:
+        tree.stop()
     return {
-        "secs": secs, "lines": lines, "rss_mb": rss_kb / 1024, "rc": proc.returncode, "tail": last.decode(errors="replace"),
+        "secs": secs, "cpu_secs": usage.ru_utime + usage.ru_stime,
+        "lines": lines, "rss_mb": rss_kb / 1024, "rc": proc.returncode, "tail": last.decode(errors="replace"),
         "tree_rss_mb": tree.peak_rss / 1024, "tree_pss_mb": tree.peak_pss / 1024, "procs": tree.peak_procs,
     }
 
@@ -259,9 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             tool["runs"].append(r)
             print(
                 f"run {i + 1}/{args.repeat} {name}: {r['secs']:.2f} s, {tool['mb'] / r['secs']:.0f} MB/s, "
-                f"{r['rss_mb']:.0f} MB RSS, out {r['tail'].strip()[-40:] if 'grep' in name else r['lines']}",
+                f"{r['rss_mb']:.0f} MB RSS, {r['cpu_secs'] / r['secs']:.2f} CPUs, "
+                f"out {r['tail'].strip()[-40:] if 'grep' in name else r['lines']}",
                 file=sys.stderr,
             )
+
+    for tool in tools.values():  # once more, sampled: the memory of the whole process tree
+        tool["memory"] = run(tool["cmd"], sample=True)
 
     small_mb = small.stat().st_size / 1e6
     prefilter = {}
@@ -286,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
             "lines_s": tool["in_lines"] / secs,
             "mb": tool["mb"],
             "rss_mb": max(r["rss_mb"] for r in tool["runs"]),
-            "tree_rss_mb": max(r["tree_rss_mb"] for r in tool["runs"]),
-            "tree_pss_mb": max(r["tree_pss_mb"] for r in tool["runs"]),
-            "procs": max(r["procs"] for r in tool["runs"]),
+            "tree_rss_mb": tool["memory"]["tree_rss_mb"],
+            "tree_pss_mb": tool["memory"]["tree_pss_mb"],
+            "procs": tool["memory"]["procs"],
+            # CPU seconds over wall seconds per timed run: above ~1.2, the default started workers
+            "cpus": [r["cpu_secs"] / r["secs"] for r in tool["runs"]],
             "result": result,
             "secs": [r["secs"] for r in tool["runs"]],
         }
