@@ -135,15 +135,25 @@ def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     assert others is None or others >= 0
 
 
-def test_running_count_is_the_most_of_a_few_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Other sessions' work runs in bursts: one read between two bursts must not count their CPU as idle."""
+def test_running_count_is_what_two_of_a_few_reads_saw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other sessions' work runs in bursts: one read between two bursts must not count their CPU as idle; and a
+    task caught by one read alone (a monitor waking for a millisecond) must not count as busy."""
     import io
 
     from execguard.pipeline import run
 
-    reads = iter(["1.50 1.20 0.90 1/300 42\n", "1.50 1.20 0.90 3/300 42\n", "1.50 1.20 0.90 1/300 42\n"])
-    monkeypatch.setattr(run, "open", lambda *a, **k: io.StringIO(next(reads)), raising=False)
-    assert run._running_others(3, 0.0) == 2  # ourselves left out
+    def loadavg(*running: int) -> None:
+        reads = iter([f"1.50 1.20 0.90 {n}/300 42\n" for n in running])
+        monkeypatch.setattr(run, "open", lambda *a, **k: io.StringIO(next(reads)), raising=False)
+
+    loadavg(1, 3, 1, 3, 1)  # bursts between the reads
+    assert run._running_others(5, 0.0) == 2  # ourselves left out
+    loadavg(1, 3, 1, 2, 1)
+    assert run._running_others(5, 0.0) == 1  # the second most
+    loadavg(1, 1, 2, 1, 1)  # one read caught something
+    assert run._running_others(5, 0.0) == 0
+    loadavg(3)
+    assert run._running_others(1, 0.0) == 2  # a single read is what it saw
 
 
 def test_default_jobs_recounted_once_the_work_is_worth_it(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:

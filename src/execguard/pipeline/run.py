@@ -147,8 +147,8 @@ def idle_jobs(usable: int, samples: int = 1) -> int:
     Workers pay for their spools and the parent's replay; on CPUs other processes keep busy they only
     contend, and a hunt with workers ran slower than one process (benchmarks/RESULTS.md, issue 10).
     The average lags by a minute, so a hunt run just after another would see its own predecessor as
-    other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg), in the
-    most of ``samples`` reads.
+    other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg), in at least
+    two of ``samples`` reads (``_running_others``).
     """
     try:
         busy = int(os.getloadavg()[0])
@@ -161,17 +161,21 @@ def idle_jobs(usable: int, samples: int = 1) -> int:
 
 
 def _running_others(samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> int | None:
-    """Tasks runnable besides this one (the fourth field of /proc/loadavg, "running/total"): the most of a few
-    reads ``gap`` seconds apart. Other sessions' work runs in bursts (tests, builds): one read often caught them
-    between two, and the default run started two workers beside them and was slower than one process (issue 10)."""
-    most: int | None = None
+    """Tasks runnable besides this one (the fourth field of /proc/loadavg, "running/total"), as at least two of a
+    few reads ``gap`` seconds apart saw them (the second most; the one read when ``samples`` is 1).
+
+    Other sessions' work runs in bursts (tests, builds): one read often caught them between two, and the default
+    run started two workers beside them and was slower than one process (issue 10), so one read is not enough.
+    The most of the reads was too much: a task that runs for a millisecond now and then (a monitor, a benchmark's
+    memory sampler) turned the workers off for the whole hunt whenever one read caught it."""
+    seen: list[int] = []
     for i in range(samples):
         if i:
             time.sleep(gap)
         try:
             with open("/proc/loadavg") as f:
-                now = max(0, int(f.read().split()[3].split("/")[0]) - 1)
+                seen.append(max(0, int(f.read().split()[3].split("/")[0]) - 1))
         except (OSError, ValueError, IndexError):
             return None
-        most = now if most is None else max(most, now)
-    return most
+    seen.sort(reverse=True)
+    return seen[min(1, len(seen) - 1)] if seen else None
