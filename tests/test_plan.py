@@ -107,6 +107,24 @@ def test_python_m_execguard(files: tuple[Path, Path]) -> None:
     assert via_m.stdout == via_script.stdout and via_m.stdout.count(b"\n") > 100
 
 
+def test_the_program_leaves_the_collector_nothing_at_exit(files: tuple[Path, Path]) -> None:
+    """`execguard` freezes what is alive on its way out (the exit's collections then skip it), a usage error's
+    exit included; its exit status and output are the app's."""
+    dense, _ = files
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))\n"
+        "from execguard.cli import program\n"
+        "sys.argv = ['execguard', *sys.argv[1:]]\n"
+        "program()\n"
+    )
+    args = ["hunt", "-q", "-o", "jsonl", "-j", "1", str(dense)]
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, check=False)
+    assert proc.returncode == 0 and b"frozen True" in proc.stderr and proc.stdout.count(b"\n") > 100
+    bad = subprocess.run([sys.executable, "-c", probe, "hunt", "--no-such-option"], capture_output=True, check=False)
+    assert bad.returncode == 2 and b"frozen True" in bad.stderr and b"No such option" in bad.stderr
+
+
 def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     from execguard.pipeline import run
 
