@@ -39,13 +39,26 @@ def time_ns(value: str | None) -> int | None:
     return secs * NS + nanos
 
 
-# a log holds many records per second, each stamp with its own fraction: the calendar arithmetic is kept per second
+# a log holds many records per second, each stamp with its own fraction: the calendar arithmetic is kept per
+# second, and the day's part of it per day (a dense log has a new second every few records)
 @lru_cache(maxsize=4096)
 def _seconds(date_time: str) -> int | None:
     m = _DATE_TIME.fullmatch(date_time)
     if m is None:
         return None
-    y, mo, d, h, mi, s = (int(g) for g in m.groups())
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s <= 60):
+    h, mi, s = int(m[4]), int(m[5]), int(m[6])
+    if not (h < 24 and mi < 60 and s <= 60):
         return None
-    return timegm((y, mo, d, h, mi, s, 0, 0, 0))
+    day = _day(m[1], m[2], m[3])
+    # what timegm computes: days since the epoch, then hours, minutes and seconds (a 60th second rolls over)
+    return None if day is None else day + h * 3600 + mi * 60 + s
+
+
+@lru_cache(maxsize=256)
+def _day(year: str, month: str, day: str) -> int | None:
+    """Midnight (UTC) of the day as seconds since the epoch; None for a month or day out of range (timegm
+    itself takes a 31st of February as the 3rd of March, as the whole stamp's parse always did)."""
+    y, mo, d = int(year), int(month), int(day)
+    if not (1 <= mo <= 12 and 1 <= d <= 31):
+        return None
+    return timegm((y, mo, d, 0, 0, 0, 0, 0, 0))
