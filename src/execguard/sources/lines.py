@@ -33,12 +33,16 @@ class Framer:
 
         Once the caller sets ``state["reuse"]`` (line mode, which is done with a block before it asks
         for the next) plain files are read into one reused buffer: no allocation and page faults per block.
+        A range of a file (``stream.limit``) smaller than a block is read at its own size: a worker reads a
+        dense log in ~1 MB ranges, and a 16 MB buffer allocated and zeroed for each cost more than reading it.
         """
         size = head
         buf: bytearray | None = None
         short = False  # the last read ended the file: no 16 MB buffer to allocate (and zero) for what is left
         while True:
             before = stream.consumed
+            if stream.limit is not None and size == block_size:
+                short = short or stream.limit - stream.consumed < block_size
             try:
                 block: bytes | bytearray
                 if state.get("reuse") and size == block_size and not stream.gzip and not stream.stream and not short:
