@@ -148,6 +148,13 @@ def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     # no /proc/loadavg: the average alone
     monkeypatch.setattr(run, "_running_others", lambda *a: None)
     assert run.idle_jobs(4) == 3
+    # an average below one CPU: nothing to count now, and no reads (they cost 20 ms before the workers start)
+    reads: list[int] = []
+    monkeypatch.setattr(run, "_running_others", lambda samples=1, *a: reads.append(samples) or 1)
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (0.97, 0.0, 0.0))
+    assert run.idle_jobs(4, run.SAMPLES) == 4 and reads == []
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (1.02, 0.0, 0.0))
+    assert run.idle_jobs(4, run.SAMPLES) == 3 and reads == [run.SAMPLES]
     monkeypatch.undo()
     others = run._running_others()
     assert others is None or others >= 0

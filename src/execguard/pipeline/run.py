@@ -148,12 +148,14 @@ def idle_jobs(usable: int, samples: int = 1) -> int:
     contend, and a hunt with workers ran slower than one process (benchmarks/RESULTS.md, issue 10).
     The average lags by a minute, so a hunt run just after another would see its own predecessor as
     other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg), in at least
-    two of ``samples`` reads (``_running_others``).
+    two of ``samples`` reads (``_running_others``), read only when the average says some CPU is busy.
     """
     try:
         busy = int(os.getloadavg()[0])
     except OSError:  # pragma: no cover - no load average (not Linux)
         return usable
+    if busy == 0:
+        return usable  # the reads below could only lower it: no 20 ms of them before the workers start
     running = _running_others(samples)
     if running is not None:
         busy = min(busy, running)
