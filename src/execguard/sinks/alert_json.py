@@ -185,7 +185,7 @@ def alert_json(alert: Alert) -> bytes:
 
     A sorted hunt renders every alert after its last record is read, one process alone: its closing stretch.
     The source and target go as dicts (orjson writes a slotted dataclass at about twice a dict's cost), the
-    actor as JSON made once per distinct actor, the event's fields straight into the one object."""
+    actor as JSON made once per distinct actor."""
     ev = alert.event
     if alert.suppressed is not None or ev.rbac is not None or ev.process is not None or alert.covers or alert.__class__ is not Alert:
         return orjson.dumps(_shape(alert, _source, _target))  # the optional parts: rare in a hunt, the plain path
@@ -199,10 +199,7 @@ def alert_json(alert: Alert) -> bytes:
     if ruled is None:
         ruled = _ruled(key, matches)
     rule_id, title, severity, procedures, rules, order = ruled
-    src = ev.source
-    source = {"format": src.format, "file": src.file, "line": src.line}
-    t = ev.target
-    command = ev.command
+    source = _source(ev.source)
     return orjson.dumps({
         "rule_id": rule_id,
         "title": title,
@@ -213,24 +210,8 @@ def alert_json(alert: Alert) -> bytes:
         "source": source,
         "sources": [source, *(_source(s) for s in alert.also_seen)] if alert.also_seen else [source],
         "actor": _actor(ev.actor),
-        "target": {
-            "cluster": t.cluster, "namespace": t.namespace, "pod": t.pod, "container": t.container,
-            "container_id": t.container_id, "image": t.image, "node": t.node, "kind": t.kind,
-        },
-        "action": ev.action,
-        "verb": ev.verb,
-        "command": command,
-        "command_display": _display(" ".join(command)),
-        "command_origin": ev.command_origin,
-        "command_body_conflict": ev.command_body,
-        "tty": ev.tty,
-        "stdin": ev.stdin,
-        "privileged": ev.privileged,
-        "run_as_user": ev.run_as_user,
-        "outcome": ev.outcome,
-        "code": ev.code,
-        "event_id": ev.event_id,
-        "request_uri": ev.request_uri,
+        "target": _target(ev.target),
+        **_what(ev),
         "reasons": [_display(matches[0].reason)] if order is None else [_display(matches[i].reason) for i in order],
         "rules": rules,
     })  # fmt: skip
