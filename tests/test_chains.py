@@ -12,7 +12,7 @@ from execguard.engine.grants import GrantMemory
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
 from execguard.model import Alert, Event, RbacChange
-from execguard.pipeline import parallel
+from execguard.pipeline import parallel, units
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
 from execguard.sinks.alert_json import alert_dict
@@ -359,9 +359,9 @@ def test_same_alerts_with_two_workers(tmp_path: Path) -> None:
         reader = Reader(literals=literals_for(engine.actions()))
         if not workers:
             return [alert_dict(a) for a in engine.run(reader.read([str(path)]))]
-        units = parallel.plan(reader, [str(path)], unit=16 << 10)
-        assert units is not None and len(units) > 8
-        return [alert_dict(a) for a in parallel.ParallelHunt(reader, engine, units, jobs=2).alerts()]
+        planned = units.plan(reader, [str(path)], unit=16 << 10)
+        assert planned is not None and len(planned) > 8
+        return [alert_dict(a) for a in parallel.ParallelHunt(reader, engine, planned, jobs=2).alerts()]
 
     serial = alerts(False)
     assert alerts(True) == serial

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from execguard.cli import app
 from execguard.model import Actor, Alert, Event, RuleMatch, SourceRef, Target
-from execguard.pipeline import parallel
+from execguard.pipeline import units
 from execguard.pipeline.filters import AlertFilter, parse_when, time_ns
 from execguard.pipeline.order import KEYS, SpillSorter
 from execguard.pipeline.stages import Pipeline, sortable
@@ -187,8 +187,8 @@ def test_pipeline_sorted_run_gives_what_was_read_on_interrupt() -> None:
 
 
 def test_parallel_same_as_serial_with_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, two_files: list[Path]) -> None:
-    monkeypatch.setattr(parallel, "UNIT", 4 << 10)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
+    monkeypatch.setattr(units, "UNIT", 4 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 0)
     big = tmp_path / "big.log"
     users = ["alice", "bob", "carol"]
     big.write_text(

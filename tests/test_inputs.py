@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.pipeline import parallel
+from execguard.pipeline import units
 from execguard.sources import reader as reader_mod
 from execguard.sources import sniff
 from execguard.sources.reader import Reader
@@ -196,8 +196,8 @@ def test_broken_object_without_array_is_one_bad_record(tmp_path: Path) -> None:
 
 
 def test_parallel_gives_the_same_on_bad_spots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
-    monkeypatch.setattr(parallel.plan, "__defaults__", (16 << 10,))  # small units: big.log below is cut in ranges
+    monkeypatch.setattr(units, "MIN_TOTAL", 0)
+    monkeypatch.setattr(units.plan, "__defaults__", (16 << 10,))  # small units: big.log below is cut in ranges
     d = tmp_path / "bad"
     d.mkdir()
     for name in ("export-cut.json", "export-bad-element.json", "export-compact-bad-element.json", "array-bad-element.json",
@@ -214,8 +214,8 @@ def test_parallel_gives_the_same_on_bad_spots(tmp_path: Path, monkeypatch: pytes
         outs.append((res.stdout, res.stderr))
     assert outs[0] == outs[1]
     assert outs[0][0].count("\n") > 40 and "cut short" in outs[0][1] and "missing.log" in outs[0][1]
-    units = parallel.plan(Reader(), [str(d)], 16 << 10) or []
-    assert sum(u.path.endswith("big.log") for u in units) > 1  # cut in ranges
+    planned = units.plan(Reader(), [str(d)], 16 << 10) or []
+    assert sum(u.path.endswith("big.log") for u in planned) > 1  # cut in ranges
 
 
 # ---- missing paths, special files ---------------------------------------------------------------------

@@ -76,11 +76,11 @@ def test_order_of_files_and_workers_do_not_change_the_join(sim: Path, monkeypatc
     b, _ = hunt(str(sim / "tetragon.jsonl"), str(sim / "k8s-audit.jsonl"), "-j", "1")
     assert sorted(map(json.dumps, a)) == sorted(map(json.dumps, b))
     # workers: files cut in many ranges, decisions replayed in the parent, then joined: the same alerts
-    from execguard.pipeline import parallel
+    from execguard.pipeline import units
 
-    monkeypatch.setattr(parallel, "UNIT", 64 << 10)
-    monkeypatch.setattr(parallel, "MIN_UNIT", 64 << 10)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
+    monkeypatch.setattr(units, "UNIT", 64 << 10)
+    monkeypatch.setattr(units, "MIN_UNIT", 64 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 0)
     c, _ = hunt(str(sim / "k8s-audit.jsonl"), str(sim / "tetragon.jsonl"), "-j", "2")
     assert a == c
 
@@ -131,12 +131,12 @@ def test_policy_probe_entry_is_accepted(sim: Path, tmp_path: Path) -> None:
 
 def test_workers_with_no_node_telemetry_let_the_join_hold_nothing(sim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once every range is read and none held node telemetry, the join passes held alerts on: the same output."""
-    from execguard.pipeline import parallel
+    from execguard.pipeline import parallel, units
 
     serial, _ = hunt(str(sim / "k8s-audit.jsonl"), str(sim / "docker-events.jsonl"), "-j", "1")
-    monkeypatch.setattr(parallel, "UNIT", 16 << 10)
-    monkeypatch.setattr(parallel, "MIN_UNIT", 16 << 10)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
+    monkeypatch.setattr(units, "UNIT", 16 << 10)
+    monkeypatch.setattr(units, "MIN_UNIT", 16 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 0)
     released: list[int] = []
     replay = parallel.ParallelHunt._results
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from execguard.cli import app
-from execguard.pipeline import parallel
+from execguard.pipeline import parallel, units
 from execguard.sim import simulate
 
 runner = CliRunner()
@@ -35,10 +35,10 @@ def hunt(*args: str) -> list[dict[str, Any]]:
 
 
 def small_units(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "UNIT", 16 << 10)
-    monkeypatch.setattr(parallel, "MIN_UNIT", 16 << 10)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
-    monkeypatch.setattr(parallel.plan, "__defaults__", (16 << 10,))  # the default unit is bound at definition
+    monkeypatch.setattr(units, "UNIT", 16 << 10)
+    monkeypatch.setattr(units, "MIN_UNIT", 16 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 0)
+    monkeypatch.setattr(units.plan, "__defaults__", (16 << 10,))  # the default unit is bound at definition
 
 
 def test_a_range_is_clean_only_without_node_literals(sim: Path) -> None:
@@ -47,12 +47,12 @@ def test_a_range_is_clean_only_without_node_literals(sim: Path) -> None:
     path = sim / "mixed.log"
     path.write_bytes(audit + tetragon[0] + audit)
     size, cut = len(audit), len(audit) + len(tetragon[0])
-    assert parallel._clean(parallel.Unit(str(path), 0, size))
-    assert not parallel._clean(parallel.Unit(str(path), 0, cut))
-    assert not parallel._clean(parallel.Unit(str(path), size, cut))
-    assert parallel._clean(parallel.Unit(str(path), cut, cut + size))
-    assert not parallel._clean(parallel.Unit(str(path)))  # a whole file may be any format: never declared clean
-    assert not parallel._clean(parallel.Unit(str(sim / "gone.log"), 0, 10))
+    assert parallel._clean(units.Unit(str(path), 0, size))
+    assert not parallel._clean(units.Unit(str(path), 0, cut))
+    assert not parallel._clean(units.Unit(str(path), size, cut))
+    assert parallel._clean(units.Unit(str(path), cut, cut + size))
+    assert not parallel._clean(units.Unit(str(path)))  # a whole file may be any format: never declared clean
+    assert not parallel._clean(units.Unit(str(sim / "gone.log"), 0, 10))
 
 
 def test_node_telemetry_in_a_late_range_is_still_joined(sim: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +74,7 @@ def test_the_join_knows_at_once_that_no_node_telemetry_comes(sim: Path, tmp_path
     go = tmp_path / "go"
     work = parallel._work
 
-    def held(index: int, unit: parallel.Unit) -> Any:
+    def held(index: int, unit: units.Unit) -> Any:
         if os.getpid() != parent:
             while not go.exists():
                 time.sleep(0.01)
@@ -87,8 +87,8 @@ def test_the_join_knows_at_once_that_no_node_telemetry_comes(sim: Path, tmp_path
 
     def spied(self: parallel.ParallelHunt) -> Any:
         calls.append(len(self.units))
-        units = results(self)
-        first = next(units)
+        planned = results(self)
+        first = next(planned)
         scanned = len(self.units) - 1  # every range but the parent's first: one dense file
         try:
             deadline = time.monotonic() + 60  # a bound, not a timing: the scan takes milliseconds
@@ -101,7 +101,7 @@ def test_the_join_knows_at_once_that_no_node_telemetry_comes(sim: Path, tmp_path
         finally:
             go.touch()  # the workers may read
         yield first
-        yield from units
+        yield from planned
 
     monkeypatch.setattr(parallel.ParallelHunt, "_results", spied)
     par = hunt("-j", "2", path)

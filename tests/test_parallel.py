@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from execguard.cli import app
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.pipeline import parallel
+from execguard.pipeline import parallel, units
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
 from execguard.sinks.alert_json import alert_dict
@@ -67,10 +67,10 @@ def run(
     warnings: list[tuple[str, int | None, str]] = []
     reader = Reader(literals=literals_for(engine.actions()), warn=lambda f, n, m: warnings.append((f, n, m)), max_line=max_line)
     if workers:
-        units = parallel.plan(reader, paths, unit=UNIT)
-        assert units is not None
-        assert sum(1 for u in units if u.start is not None) > 8, "the big file was not cut"
-        hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
+        planned = units.plan(reader, paths, unit=UNIT)
+        assert planned is not None
+        assert sum(1 for u in planned if u.start is not None) > 8, "the big file was not cut"
+        hunt = parallel.ParallelHunt(reader, engine, planned, jobs=2)
         alerts = [alert_dict(a) for a in hunt.alerts()]
     else:
         alerts = [alert_dict(a) for a in engine.run(reader.read(paths))]
@@ -112,12 +112,12 @@ def test_what_is_never_cut(inputs: Path, tmp_path: Path) -> None:
     assert reader.ranges(str(pretty), 1024) is None  # pretty-printed documents
     assert reader.ranges(str(inputs / "exec_pod.json"), 256) is None  # one line: nothing to cut
     assert reader.ranges(str(inputs / "big.log"), 100 << 20) is None  # small
-    assert parallel.plan(reader, ["-"]) is None  # stdin
+    assert units.plan(reader, ["-"]) is None  # stdin
 
 
 def test_cli_jobs(inputs: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(parallel, "UNIT", UNIT)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 0)
+    monkeypatch.setattr(units, "UNIT", UNIT)
+    monkeypatch.setattr(units, "MIN_TOTAL", 0)
     runner = CliRunner()
     outs = []
     for jobs in ("1", "2"):

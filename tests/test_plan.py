@@ -12,7 +12,7 @@ import pytest
 
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.pipeline import parallel
+from execguard.pipeline import parallel, units
 from execguard.pipeline.prefilter import literals_for
 from execguard.sim.simulate import write as simulate
 from execguard.sinks.alert_json import alert_dict
@@ -48,9 +48,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_dense_weighs_more(files: tuple[Path, Path]) -> None:
     reader, _ = _reader()
     dense, sparse = files
-    assert parallel.weight(str(sparse), sparse.stat().st_size, reader.literals) == 1.0
-    assert parallel.weight(str(dense), dense.stat().st_size, reader.literals) > 10
-    assert parallel.weight(str(dense), dense.stat().st_size, None) == 1 + parallel.HIT_COST  # no prefilter: every line parsed
+    assert units.weight(str(sparse), sparse.stat().st_size, reader.literals) == 1.0
+    assert units.weight(str(dense), dense.stat().st_size, reader.literals) > 10
+    assert units.weight(str(dense), dense.stat().st_size, None) == 1 + units.HIT_COST  # no prefilter: every line parsed
 
 
 def test_weight_is_the_share_of_bytes_on_lines_holding_a_literal(tmp_path: Path) -> None:
@@ -62,28 +62,28 @@ def test_weight_is_the_share_of_bytes_on_lines_holding_a_literal(tmp_path: Path)
     size = len(blob)
     for lits in ([b"/exec"], [b"/attach", b"/exec"], [b"zzz"], [b""], [b"nothere"], [b"a\nb", b"/exec"]):
         hit = seen = 0
-        step = max(size // parallel.SAMPLES, parallel.SAMPLE)
-        for at in range(0, max(size - parallel.SAMPLE, 0) + 1, step):
-            whole = blob[at : at + parallel.SAMPLE].split(b"\n")[1:-1]
+        step = max(size // units.SAMPLES, units.SAMPLE)
+        for at in range(0, max(size - units.SAMPLE, 0) + 1, step):
+            whole = blob[at : at + units.SAMPLE].split(b"\n")[1:-1]
             seen += sum(len(ln) + 1 for ln in whole)
             hit += sum(len(ln) + 1 for ln in whole if any(lit in ln for lit in lits))
-        assert parallel.weight(str(path), size, lits) == 1.0 + parallel.HIT_COST * hit / seen, lits
+        assert units.weight(str(path), size, lits) == 1.0 + units.HIT_COST * hit / seen, lits
 
 
 def test_dense_file_is_cut_and_gets_workers(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """At a unit as large as the file, bytes alone give one piece; the dense file is cut by its work, the sparse not."""
     dense, sparse = files
-    monkeypatch.setattr(parallel, "MIN_UNIT", 256 << 10)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 8 << 20)
+    monkeypatch.setattr(units, "MIN_UNIT", 256 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 8 << 20)
     reader, engine = _reader()
     unit = 2 << 20  # the files are ~3 MB: less than two units, never cut by size
-    sparse_units = parallel.plan(reader, [str(sparse)], unit=unit)
-    assert sparse_units is not None and len(sparse_units) == 1 and not parallel.worth_it(sparse_units, 2)
-    units = parallel.plan(reader, [str(dense)], unit=unit)
-    assert units is not None and len(units) >= 4 and all(u.start is not None for u in units)
-    assert parallel.worth_it(units, 2)
+    sparse_units = units.plan(reader, [str(sparse)], unit=unit)
+    assert sparse_units is not None and len(sparse_units) == 1 and not units.worth_it(sparse_units, 2)
+    planned = units.plan(reader, [str(dense)], unit=unit)
+    assert planned is not None and len(planned) >= 4 and all(u.start is not None for u in planned)
+    assert units.worth_it(planned, 2)
     assert not engine._deciders
-    hunt = parallel.ParallelHunt(reader, engine, units, jobs=2)
+    hunt = parallel.ParallelHunt(reader, engine, planned, jobs=2)
     assert engine._deciders  # the parent matched the head of the file before the fork (its memos are shared)
     try:
         got = [json.dumps(alert_dict(a)) for a in hunt.alerts()]
@@ -185,9 +185,9 @@ def test_default_jobs_recounted_once_the_work_is_worth_it(files: tuple[Path, Pat
     from execguard.pipeline import run
 
     dense, _ = files
-    monkeypatch.setattr(parallel, "MIN_UNIT", 256 << 10)
-    monkeypatch.setattr(parallel, "MIN_TOTAL", 8 << 20)
-    monkeypatch.setattr(parallel, "UNIT", 2 << 20)
+    monkeypatch.setattr(units, "MIN_UNIT", 256 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 8 << 20)
+    monkeypatch.setattr(units, "UNIT", 2 << 20)
     seen: list[int] = []
     monkeypatch.setattr(run, "idle_jobs", lambda usable, samples=1: seen.append(samples) or 1)  # busy now
     reader, engine = _reader()
@@ -203,11 +203,35 @@ def test_first_cut_file_ramps_up_from_small_ranges(files: tuple[Path, Path]) -> 
     ...; every cut is at a newline and together they cover the file's first planned range."""
     dense, _ = files
     blob = dense.read_bytes()
-    ranges = parallel._ramp(str(dense), [(0, 1 << 20), (1 << 20, len(blob))], 64 << 10)
+    ranges = units._ramp(str(dense), [(0, 1 << 20), (1 << 20, len(blob))], 64 << 10)
     assert ranges[-1] == (1 << 20, len(blob))
     ramp = ranges[:-1]
     assert ramp[0][0] == 0 and ramp[-1][1] == 1 << 20 and all(a[1] == b[0] for a, b in itertools.pairwise(ramp))
     assert all(blob[b - 1 : b] == b"\n" for _, b in ramp[:-1])
     sizes = [b - a for a, b in ramp]
-    assert parallel.WARM <= sizes[0] <= 2 * parallel.WARM and len(sizes) >= 4
+    assert units.WARM <= sizes[0] <= 2 * units.WARM and len(sizes) >= 4
     assert all(sizes[i + 1] >= sizes[i] for i in range(1, len(sizes) - 2))  # doubling after the first two
+
+
+def test_last_range_is_cut_small(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan's last range, of a file cut in several, comes in TAIL parts cut at newlines: the workers end
+    together and the parent's last replay is short. Together the units still cover the file once, in order."""
+    dense, _ = files
+    blob = dense.read_bytes()
+    monkeypatch.setattr(units, "MIN_UNIT", 512 << 10)
+    reader, _ = _reader()
+    planned = units.plan(reader, [str(dense)], unit=1 << 20)
+    assert planned is not None and all(u.start is not None for u in planned)
+    assert planned[0].start == 0 and planned[-1].end == len(blob)
+    assert all(a.end == b.start for a, b in itertools.pairwise(planned))
+    assert all(blob[(u.end or 0) - 1 : u.end] == b"\n" for u in planned)
+    monkeypatch.setattr(units, "_ramp_down", lambda unit, max_line: [unit])
+    whole = units.plan(reader, [str(dense)], unit=1 << 20)
+    assert whole is not None and planned[: len(whole) - 1] == whole[:-1]
+    last, tail = whole[-1], planned[len(whole) - 1 :]
+    assert len(tail) == units.TAIL and tail[0].start == last.start and tail[-1].end == last.end
+    assert all(u.size < last.size / 2 for u in tail)
+    assert all(u.work >= u.size for u in planned)  # the file's weight kept
+    # a range too small to cut again, and a plan of one range, are left as they are
+    small = units.Unit(str(dense), 0, 3 * units.WARM, 3 * units.WARM, 3 * units.WARM)
+    assert units._ramp_down(small, reader.max_line) == [small]

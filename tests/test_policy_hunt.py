@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from execguard.cli import app
 from execguard.engine.load import load_rules
 from execguard.engine.match import Engine
-from execguard.pipeline import parallel
+from execguard.pipeline import parallel, units
 from execguard.pipeline.prefilter import literals_for
 from execguard.policy import PolicyFilter, parse_policy
 from execguard.sim.simulate import write as simulate
@@ -191,9 +191,9 @@ def test_workers_give_the_serial_result(tmp_path: Path) -> None:
         reader = Reader(literals=literals_for(engine.actions()))
         gate = PolicyFilter(policy, min_severity="low", show_suppressed=True)
         if workers:
-            units = parallel.plan(reader, paths, unit=24 << 10)
-            assert units is not None and len(units) > 4
-            alerts = parallel.ParallelHunt(reader, engine, units, jobs=2).alerts()
+            planned = units.plan(reader, paths, unit=24 << 10)
+            assert planned is not None and len(planned) > 4
+            alerts = parallel.ParallelHunt(reader, engine, planned, jobs=2).alerts()
         else:
             alerts = engine.run(reader.read(paths))
         return [alert_dict(a) for a in gate.filter(alerts)], gate

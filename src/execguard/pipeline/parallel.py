@@ -28,34 +28,15 @@ from typing import IO, Any
 from ..engine.joinkeys import NODE
 from ..engine.match import Engine
 from ..model import Alert, Event
-from ..sources.find import line_starts
 from ..sources.reader import Reader, Stats, Warn
 from . import clock, wire
 from .collector import collect_less, fewer_collections
 from .nodescan import clean_range
+from .units import WARM, Unit
 
-UNIT = 64 << 20  # bytes of a sparse file handed to one worker at a time
-MIN_UNIT = 1 << 20  # the smallest range a dense file is cut into: a 2 MB exec-heavy file is worth two processes
-MIN_TOTAL = 32 << 20  # estimated work (in bytes of a sparse log) below which a serial hunt is as fast as workers
-# A line that passes the prefilter is parsed and matched: measured at ~6 MB/s against ~800 MB/s for lines
-# the prefilter skips, so a byte of such a line costs ~130 skipped bytes (rounded down: planning errs on fewer cuts).
-HIT_COST = 100
-SAMPLES = 8  # windows read to estimate the share of a file's bytes on lines that pass the prefilter
-SAMPLE = 64 << 10
-SAMPLED = 1 << 20  # smaller files count as sparse: sampling would cost more than it can save
 ALERTED = 1 << 16  # requests a worker remembers, to leave their later stages' reasons to the parent
-WARM = 32 << 10  # the first range of the first cut file, read by the parent before the fork (see ParallelHunt)
 # a range this many times costlier per byte than a sparse log is scanned for node telemetry first (see _clean)
 SCAN_WEIGHT = 4.0
-
-
-@dataclass(frozen=True)
-class Unit:
-    path: str
-    start: int | None = None  # None: the whole file, read as a serial hunt would
-    end: int | None = None
-    size: int = 0  # bytes on disk, for progress
-    work: int = 0  # estimated cost, in bytes of a sparse log (see weight)
 
 
 @dataclass
@@ -78,102 +59,6 @@ def available_jobs() -> int:
 
 def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-
-
-def plan(reader: Reader, paths: list[str], unit: int = UNIT) -> list[Unit] | None:
-    """Units of work for ``paths`` in input order; None when stdin is among them (it cannot be shared).
-
-    Work, not bytes, decides the cuts: a file whose lines mostly pass the prefilter (an exec-heavy log)
-    costs far more per byte than a sparse one, so it is cut into proportionally smaller ranges
-    (``unit`` divided by its ``weight``, at least ``MIN_UNIT``) and can be shared by the workers.
-    """
-    if "-" in paths:
-        return None
-    units: list[Unit] = []
-    ramped = False
-    for path in reader.expand(paths):
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            size = 0
-        w = weight(path, size, reader.literals) if size >= min(SAMPLED, unit) else 1.0
-        cut = max(min(MIN_UNIT, unit), int(unit / w))
-        ranges = reader.ranges(path, cut)
-        if ranges is None:
-            units.append(Unit(path, size=size, work=int(size * w)))
-        else:
-            if not ramped:  # the first cut file starts with small ranges: the parent replays from the start
-                ranges, ramped = _ramp(path, ranges, reader.max_line), True
-            units.extend(Unit(path, a, b, b - a, int((b - a) * w)) for a, b in ranges)
-    return units
-
-
-def _ramp(path: str, ranges: list[tuple[int, int]], max_line: int) -> list[tuple[int, int]]:
-    """``ranges`` with the first cut again at newlines after WARM, 2 x WARM, 4 x WARM ... bytes.
-
-    The parent reads the first range itself before the fork (see ParallelHunt) and replays what a worker
-    found only once that worker has finished its range: small first ranges let it start at once and keep it
-    fed while the workers are on their first ranges. Any cut at a newline reads the same lines.
-    """
-    start, end = ranges[0]
-    cuts = [start]
-    size = WARM
-    try:
-        with open(path, "rb") as f:
-            while cuts[-1] + size + WARM < end:
-                cut = _line_end(f, cuts[-1] + size, max_line)
-                if cut is None or cut >= end:
-                    break  # an over-long line: the range stays as it is
-                cuts.append(cut)
-                size = size if len(cuts) < 3 else size * 2
-    except OSError:
-        return ranges
-    return [*zip(cuts, [*cuts[1:], end], strict=True), *ranges[1:]]
-
-
-def _line_end(f: IO[bytes], at: int, max_line: int) -> int | None:
-    """The offset just past the first newline at or after ``at``, looked for over at most ``max_line`` bytes."""
-    f.seek(at)
-    seen = 0
-    while seen <= max_line:
-        window = f.read(SAMPLE)
-        if not window:
-            return None
-        nl = window.find(b"\n")
-        if nl >= 0:
-            return at + seen + nl + 1
-        seen += len(window)
-    return None
-
-
-def weight(path: str, size: int, literals: list[bytes] | None) -> float:
-    """Estimated cost of a byte of ``path`` relative to a byte of a sparse log: 1 + HIT_COST x the share of
-    sampled bytes on lines holding a prefilter literal (every line, with no prefilter)."""
-    if literals is None:
-        return 1.0 + HIT_COST
-    hit = seen = 0
-    try:
-        with open(path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":  # gzip: not cut, and its bytes say nothing about its lines
-                return 1.0
-            step = max(size // SAMPLES, SAMPLE)
-            for at in range(0, max(size - SAMPLE, 0) + 1, step):
-                f.seek(at)
-                window = f.read(SAMPLE)
-                first, last = window.find(b"\n") + 1, window.rfind(b"\n") + 1  # whole lines only
-                if first >= last:
-                    continue
-                seen += last - first
-                # the reader's own scan (Hyperscan when installed): a regex per line took 12-23 ms before the fork
-                for begin, _ in line_starts(window, literals, first, last):
-                    hit += window.index(b"\n", begin) + 1 - begin
-    except OSError:
-        return 1.0
-    return 1.0 + HIT_COST * (hit / seen if seen else 0.0)
-
-
-def worth_it(units: list[Unit], jobs: int) -> bool:
-    return jobs > 1 and len(units) > 1 and sum(u.work or u.size for u in units) >= MIN_TOTAL and can_fork()
 
 
 class ParallelHunt:

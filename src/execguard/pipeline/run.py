@@ -19,7 +19,7 @@ from ..engine.match import Engine
 from ..model import Alert, Event, severity_rank
 from ..sinks import Sink
 from ..sinks.summary import Summary
-from . import nodescan, parallel
+from . import nodescan, parallel, units
 from .collector import fewer_collections
 from .filters import AlertFilter
 from .join import JoinOptions, JoinStage, decided
@@ -120,17 +120,17 @@ def start_workers(
     Start them before any thread (a progress bar's) exists. The paths come back de-duplicated when
     planned, as the workers see them.
     """
-    units = parallel.plan(reader, paths) if jobs > 1 else None
-    if units is None:
+    planned = units.plan(reader, paths) if jobs > 1 else None
+    if planned is None:
         return None, paths
-    files = list(dict.fromkeys(u.path for u in units))
-    if not parallel.worth_it(units, jobs):
+    files = list(dict.fromkeys(u.path for u in planned))
+    if not (units.worth_it(planned, jobs) and parallel.can_fork()):
         return None, files
     if idle:
         jobs = min(jobs, idle_jobs(parallel.available_jobs(), SAMPLES))
         if jobs < 2:
             return None, files
-    return parallel.ParallelHunt(reader, engine, units, jobs), files
+    return parallel.ParallelHunt(reader, engine, planned, jobs), files
 
 
 def usable_jobs(asked: int) -> tuple[int, int | None]:
