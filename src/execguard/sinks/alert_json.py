@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +32,18 @@ _display = lru_cache(maxsize=4096)(_shown)
 
 def _source(s: SourceRef) -> dict[str, Any]:
     return {"format": s.format, "file": s.file, "line": s.line}
+
+
+def _actor_dict(actor: Actor) -> dict[str, Any]:
+    return {
+        "user": actor.user,
+        "groups": list(actor.groups),
+        "source_ip": list(actor.source_ip),
+        "user_agent": actor.user_agent,
+        "impersonated_user": actor.impersonated_user,
+        "kind": actor.kind,
+        "credential_pod": actor.credential_pod,
+    }
 
 
 def _target(t: Target) -> dict[str, Any]:
@@ -81,11 +92,7 @@ def _covered(ev: Event) -> dict[str, Any]:
 
 
 def alert_dict(alert: Alert) -> dict[str, Any]:
-    return _shape(alert, _source, _target)
-
-
-def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[Target], Any]) -> dict[str, Any]:
-    """The alert's JSON object; ``source`` and ``target`` give those parts (dicts, or for orjson the dataclasses)."""
+    """The alert's JSON object."""
     ev = alert.event
     matches = alert.matches
     if len(matches) == 1:  # most alerts: nothing to rank or merge
@@ -95,7 +102,6 @@ def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[T
         ranked = sorted(matches, key=match_rank, reverse=True)
         tags = sorted({t for m in matches for t in m.tags})
     lead = ranked[0]  # Alert.lead: the first of the most severe (reverse keeps the sort stable)
-    actor = ev.actor
     shape = {
         "rule_id": lead.rule_id,
         "title": lead.title,
@@ -103,18 +109,10 @@ def _shape(alert: Alert, source: Callable[[SourceRef], Any], target: Callable[[T
         "technique": "T1609",
         "procedures": [t for t in tags if not t.startswith("T")],
         "time": ev.time,
-        "source": source(ev.source),
-        "sources": [source(ev.source), *(source(s) for s in alert.also_seen)] if alert.also_seen else [source(ev.source)],
-        "actor": {
-            "user": actor.user,
-            "groups": list(actor.groups),
-            "source_ip": list(actor.source_ip),
-            "user_agent": actor.user_agent,
-            "impersonated_user": actor.impersonated_user,
-            "kind": actor.kind,
-            "credential_pod": actor.credential_pod,
-        },
-        "target": target(ev.target),
+        "source": _source(ev.source),
+        "sources": [_source(ev.source), *(_source(s) for s in alert.also_seen)] if alert.also_seen else [_source(ev.source)],
+        "actor": _actor_dict(ev.actor),
+        "target": _target(ev.target),
         **_what(ev),
         "reasons": [_display(m.reason) for m in ranked],
         "rules": [{"rule_id": m.rule_id, "title": m.title, "severity": m.severity} for m in ranked],
@@ -188,7 +186,7 @@ def alert_json(alert: Alert) -> bytes:
     actor as JSON made once per distinct actor."""
     ev = alert.event
     if alert.suppressed is not None or ev.rbac is not None or ev.process is not None or alert.covers or alert.__class__ is not Alert:
-        return orjson.dumps(_shape(alert, _source, _target))  # the optional parts: rare in a hunt, the plain path
+        return orjson.dumps(alert_dict(alert))  # the optional parts: rare in a hunt, the plain path
     matches = alert.matches
     if len(matches) == 1:
         m = matches[0]
@@ -226,15 +224,7 @@ def _actor(actor: Actor) -> orjson.Fragment:
     key = (actor.user, actor.user_agent, actor.impersonated_user, actor.credential_pod, len(actor.groups), *actor.groups, *actor.source_ip)
     got = _ACTORS.get(key)
     if got is None:
-        got = orjson.Fragment(orjson.dumps({
-            "user": actor.user,
-            "groups": list(actor.groups),
-            "source_ip": list(actor.source_ip),
-            "user_agent": actor.user_agent,
-            "impersonated_user": actor.impersonated_user,
-            "kind": actor.kind,
-            "credential_pod": actor.credential_pod,
-        }))  # fmt: skip
+        got = orjson.Fragment(orjson.dumps(_actor_dict(actor)))
         if len(_ACTORS) >= ACTORS_MAX:
             _ACTORS.clear()
         _ACTORS[key] = got
