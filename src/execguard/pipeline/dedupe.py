@@ -47,6 +47,12 @@ def same_exec(a: Alert, b: Alert, window: int = WINDOW) -> bool:
     return " ".join(ea.command) == " ".join(eb.command) and _container_matches(ea, eb)
 
 
+def docker_exec(alert: Alert) -> bool:
+    """An exec or attach from a Docker source: the alerts ``DockerDedupe`` may fold together."""
+    ev = alert.event
+    return ev.source.format in DOCKER and ev.action in ACTIONS
+
+
 def merge(first: Alert, second: Alert) -> Alert:
     """One alert from two records of one exec; the dockerd log leads (it keeps argv boundaries)."""
     lead, other = (second, first) if second.event.source.format == "dockerd-log" else (first, second)
@@ -81,8 +87,7 @@ class DockerDedupe:
         while self.pending and (t is None or len(self.pending) >= self.cap or (self.pending[0][0] or 0) < t - self.window):
             _, a, s = self.pending.popleft()
             yield a, s
-        ev = alert.event
-        if ev.source.format in DOCKER and ev.action in ACTIONS:
+        if docker_exec(alert):
             for i, (pt, held, pseq) in enumerate(self.pending):
                 if not held.also_seen and held.event.source.format in DOCKER and same_exec(held, alert, self.window):
                     self.pending[i] = (pt, merge(held, alert), min(pseq, seq))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..model import Alert
-from .dedupe import ACTIONS, DOCKER, DockerDedupe
+from .dedupe import DockerDedupe, docker_exec
 from .filters import AlertFilter
 from .order import KEYS, RUN, SpillSorter
 
@@ -55,8 +55,7 @@ class Pipeline:
             yield alert
         else:
             if not self._docker:
-                ev = alert.event
-                self._docker = ev.source.format in DOCKER and ev.action in ACTIONS
+                self._docker = docker_exec(alert)
             self._by_time.add(alert, self.seq)
 
     def drain(self) -> Iterator[Alert]:
