@@ -71,7 +71,9 @@ def line_starts(
         if line_end == -1:
             line_end = end
         lineno += count_newlines(chunk, prev, begin)
-        prev = begin
+        # the next count starts at this line's newline: a dense log's candidate lines, most of its bytes, are
+        # never counted (bytes.count reads every byte; find stops at the first newline)
+        prev = line_end
         yield begin, lineno
 
 
@@ -146,7 +148,8 @@ def _find_loop(chunk: bytes | bytearray, lits: tuple[bytes, ...], begin: int, en
     lineno = 1
     for start in sorted(starts):
         lineno += count_newlines(chunk, prev, start)
-        prev = start
+        stop = find(NL, start, end)
+        prev = end if stop == -1 else stop  # as in line_starts: the candidate line itself is not counted
         yield start, lineno
 
 
