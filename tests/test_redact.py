@@ -407,3 +407,12 @@ def report_data(html: bytes) -> Any:
     m = re.search(rb'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
     assert m is not None
     return json.loads(m.group(1))
+
+
+def test_every_pattern_compiles_when_first_needed() -> None:
+    """The patterns are compiled on first use (redact._pattern), not at import: each must still compile, and
+    the key=value pattern keeps its place (a URI path with no value in sight skips it)."""
+    compiled = [redact._pattern(i) for i in range(len(redact._PATTERNS))]
+    assert all(isinstance(p, re.Pattern) and "s" in p.groupindex for p in compiled)
+    assert redact._PATTERNS[redact._KEY_VALUE][1] == redact._KEY_WORDS
+    assert redact._pattern(0) is compiled[0]  # once

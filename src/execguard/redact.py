@@ -35,57 +35,61 @@ _CURL_BOOL = r"[0-9aBfgGiIjJklLnNOqRsSvZ]*?"
 _COOKIES = r"[^\s'\";]+(?:;\s*[^\s'\";]+)*"
 
 # key=value, key: value, --key=value, "key":"value" (also URL-encoded '=' and ':')
-_KEY_VALUE_PATTERN = re.compile(
+_KEY_VALUE_SOURCE = (
     rf"(?i)(?:^|[\s&?;,{{(\"'=:-])-{{0,2}}{_KEY}\"?\s*(?:=|%3D|:|%3A)\s*['\"]*(?!(?:bearer|basic)(?:\s|%20|\+))(?P<s>[^\s&;,\"']+)"
 )
 _KEY_WORDS = ("token", "pass", "pwd", "secret", "key", "credential", "authoriz")
 # the look-behind after the literal keeps the regex engine's fast search for 's.'
-_VAULT_LEGACY = re.compile(r"s\.(?<![\w.-]s\.)(?P<s>[A-Za-z0-9]{24})(?![\w.-])")
-# (pattern, literals one of which the case-folded text must hold for it to run); group 's' is masked
-_PATTERNS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+_VAULT_LEGACY_SOURCE = r"s\.(?<![\w.-]s\.)(?P<s>[A-Za-z0-9]{24})(?![\w.-])"
+_VAULT_LEGACY = re.compile(_VAULT_LEGACY_SOURCE)
+# (pattern, literals one of which the case-folded text must hold for it to run); group 's' is masked. Each is
+# compiled when a literal of it is first seen (``_pattern``): most never run, and compiling them all cost every
+# start-up ~10 ms
+_PATTERNS: list[tuple[str, tuple[str, ...]]] = [
     # Authorization headers
-    (re.compile(r"(?i)\b(?:bearer|basic)(?:\s+|%20|\+)(?!\[REDACTED\])(?P<s>[A-Za-z0-9._~+/=-]{6,})"), ("bearer", "basic")),
+    (r"(?i)\b(?:bearer|basic)(?:\s+|%20|\+)(?!\[REDACTED\])(?P<s>[A-Za-z0-9._~+/=-]{6,})", ("bearer", "basic")),
     # JSON web tokens (service-account tokens) anywhere
-    (re.compile(r"(?P<s>eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"), ("eyj",)),
+    (r"(?P<s>eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)", ("eyj",)),
     # well-known token formats
-    (re.compile(r"\b(?P<s>(?:AKIA|ASIA)[0-9A-Z]{16})\b"), ("akia", "asia")),
-    (re.compile(r"\b(?P<s>(?:ghp|gho|ghs|ghu|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_-]{10,})"), ("gh", "glpat", "xox")),
+    (r"\b(?P<s>(?:AKIA|ASIA)[0-9A-Z]{16})\b", ("akia", "asia")),
+    (r"\b(?P<s>(?:ghp|gho|ghs|ghu|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_-]{10,})", ("gh", "glpat", "xox")),
     # HashiCorp Vault tokens: hvs./hvb./hvr. and the legacy s. service token (24 characters)
-    (re.compile(r"hv[sbr]\.(?<![\w.-]hv[sbr]\.)(?P<s>[A-Za-z0-9_-]{20,})"), ("hvs.", "hvb.", "hvr.")),
-    (_VAULT_LEGACY, ("s.",)),
+    (r"hv[sbr]\.(?<![\w.-]hv[sbr]\.)(?P<s>[A-Za-z0-9_-]{20,})", ("hvs.", "hvb.", "hvr.")),
+    (_VAULT_LEGACY_SOURCE, ("s.",)),
     # PEM private keys: the body up to END (or the closing quote, or the end when cut off)
-    (re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?!\[REDACTED\])(?P<s>[^'\"]+?)(?=-----END|['\"]|\Z)"), ("private key",)),
+    (r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?!\[REDACTED\])(?P<s>[^'\"]+?)(?=-----END|['\"]|\Z)", ("private key",)),
     # user:password@host in URLs
-    (re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<s>[^@\s/]+)@"), ("@",)),
-    (_KEY_VALUE_PATTERN, _KEY_WORDS),
+    (r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<s>[^@\s/]+)@", ("@",)),
+    (_KEY_VALUE_SOURCE, _KEY_WORDS),
     # environment variables whose name runs the key into a prefix: PGPASSWORD=, SSHPASS=, REDISCLI_AUTH=
     (
-        re.compile(rf"(?<![\w-])(?:[A-Z0-9_]*(?:PASSWORD|PASSWD|TOKEN|SECRET)|PGPASS|SSHPASS|REDISCLI_AUTH)={_FRESH}(?P<s>{_WORD})"),
+        rf"(?<![\w-])(?:[A-Z0-9_]*(?:PASSWORD|PASSWD|TOKEN|SECRET)|PGPASS|SSHPASS|REDISCLI_AUTH)={_FRESH}(?P<s>{_WORD})",
         ("password", "passwd", "token", "secret", "pgpass", "sshpass", "rediscli_auth"),
     ),
     # --password VALUE, -token VALUE inside a command line
-    (re.compile(rf"(?i)(?:^|[\s\"'])--?{_KEY}\s+['\"]*(?!-)(?P<s>[^\s\"';&|]+)"), _KEY_WORDS),
+    (rf"(?i)(?:^|[\s\"'])--?{_KEY}\s+['\"]*(?!-)(?P<s>[^\s\"';&|]+)", _KEY_WORDS),
     # mysql -pSECRET, sshpass -pSECRET, sshpass -p SECRET (only after such a program: find -perm stays)
-    (re.compile(rf"(?i)\b(?:{_P_TOOLS}){_REST}-p(?! )(?!\[REDACTED\])(?P<s>{_WORD})"), ("mysql", "mariadb", "sshpass")),
-    (re.compile(rf"(?i)\bsshpass{_REST}-p\s+(?!\[REDACTED\])(?P<s>{_WORD})"), ("sshpass",)),
+    (rf"(?i)\b(?:{_P_TOOLS}){_REST}-p(?! )(?!\[REDACTED\])(?P<s>{_WORD})", ("mysql", "mariadb", "sshpass")),
+    (rf"(?i)\bsshpass{_REST}-p\s+(?!\[REDACTED\])(?P<s>{_WORD})", ("sshpass",)),
     # curl -u/--user user:pass and -U/--proxy-user (bundled -su too): the password, or all of it without ':'
     (
-        re.compile(rf"\b(?i:curl){_REST}(?:-{_CURL_BOOL}[uU]\s*|--(?:proxy-)?user(?:\s+|=)){_FRESH}(?:[^\s:'\"]*:)?(?P<s>{_WORD})"),
+        rf"\b(?i:curl){_REST}(?:-{_CURL_BOOL}[uU]\s*|--(?:proxy-)?user(?:\s+|=)){_FRESH}(?:[^\s:'\"]*:)?(?P<s>{_WORD})",
         ("curl",),
     ),
     # curl -b/--cookie NAME=VALUE; ... (a file name there is masked too: harmless)
-    (re.compile(rf"\b(?i:curl){_REST}(?:-{_CURL_BOOL}b\s*|--cookie(?:\s+|=)){_FRESH}(?P<s>{_COOKIES})"), ("curl",)),
+    (rf"\b(?i:curl){_REST}(?:-{_CURL_BOOL}b\s*|--cookie(?:\s+|=)){_FRESH}(?P<s>{_COOKIES})", ("curl",)),
     # Cookie: and Set-Cookie: headers, every NAME=VALUE pair
-    (re.compile(rf"(?i)\b(?:set-)?cookie\"?\s*:\s*{_FRESH}(?P<s>{_COOKIES})"), ("cookie",)),
+    (rf"(?i)\b(?:set-)?cookie\"?\s*:\s*{_FRESH}(?P<s>{_COOKIES})", ("cookie",)),
     # redis-cli -a PASSWORD, and AUTH [user] password typed as its command
-    (re.compile(rf"\b(?i:redis-cli){_REST}-a\s*{_FRESH}(?P<s>{_WORD})"), ("redis-cli",)),
-    (re.compile(rf"\b(?i:redis-cli){_REST}(?i:auth)\s+(?!\[REDACTED\])(?P<s>[^;|&\n'\"]*[^;|&\n'\"\s])"), ("redis-cli",)),
+    (rf"\b(?i:redis-cli){_REST}-a\s*{_FRESH}(?P<s>{_WORD})", ("redis-cli",)),
+    (rf"\b(?i:redis-cli){_REST}(?i:auth)\s+(?!\[REDACTED\])(?P<s>[^;|&\n'\"]*[^;|&\n'\"\s])", ("redis-cli",)),
     # kubectl create secret ... --from-literal=NAME=VALUE: every value of a secret is one
-    (re.compile(rf"\b(?i:kubectl){_REST}--from-literal(?:=|\s+)['\"]*[^=\s'\"]+={_FRESH}(?P<s>{_WORD})"), ("from-literal",)),
+    (rf"\b(?i:kubectl){_REST}--from-literal(?:=|\s+)['\"]*[^=\s'\"]+={_FRESH}(?P<s>{_WORD})", ("from-literal",)),
     # docker login -p PASSWORD (and the registry clients that copy its flags); --password is above
-    (re.compile(rf"\b(?i:docker|podman|nerdctl|buildah|skopeo|helm|oras){_REST}(?i:login){_REST}-p\s*{_FRESH}(?P<s>{_WORD})"), ("login",)),
+    (rf"\b(?i:docker|podman|nerdctl|buildah|skopeo|helm|oras){_REST}(?i:login){_REST}-p\s*{_FRESH}(?P<s>{_WORD})", ("login",)),
 ]
-_KEY_VALUE = next(i for i, (p, _) in enumerate(_PATTERNS) if p is _KEY_VALUE_PATTERN)
+_KEY_VALUE = next(i for i, (p, _) in enumerate(_PATTERNS) if p == _KEY_VALUE_SOURCE)
+_COMPILED: list[re.Pattern[str] | None] = [None] * len(_PATTERNS)
 # every literal any pattern needs: a substring test each is far cheaper than running the patterns
 _LITERALS = tuple(sorted({t for _, triggers in _PATTERNS for t in triggers}))
 # the literals holding no shorter one ('pass' stands for 'password', 'sshpass' ...): a quick first look
@@ -169,7 +173,7 @@ def _spans(value: str, present: frozenset[str] | None = None) -> list[tuple[int,
     for i in sorted({i for lit in present for i in _NEEDING[lit]}):
         if i == _KEY_VALUE and "=" not in value and ":" not in value and "%" not in value:
             continue  # an API path naming secrets or tokens, no value in sight
-        found.extend(m.span("s") for m in _PATTERNS[i][0].finditer(value))
+        found.extend(m.span("s") for m in _pattern(i).finditer(value))
     found.sort()
     merged: list[tuple[int, int]] = []
     for start, end in found:
@@ -178,6 +182,13 @@ def _spans(value: str, present: frozenset[str] | None = None) -> list[tuple[int,
         else:
             merged.append((start, end))
     return merged
+
+
+def _pattern(i: int) -> re.Pattern[str]:
+    got = _COMPILED[i]
+    if got is None:
+        got = _COMPILED[i] = re.compile(_PATTERNS[i][0])
+    return got
 
 
 def _masked(value: str, spans: list[tuple[int, int]], offset: int = 0) -> str:
