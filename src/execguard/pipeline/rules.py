@@ -15,7 +15,6 @@ others) is ignored: the rules are compiled as without one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import marshal
 import os
@@ -26,12 +25,17 @@ import tempfile
 import time
 import types
 from collections.abc import Iterable
-from importlib import import_module, resources
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..engine.rule import Rule, RuleError
+
+try:  # hashlib's own blake2b without hashlib, which loads OpenSSL first (~4 ms of every start-up)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - another Python implementation
+    from hashlib import blake2b
 
 FORMAT = 2  # bump when what is stored changes shape
 STALE = 30 * 86400  # seconds after which other rule sets' entries are removed
@@ -62,10 +66,12 @@ def _rule_files(extra: list[str], builtin: bool) -> list[str] | None:
     """Every rule file, resolved (the same rule set from another directory is the same key)."""
     files: list[str] = []
     if builtin:
-        root = resources.files("execguard") / "rules"
-        if not isinstance(root, Path):  # pragma: no cover - a zipped install: no mtimes to key on
+        # the installed package's directory: importlib.resources.files would say the same, after importing
+        # zipfile for its readers (~3 ms of every start-up)
+        root = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "rules")
+        if not os.path.isdir(root):  # pragma: no cover - a zipped install: no mtimes to key on
             return None
-        files += _under(os.path.realpath(root), (".yml", ".yaml"))
+        files += _under(root, (".yml", ".yaml"))
     for d in extra:
         p = Path(d)
         if p.is_file():
@@ -96,7 +102,7 @@ def _key(extra: list[str], builtin: bool) -> str | None:
         return None
     # execguard's own code: the stored matchers' code comes from it
     code = _under(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), (".py",))
-    h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{sys.version}\0{builtin}\0{extra!r}".encode())
+    h = blake2b(f"{FORMAT}\0{__version__}\0{sys.version}\0{builtin}\0{extra!r}".encode())
     try:
         for p in [*files, *code]:
             st = os.stat(p)
