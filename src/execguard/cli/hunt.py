@@ -1,6 +1,8 @@
-"""`execguard hunt`: options in, pipeline.run out. The work is in pipeline/; this module only wires and prints."""
+"""`execguard hunt`: options in, pipeline.run out. The work is in pipeline/; this module only wires and prints.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: typer reads the command's annotations, and as strings each was
+compiled and evaluated at every start-up (~140 evals); as objects they are built once, when the module loads.
+"""
 
 import sys
 from collections import Counter
@@ -279,7 +281,7 @@ def _extra_sinks(store: Path | None, specs: list[str]) -> Any:
         fail(exc)
 
 
-def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> PolicyFilter | None:
+def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> "PolicyFilter | None":
     if path is None:
         return None
     from ..policy import PolicyError, PolicyFilter, load_policy
@@ -292,7 +294,7 @@ def _policy(path: Path | None, min_severity: str, show_suppressed: bool) -> Poli
         raise typer.Exit(2) from None
 
 
-def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) -> None:
+def _policy_warnings(policy: "PolicyFilter", rule_ids: list[str], warn: Warner) -> None:
     from ..policy import unknown_rules
 
     file = policy.policy.file  # Warner prints names and globs from the file as written, not as markup
@@ -302,7 +304,7 @@ def _policy_warnings(policy: PolicyFilter, rule_ids: list[str], warn: Warner) ->
         warn(file, entry.line, f"entry {entry.name}: rules {glob!r} matches none of the loaded rules")
 
 
-def _close(sink: Sink, text_out: IO[str] | None, stream: IO[bytes] | None, out: Path | None, failed: bool) -> bool:
+def _close(sink: "Sink", text_out: IO[str] | None, stream: IO[bytes] | None, out: Path | None, failed: bool) -> bool:
     """Flush and close the outputs; True when writing failed, now (a full disk shows up at the last flush) or before."""
     for close in (sink.close, *(f.close for f in (text_out, stream) if f is not None)):
         try:
@@ -329,7 +331,7 @@ def _total_size(inputs: list[str]) -> int | None:
     return total
 
 
-def _progress() -> Progress:
+def _progress() -> "Progress":
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     return Progress(
