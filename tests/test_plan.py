@@ -107,9 +107,15 @@ def test_python_m_execguard(files: tuple[Path, Path]) -> None:
     assert via_m.stdout == via_script.stdout and via_m.stdout.count(b"\n") > 100
 
 
-def test_the_program_leaves_the_collector_nothing_at_exit(files: tuple[Path, Path]) -> None:
-    """`execguard` freezes what is alive on its way out (the exit's collections then skip it), a usage error's
-    exit included; its exit status and output are the app's."""
+def test_the_program_leaves_the_collector_nothing_at_exit(files: tuple[Path, Path], tmp_path: Path) -> None:
+    """`execguard hunt` closes its outputs and then leaves at once, without Python's teardown (its atexit handlers,
+    such as the probe's, never run), with the app's output, summary and exit status: 0, 1 for --fail-on, 2 for an
+    unreadable input, and --out written whole. Any other way out (a usage error) freezes what is alive first, so the
+    exit's collections skip it."""
+    from typer.testing import CliRunner
+
+    from execguard.cli import app
+
     dense, _ = files
     probe = (
         "import atexit, gc, sys\n"
@@ -118,10 +124,23 @@ def test_the_program_leaves_the_collector_nothing_at_exit(files: tuple[Path, Pat
         "sys.argv = ['execguard', *sys.argv[1:]]\n"
         "program()\n"
     )
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, check=False)
+
     args = ["hunt", "-q", "-o", "jsonl", "-j", "1", str(dense)]
-    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, check=False)
-    assert proc.returncode == 0 and b"frozen True" in proc.stderr and proc.stdout.count(b"\n") > 100
-    bad = subprocess.run([sys.executable, "-c", probe, "hunt", "--no-such-option"], capture_output=True, check=False)
+    expected = CliRunner().invoke(app, args).stdout_bytes
+    assert expected.count(b"\n") > 100
+    proc = run(*args)
+    assert proc.returncode == 0 and proc.stdout == expected and b"frozen" not in proc.stderr
+    loud = run("hunt", "-o", "jsonl", "-j", "1", str(dense))
+    assert loud.returncode == 0 and loud.stdout == expected and b"alerts:" in loud.stderr and b"by rule:" in loud.stderr
+    assert run(*args[:-1], "--fail-on", "info", str(dense)).returncode == 1
+    missing = run(*args, str(tmp_path / "missing.log"))
+    assert missing.returncode == 2 and missing.stdout == expected and b"unreadable" in missing.stderr
+    out = tmp_path / "alerts.jsonl"
+    assert run(*args[:-1], "--out", str(out), str(dense)).returncode == 0 and out.read_bytes() == expected
+    bad = run("hunt", "--no-such-option")
     assert bad.returncode == 2 and b"frozen True" in bad.stderr and b"No such option" in bad.stderr
 
 
@@ -235,3 +254,25 @@ def test_last_range_is_cut_small(files: tuple[Path, Path], monkeypatch: pytest.M
     # a range too small to cut again, and a plan of one range, are left as they are
     small = units.Unit(str(dense), 0, 3 * units.WARM, 3 * units.WARM, 3 * units.WARM)
     assert units._ramp_down(small, reader.max_line) == [small]
+
+
+def test_a_hunt_that_ends_the_process_leaves_its_sorted_alerts_to_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the process ending with the hunt (``collector.ending``, set by `execguard hunt`), the sort's last run is
+    kept for the exit instead of freed alert by alert; otherwise (watch, the app inside another process) it is let go."""
+    from execguard.model import Alert, Event
+    from execguard.pipeline import collector, order
+
+    alerts = [Alert(Event(time=f"2026-01-01T00:00:0{i}Z"), []) for i in (3, 1, 2)]
+
+    def drained() -> list[Alert]:
+        sorter = order.SpillSorter(order.KEYS["time"])
+        for seq, alert in enumerate(alerts):
+            sorter.add(alert, seq)
+        return [alert for alert, _ in sorter.drain()]
+
+    left: list[object] = []
+    monkeypatch.setattr(collector, "_LEFT", left)
+    assert drained() == [alerts[1], alerts[2], alerts[0]] and left == []
+    monkeypatch.setattr(collector, "_ending", True)
+    assert drained() == [alerts[1], alerts[2], alerts[0]]
+    assert len(left) == 1 and {id(a) for _, a, _ in left[0]} == {id(a) for a in alerts}  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from typer.models import CommandInfo
 from .. import __version__
 from .coerce import cheapen
 from .hunt import sample_dir
-from .util import Command, Group
+from .util import Command, Group, Program, leave_now
 
 __all__ = ["app", "program", "sample_dir"]
 
@@ -82,10 +82,16 @@ def program() -> None:
 
     Whatever is still alive is frozen first (``gc.freeze``), so the interpreter's collections at exit skip it:
     after a dense hunt they traversed every object the run still held, 0.06-0.09 s of a 2 s hunt and part of a
-    one-line hunt's start-up (benchmarks/RESULTS.md). Only the program: tests that run ``app`` in their own
-    process keep their collector as it was.
+    one-line hunt's start-up (benchmarks/RESULTS.md). A command that closed all its outputs leaves without the
+    teardown at all (``util.Program``). Only the program: tests that run ``app`` in their own process keep their
+    collector and exit as they were.
     """
+    Program.running = True
     try:
         app(prog_name="execguard")
+    except SystemExit as exc:
+        if Program.leave:  # the command closed its outputs (hunt): nothing is left for the teardown to do
+            leave_now(exc.code)
+        raise
     finally:
         gc.freeze()

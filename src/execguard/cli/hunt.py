@@ -18,7 +18,7 @@ from ..model import severity_rank
 from ..pipeline.order import SORTS
 from ..sources import FORMATS
 from .options import JoinSkew, JoinWindow, MinSeverity, NoBuiltin, Rules, Sinks, Store, severity_option, when
-from .util import LazyConsole, check_output, error, escape, fail, note, one_line, os_error_line, plural, silence_stdout
+from .util import LazyConsole, Program, check_output, error, escape, fail, note, one_line, os_error_line, plural, silence_stdout
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -141,7 +141,7 @@ def hunt(
     from ..engine.join import IDS as JOIN_IDS
     from ..engine.match import Engine
     from ..engine.rule import RuleError
-    from ..pipeline import prefilter
+    from ..pipeline import collector, prefilter
     from ..pipeline.filters import AlertFilter
     from ..pipeline.join import JoinOptions
     from ..pipeline.rules import load
@@ -204,6 +204,8 @@ def hunt(
     run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra, join=join)
     unreadable = interrupted = write_failed = False
     progress = _progress() if not quiet and err.is_terminal else None
+    if Program.running:
+        collector.ending()  # the process ends with this hunt: what it lets go of at the end is left for the exit
 
     try:
         if progress is not None:
@@ -236,6 +238,7 @@ def hunt(
         if extra is not None:
             extra.close()
     warner.close()
+    Program.leave = Program.running  # every output is closed: the program may exit without Python's teardown
     st = reader.stats
     if not quiet:
         err.print(run_line(__version__, st, run.counts, run.dropped, run.merged), highlight=False, soft_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 # A hunt allocates millions of short-lived objects (records, events, hits, replayed tuples) and makes no
 # cycles (none found after a dense hunt with the collector off, parallel or not). What a young collection
@@ -30,3 +31,22 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*threshold)
+
+
+# What a hunt's last stage let go of, when the process ends with the hunt (``ending``): freeing a dense hunt's sorted
+# alerts one object at a time took 20-28 ms at its very end (7 038 alerts, sim-40M); the program's exit frees nothing.
+_LEFT: list[Any] = []
+_ending = False
+
+
+def ending() -> None:
+    """This process ends when the hunt does (the ``execguard`` program, not an app run inside another process)."""
+    global _ending
+    _ending = True
+
+
+def drop(obj: Any) -> None:
+    """``obj`` is being let go of: left for the exit instead when the process ends with the hunt (``ending``).
+    For what is let go of once, at the end (bounded: what the sort held in memory)."""
+    if _ending:
+        _LEFT.append(obj)

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from ..model import Alert, severity_rank
 from .clock import time_ns
+from .collector import drop
 
 SORTS = ("time", "severity", "input")
 RUN = 20_000  # alerts held in memory before a sorted run is written out
@@ -95,6 +96,8 @@ class SpillSorter:
             self.close()
 
     def close(self) -> None:
+        if self.buffer:
+            drop(self.buffer)  # the last run, held in memory: left for the program's exit when the hunt ends it
         self.buffer = []
         self.runs = []
         if self.spill is not None:
