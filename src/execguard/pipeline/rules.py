@@ -37,6 +37,9 @@ try:  # hashlib's own blake2b without hashlib, which loads OpenSSL first (~4 ms 
 except ImportError:  # pragma: no cover - another Python implementation
     from hashlib import blake2b
 
+# the installed package's directory (resolved: the same rule set from another path is the same key), for its rules
+# and, in the cache's key, its code; importlib.resources.files would say the same after importing zipfile (~3 ms)
+PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 FORMAT = 2  # bump when what is stored changes shape
 STALE = 30 * 86400  # seconds after which other rule sets' entries are removed
 
@@ -66,9 +69,7 @@ def _rule_files(extra: list[str], builtin: bool) -> list[str] | None:
     """Every rule file, resolved (the same rule set from another directory is the same key)."""
     files: list[str] = []
     if builtin:
-        # the installed package's directory: importlib.resources.files would say the same, after importing
-        # zipfile for its readers (~3 ms of every start-up)
-        root = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "rules")
+        root = os.path.join(PACKAGE, "rules")
         if not os.path.isdir(root):  # pragma: no cover - a zipped install: no mtimes to key on
             return None
         files += _under(root, (".yml", ".yaml"))
@@ -101,7 +102,7 @@ def _key(extra: list[str], builtin: bool) -> str | None:
     if files is None:
         return None
     # execguard's own code: the stored matchers' code comes from it
-    code = _under(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), (".py",))
+    code = _under(PACKAGE, (".py",))
     h = blake2b(f"{FORMAT}\0{__version__}\0{sys.version}\0{builtin}\0{extra!r}".encode())
     try:
         for p in [*files, *code]:

@@ -134,22 +134,21 @@ def _every_line(chunk: bytes | bytearray, offset: int, size: int) -> Iterator[tu
 
 def _find_loop(chunk: bytes | bytearray, lits: tuple[bytes, ...], begin: int, end: int) -> Iterator[tuple[int, int]]:
     """bytes.find per literal; after a hit the rest of its line is skipped."""
-    starts: set[int] = set()
+    stops: dict[int, int] = {}  # candidate line start -> its newline (the range's end for an unended last line)
     find, rfind = chunk.find, chunk.rfind
     for lit in lits:
         i = find(lit, begin, end)
         while i != -1:
-            starts.add(rfind(NL, begin, i) + 1 or begin)
             stop = find(NL, i, end)
+            stops[rfind(NL, begin, i) + 1 or begin] = end if stop == -1 else stop
             if stop == -1:
                 break
             i = find(lit, stop, end)
     prev = begin
     lineno = 1
-    for start in sorted(starts):
+    for start in sorted(stops):
         lineno += count_newlines(chunk, prev, start)
-        stop = find(NL, start, end)
-        prev = end if stop == -1 else stop  # as in line_starts: the candidate line itself is not counted
+        prev = stops[start]  # as in line_starts: the candidate line itself is not counted
         yield start, lineno
 
 
