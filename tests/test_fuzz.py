@@ -263,6 +263,8 @@ def test_redact_idempotent(value: str) -> None:
 @given(secret=SECRETS, template=st.sampled_from(TEMPLATES), before=CONTEXTS, after=CONTEXTS)
 def test_redact_never_leaks(secret: str, template: str, before: str, after: str) -> None:
     assume(secret not in before and secret not in after)
+    # a secret that is the flag's own name ("password") or the mark ("REDACTED") is still in the output, as those
+    assume(secret.lower() not in template.lower() and secret not in "[REDACTED]")
     tool = "mysql " if template.startswith("-p") else ""
     value = f"{before} {tool}{template.format(s=secret)} {after}"
     out = redact.text(value)

@@ -120,9 +120,9 @@ def test_the_program_leaves_the_collector_nothing_at_exit(files: tuple[Path, Pat
     probe = (
         "import atexit, gc, sys\n"
         "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))\n"
-        "from execguard.cli import program\n"
+        "from execguard.__main__ import main\n"
         "sys.argv = ['execguard', *sys.argv[1:]]\n"
-        "program()\n"
+        "main()\n"
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -276,3 +276,42 @@ def test_a_hunt_that_ends_the_process_leaves_its_sorted_alerts_to_the_exit(monke
     monkeypatch.setattr(collector, "_ending", True)
     assert drained() == [alerts[1], alerts[2], alerts[0]]
     assert len(left) == 1 and {id(a) for _, a, _ in left[0]} == {id(a) for a in alerts}  # type: ignore[attr-defined]
+
+
+def test_the_program_starts_without_collections_and_leaves_commands_the_usual_collector() -> None:
+    """The program imports the command line with the cyclic collector off (~38 young collections of nothing before),
+    then freezes what the imports made and turns the collector on at its usual thresholds for the command."""
+    probe = (
+        "import atexit, gc, sys\n"
+        "seen = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(info['generation']))\n"
+        "atexit.register(lambda: print('collections', len(seen), gc.isenabled(), gc.get_freeze_count() > 1000,"
+        " gc.get_threshold() == (700, 10, 10), file=sys.stderr))\n"
+        "from execguard.__main__ import main\n"
+        "sys.argv = ['execguard', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, "audit", "--help"], capture_output=True, check=False)
+    assert proc.returncode == 0 and b"Usage" in proc.stdout
+    words = proc.stderr.split(b"collections ")[1].split()
+    assert int(words[0]) <= 2 and words[1:] == [b"True", b"True", b"True"], proc.stderr
+
+
+def test_a_hunt_that_ends_the_process_keeps_its_collector_pace_to_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside another process a hunt gives the collector back its thresholds; `execguard hunt` (``ending``) does not:
+    the first allocation under the old threshold collected the ~150 000 young objects a dense hunt leaves (100 ms)."""
+    import gc
+
+    from execguard.pipeline import collector
+
+    before = gc.get_threshold()
+    try:
+        with collector.fewer_collections():
+            assert gc.get_threshold()[0] == collector.YOUNG
+        assert gc.get_threshold() == before
+        monkeypatch.setattr(collector, "_ending", True)
+        with collector.fewer_collections():
+            pass
+        assert gc.get_threshold()[0] == collector.YOUNG
+    finally:
+        gc.set_threshold(*before)

@@ -174,7 +174,7 @@ def test_dockerfile_is_a_slim_non_root_image_without_build_tools() -> None:
     assert f"--uid {container_security()['runAsUser']}" in runs
     (entry,) = [a for k, a in final if k == "ENTRYPOINT"]
     assert orjson.loads(entry) == ["execguard"]  # exec form; what the manifests' command names
-    assert 'execguard = "execguard.cli:program"' in (ROOT / "pyproject.toml").read_text()
+    assert 'execguard = "execguard.__main__:main"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_dockerfile_copies_only_what_exists_and_the_context_sends() -> None:

@@ -137,6 +137,10 @@ def hunt(
     join_skew: JoinSkew = 3.0,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
+    if Program.running:  # a hunt's process: its own imports below at the pace the whole hunt runs at
+        from ..pipeline.collector import collect_less
+
+        collect_less()
     from .. import sinks
     from ..engine.join import IDS as JOIN_IDS
     from ..engine.match import Engine
