@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 
+import pytest
+from pytest import MonkeyPatch
+
 from execguard import sinks
 from execguard.sinks.alert_json import alert_json
 from execguard.sinks.jsonl import JsonlSink
@@ -46,3 +49,78 @@ def test_hunt_sink_writes_blocks_unless_alerts_go_out_as_found() -> None:
     sorted_sink, stream_sink = sinks.make("jsonl", out, None, live=False), sinks.make("jsonl", out, None, live=True)  # type: ignore[arg-type]
     assert isinstance(sorted_sink, JsonlSink) and sorted_sink.block > 0
     assert isinstance(stream_sink, JsonlSink) and stream_sink.block == 0
+
+
+def _leftovers() -> set[str]:
+    import glob
+    import tempfile
+
+    return set(glob.glob(f"{tempfile.gettempdir()}/execguard-lines-*"))
+
+
+def test_a_sorted_hunts_later_alerts_are_rendered_by_a_helper_in_order() -> None:
+    """Told every alert it will get (``ahead``, a sorted hunt's), the sink forks a helper that renders the later
+    part while this process renders the first: the bytes are the same as one process writes, in the same order."""
+    import os
+
+    from execguard.sinks import jsonl
+
+    alerts = sample_alerts() * 900
+    assert len(alerts) >= jsonl.HELPER_MIN
+    want = b"".join(alert_json(a) + b"\n" for a in alerts)
+    before = _leftovers()
+    out = Counting()
+    sink = JsonlSink(out, block=4096)
+    sink.ahead(alerts)
+    helper = sink._helper
+    assert helper is not None and helper.count == len(alerts) - int(len(alerts) * jsonl.OWN_SHARE)
+    for alert in alerts:
+        sink.write(alert)
+    sink.close()
+    assert out.getvalue() == want
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)  # reaped
+    assert _leftovers() == before
+    few = Counting()
+    small = JsonlSink(few, block=4096)
+    small.ahead(alerts[: jsonl.HELPER_MIN - 1])  # not worth a fork
+    assert small._helper is None
+
+
+def test_a_failed_helper_leaves_its_part_to_the_sink_and_a_stop_leaves_nothing(monkeypatch: MonkeyPatch) -> None:
+    import os
+
+    from execguard.sinks import jsonl
+
+    alerts = sample_alerts() * 900
+    want = b"".join(alert_json(a) + b"\n" for a in alerts)
+    before = _leftovers()
+    calls = {"n": 0}
+
+    def failing(alert: object) -> bytes:  # in the helper only: this process has rendered its part by then
+        calls["n"] += 1
+        if os.getpid() != parent:
+            raise RuntimeError("helper fails")
+        return alert_json(alert)  # type: ignore[arg-type]
+
+    parent = os.getpid()
+    monkeypatch.setattr(jsonl, "alert_json", failing)
+    out = Counting()
+    sink = JsonlSink(out, block=4096)
+    sink.ahead(alerts)
+    for alert in alerts:
+        sink.write(alert)
+    sink.close()
+    assert out.getvalue() == want and calls["n"] == len(alerts)  # every line rendered here
+    assert _leftovers() == before
+    # stopped before the helper's part was reached (an interrupt, a closed pipe): it is killed, its file removed
+    monkeypatch.undo()
+    stopped = JsonlSink(Counting(), block=4096)
+    stopped.ahead(alerts)
+    helper = stopped._helper
+    assert helper is not None
+    stopped.write(alerts[0])
+    stopped.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)
+    assert _leftovers() == before

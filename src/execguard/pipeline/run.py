@@ -49,7 +49,8 @@ class Hunt:
         self.sink = sink
         self.extra = extra  # --store / --sink: they keep what the policy lets through
         self.policy = policy
-        self.pipe = Pipeline(keep, sort=sort)  # sort None: a stream, alerts go out as they are found
+        # sort None: a stream, alerts go out as they are found; sorted, the sink may see them all before (``ahead``)
+        self.pipe = Pipeline(keep, sort=sort, ahead=getattr(sink, "ahead", None))
         self.summary = Summary(top)
         self.counts: Counter[str] = Counter()  # by severity, suppressed alerts shown with --show-suppressed left out
         self.worst = -1  # severity rank of the worst alert counted; -1 none

@@ -10,7 +10,7 @@ result comes out in the order asked for once the inputs are read.
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..model import Alert
@@ -36,9 +36,17 @@ def sortable(paths: Iterable[str]) -> bool:
 class Pipeline:
     """``run`` feeds engine alerts through; ``emit`` receives what the sink should get, in order."""
 
-    def __init__(self, keep: AlertFilter | None = None, sort: str | None = "time", run_size: int = RUN) -> None:
+    def __init__(
+        self,
+        keep: AlertFilter | None = None,
+        sort: str | None = "time",
+        run_size: int = RUN,
+        ahead: Callable[[Sequence[Alert]], None] | None = None,
+    ) -> None:
         self.keep = keep if keep is not None and keep.active else None
         self.sort = sort  # None: streaming, input order
+        # told every alert the time sort lets out, before the first goes: when the sort held them all in memory
+        self.ahead = ahead
         self.seq = 0
         self.dedupe = DockerDedupe()
         self._by_time = SpillSorter(KEYS["time"], run_size) if sort else None
@@ -62,8 +70,14 @@ class Pipeline:
         if self._by_time is None:
             return
         timed, self._by_time = self._by_time, None
+        held = not timed.runs  # none spilled: every alert is in memory already
         merged = self._merged(timed)
         if self.sort == "time":
+            if self.ahead is not None and held:
+                ordered = [alert for alert, _ in merged]
+                self.ahead(ordered)
+                yield from ordered
+                return
             for alert, _ in merged:
                 yield alert
             return
