@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -75,7 +76,8 @@ class JsonlSink:
             return
         if self._lines:
             self._write()
-        self.out.write(lines)
+        with lines:  # copied a MB at a time: a dense hunt's part is tens of MB
+            shutil.copyfileobj(lines, self.out, 1 << 20)
         self._skip = helper.count - 1
 
     def _write(self) -> None:
@@ -121,20 +123,17 @@ class _Helper:
         os.close(fd)
         return cls(pid, path, len(alerts))
 
-    def result(self) -> bytes | None:
-        """The lines, once the helper is done; None when it failed."""
+    def result(self) -> IO[bytes] | None:
+        """The file of lines, open, once the helper is done (it exits 0 only once every line is written and the file
+        closed); None when it failed."""
         try:
             _, status = os.waitpid(self.pid, 0)
-            if status != 0:
-                return None
-            with open(self.path, "rb") as f:
-                lines = f.read()
-            return lines if lines.count(b"\n") == self.count else None
+            return open(self.path, "rb") if status == 0 else None  # the caller closes it
         except OSError:
             return None
         finally:
             with contextlib.suppress(OSError):
-                os.unlink(self.path)
+                os.unlink(self.path)  # an open file stays readable
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
