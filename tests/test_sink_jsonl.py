@@ -87,6 +87,26 @@ def test_a_sorted_hunts_later_alerts_are_rendered_by_a_helper_in_order() -> None
     assert small._helper is None
 
 
+def test_no_temp_file_for_a_helper_leaves_every_line_to_the_sink(monkeypatch: MonkeyPatch) -> None:
+    import tempfile
+
+    from execguard.sinks import jsonl
+
+    def full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    alerts = sample_alerts() * 900
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    out = Counting()
+    sink = JsonlSink(out, block=4096)
+    sink.ahead(alerts)
+    assert sink._helper is None and jsonl.HELPER_MIN <= len(alerts)
+    for alert in alerts:
+        sink.write(alert)
+    sink.close()
+    assert out.getvalue() == b"".join(alert_json(a) + b"\n" for a in alerts)
+
+
 def test_a_failed_helper_leaves_its_part_to_the_sink_and_a_stop_leaves_nothing(monkeypatch: MonkeyPatch) -> None:
     import os
 
@@ -124,3 +144,27 @@ def test_a_failed_helper_leaves_its_part_to_the_sink_and_a_stop_leaves_nothing(m
     with pytest.raises(ChildProcessError):
         os.waitpid(helper.pid, os.WNOHANG)
     assert _leftovers() == before
+
+
+def test_a_sorted_pipeline_shows_the_sink_its_alerts_and_the_output_is_unchanged(monkeypatch: MonkeyPatch) -> None:
+    """The time sort, holding every alert in memory, shows them to the sink before the first goes (``ahead``): the
+    same bytes as a sink that renders every line itself, the helper used once."""
+    from execguard.pipeline.dedupe import docker_exec
+    from execguard.pipeline.stages import Pipeline
+    from execguard.sinks import jsonl
+
+    # repeated objects: none the Docker de-duplication would fold into another (and so change between the runs)
+    alerts = [a for a in sample_alerts() if not docker_exec(a)] * 200  # held in memory by the sort (RUN)
+    assert len(alerts) >= jsonl.HELPER_MIN
+    started: list[int] = []
+    real = jsonl._Helper.start
+    monkeypatch.setattr(jsonl._Helper, "start", classmethod(lambda cls, part: started.append(len(part)) or real(part)))
+    outs = []
+    for ahead in (False, True):
+        out = Counting()
+        sink = JsonlSink(out, block=4096)
+        Pipeline(sort="time", ahead=sink.ahead if ahead else None).run(alerts, sink.write)
+        sink.close()
+        outs.append(out.getvalue())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == len(alerts)
+    assert started == [len(alerts) - int(len(alerts) * jsonl.OWN_SHARE)]

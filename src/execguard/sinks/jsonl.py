@@ -102,7 +102,10 @@ class _Helper:
 
     @classmethod
     def start(cls, alerts: Sequence[Alert]) -> _Helper | None:
-        fd, path = tempfile.mkstemp(prefix="execguard-lines-")
+        try:  # no temp file or no process to be had: this process renders them all, as without a helper
+            fd, path = tempfile.mkstemp(prefix="execguard-lines-")
+        except OSError:
+            return None
         try:
             pid = os.fork()
         except OSError:
