@@ -309,7 +309,8 @@ def test_a_hunt_that_ends_the_process_keeps_its_collector_pace_to_the_exit(monke
         with collector.fewer_collections():
             assert gc.get_threshold()[0] == collector.YOUNG
         assert gc.get_threshold() == before
-        monkeypatch.setattr(collector, "_ending", True)
+        monkeypatch.setattr(collector, "_ending", False)  # given back after the test
+        collector.ending()
         with collector.fewer_collections():
             pass
         assert gc.get_threshold()[0] == collector.YOUNG

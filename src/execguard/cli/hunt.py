@@ -137,15 +137,15 @@ def hunt(
     join_skew: JoinSkew = 3.0,
 ) -> None:
     """Read audit and daemon logs and report T1609 container administration commands."""
-    if Program.running:  # a hunt's process: its own imports below at the pace the whole hunt runs at
-        from ..pipeline.collector import collect_less
+    if Program.running:  # the process ends with this hunt (pipeline/collector.py)
+        from ..pipeline.collector import ending
 
-        collect_less()
+        ending()
     from .. import sinks
     from ..engine.join import IDS as JOIN_IDS
     from ..engine.match import Engine
     from ..engine.rule import RuleError
-    from ..pipeline import collector, prefilter
+    from ..pipeline import prefilter
     from ..pipeline.filters import AlertFilter
     from ..pipeline.join import JoinOptions
     from ..pipeline.rules import load
@@ -208,8 +208,6 @@ def hunt(
     run = Hunt(engine, sink, keep, sort=None if streaming else sort or "time", policy=policy, top=top, extra=extra, join=join)
     unreadable = interrupted = write_failed = False
     progress = _progress() if not quiet and err.is_terminal else None
-    if Program.running:
-        collector.ending()  # the process ends with this hunt: what it lets go of at the end is left for the exit
 
     try:
         if progress is not None:

@@ -24,16 +24,14 @@ def collect_less() -> None:
 
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
-    """``collect_less`` while files are hunted, then the thresholds as they were, unless the process ends with the
-    hunt (``ending``): the first allocation under the old threshold would collect the ~150 000 young objects a
-    dense hunt leaves (100-112 ms after sim-40M's alerts are written, for nothing the exit needs)."""
+    """``collect_less`` while files are hunted, then the thresholds as they were (in a process that ends with the
+    hunt, ``ending``'s: the same)."""
     threshold = gc.get_threshold()
     collect_less()
     try:
         yield
     finally:
-        if not _ending:
-            gc.set_threshold(*threshold)
+        gc.set_threshold(*threshold)
 
 
 # What a hunt's last stage let go of, when the process ends with the hunt (``ending``): freeing a dense hunt's sorted
@@ -43,9 +41,13 @@ _ending = False
 
 
 def ending() -> None:
-    """This process ends when the hunt does (the ``execguard`` program, not an app run inside another process)."""
+    """This process ends when the hunt does (the ``execguard`` program, not an app run inside another process): its
+    collections run at the hunt's pace from now to the exit, the hunt's own imports included (giving the old
+    thresholds back at the end collected the ~150 000 young objects a dense hunt leaves: 100-112 ms after sim-40M's
+    alerts were written, for nothing the exit needs), and what the hunt lets go of at the end is left for the exit."""
     global _ending
     _ending = True
+    collect_less()
 
 
 def drop(obj: Any) -> None:

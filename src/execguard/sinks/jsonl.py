@@ -4,6 +4,7 @@ import contextlib
 import gc
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -32,7 +33,7 @@ class JsonlSink:
         self._lines: list[bytes] = []
         self._held = 0
         self._helper: _Helper | None = None
-        self._written = 0  # alerts written since ``ahead``
+        self._own_left = 0  # with a helper: alerts still to render here before the first of its part
         self._skip = 0  # alerts still to come whose lines the helper wrote
 
     def ahead(self, alerts: Sequence[Alert]) -> None:
@@ -46,17 +47,17 @@ class JsonlSink:
             return
         own = int(len(alerts) * OWN_SHARE)
         self._helper = _Helper.start(alerts[own:])
-        self._written, self._skip = -own, 0
+        self._own_left = own
 
     def write(self, alert: Alert) -> None:
         if self._skip:
             self._skip -= 1
             return
         if self._helper is not None:
-            self._written += 1
-            if self._written > 0:  # the first of the helper's part
+            if not self._own_left:  # the first of the helper's part
                 self._from_helper(alert)
                 return
+            self._own_left -= 1
         line = alert_json(alert)
         if not self.block:
             self.out.write(line + b"\n")
@@ -140,7 +141,7 @@ class _Helper:
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             os.waitpid(self.pid, 0)
         with contextlib.suppress(OSError):
