@@ -1,12 +1,10 @@
 """The cheaper paths of correlation give the answers of the general ones: ``Chains.add_last`` (the last step of
 an ordered chain, every allowed exec) against ``Chains.add``'s general loop, at a small group cap and step
-bound; the stamp fast path against ``datetime.fromisoformat``; the plan per set of hits against feeding
-correlations one by one."""
+bound; the plan per set of hits against feeding correlations one by one."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from typing import Any
 from unittest import mock
 
@@ -15,7 +13,7 @@ from hypothesis import strategies as st
 
 from execguard.engine import chains
 from execguard.engine.chains import Chains, Done
-from execguard.engine.correlate import Correlator, _seconds
+from execguard.engine.correlate import Correlator
 from execguard.engine.rule import Correlation
 from execguard.model import Event
 
@@ -89,34 +87,6 @@ def test_add_last_a_later_stage_of_a_completed_step() -> None:
     assert first is not None and [s.event for s in first.earlier] == [a] and [s.event for s in first.fresh] == [a]
     again = ch.add("r", corr, Chains.role(corr, "b"), "b", b, 2.0, [("u",), ("v",)])  # its ResponseComplete stage
     assert again is not None and again.earlier == [] and again.fresh == []  # the same answer, nothing new to list
-
-
-stamps = st.builds(
-    lambda y, mo, d, h, mi, s, sep, dot, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{dot}{frac}{zone}",
-    st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24), st.integers(0, 60), st.integers(0, 61),
-    st.sampled_from(["T", "t", " "]), st.sampled_from([".", ",", ""]), st.text("0123456789", max_size=12),
-    st.sampled_from(["Z", "z", "", "+01:00", "-05:30"]),
-)
-
-
-def _reference(stamp: str) -> float | None:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-@settings(max_examples=2000, deadline=None)
-@given(st.one_of(stamps, st.text(max_size=40)))
-def test_seconds_as_fromisoformat(stamp: str) -> None:
-    got, want = _seconds.__wrapped__(stamp), _reference(stamp)
-    assert got == want and repr(got) == repr(want)
-
-
-def test_seconds_usual_shape() -> None:
-    assert _seconds.__wrapped__("2026-03-01T10:00:00.123456Z") == _reference("2026-03-01T10:00:00.123456Z")
-    assert _seconds.__wrapped__("2026-03-01T10:00:00.1234567891Z") == _reference("2026-03-01T10:00:00.123456Z")
-    assert _seconds.__wrapped__("2026-02-30T10:00:00.5Z") is None  # no such day
 
 
 def test_plan_feeds_each_chain_once() -> None:

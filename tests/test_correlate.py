@@ -96,6 +96,20 @@ def test_out_of_order_times_use_the_window(tmp_path: Path) -> None:
     assert len(burst_alerts(run(tmp_path, events))) == 1
 
 
+def test_windows_read_the_time_the_sort_reads(tmp_path: Path) -> None:
+    """One parse of an event's time for the whole hunt (clock.py): a stamp in another zone, or with a 60th second
+    (rolled over, as the sort places it), counts in the window where the sort puts it."""
+    stamps = ["2026-03-01T10:00:00.000000Z", "2026-03-01T11:01:00.000000+01:00", "2026-03-01T10:01:60.000000Z",
+              "2026-03-01T05:03:00.000000-05:00", "2026-03-01T10:09:59.500000Z"]
+    events = [deny(exec_event("payments", f"p{i}", ["id"], user=MALLORY, time=t)) for i, t in enumerate(stamps)]
+    [burst] = burst_alerts(run(tmp_path, events))
+    assert burst.event.time == stamps[-1]
+    assert "5 times within 10m (since 2026-03-01T10:00:00+00:00)" in burst.lead.reason
+    # ten minutes and a half from the first: the fifth falls out of the window
+    late = [*events[:4], deny(exec_event("payments", "p4", ["id"], user=MALLORY, time="2026-03-01T10:10:00.500000Z"))]
+    assert burst_alerts(run(tmp_path, late)) == []
+
+
 def test_memory_is_bounded() -> None:
     rules = builtin_rules()
     corr = Correlator(rules, max_groups=3)

@@ -12,14 +12,14 @@ time rather than half-supported.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
+from ..clock import time_ns
 from ..model import Alert, Event, RuleMatch
+from ..times import NS
 from .chains import Chains, Done, Groups, Role, extras, group_keys
 from .fields import Overlay
 from .reason import Lookup, render
@@ -44,54 +44,6 @@ def silent_rules(rules: list[Rule]) -> set[str]:
             for ref in rule.correlation.rules:
                 said[ref] = said.get(ref, False) or rule.correlation.generate
     return {ref for ref, generate in said.items() if not generate and ref in plain}
-
-
-@lru_cache(maxsize=256)  # the later audit stages of a request carry the same timestamp
-def _seconds(time: str | None) -> float | None:
-    if not time:
-        return None
-    # the usual shape, 2026-12-02T10:00:00.123456Z: the whole second parsed once, the fraction added the way
-    # fromisoformat and timestamp() do (cut to microseconds, one division): the same float to the last bit
-    if len(time) > 21 and time[19] == "." and time[-1] == "Z":
-        frac = time[20:-1]
-        if frac.isdigit() and frac.isascii():
-            whole = _whole_second(time[:19])
-            if whole is not None:
-                micros = int(frac) if len(frac) == 6 else int(frac[:6].ljust(6, "0"))
-                return (whole * 1_000_000 + micros) / 1_000_000
-    return _parsed(time)
-
-
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
-
-
-@lru_cache(maxsize=4096)  # a log holds many events per second
-def _whole_second(date_time: str) -> int | None:
-    """``YYYY-MM-DDTHH:MM:SS`` in UTC as whole seconds since the epoch (None: another shape or no such time).
-
-    A second is its day's midnight (parsed once per day) plus its hours, minutes and seconds: a dense log has
-    a new second every few events, and fromisoformat for each cost more than the rest of a chain step."""
-    if _DATE_TIME.fullmatch(date_time) is None:
-        return None
-    hour, minute, second = int(date_time[11:13]), int(date_time[14:16]), int(date_time[17:19])
-    midnight = _midnight(date_time[:10])
-    if midnight is None or hour > 23 or minute > 59 or second > 59:
-        stamp = _parsed(date_time + "Z")  # no such day, or a time fromisoformat decides about
-        return None if stamp is None else int(stamp)
-    return midnight + hour * 3600 + minute * 60 + second
-
-
-@lru_cache(maxsize=256)
-def _midnight(date: str) -> int | None:
-    stamp = _parsed(date + "T00:00:00Z")
-    return None if stamp is None else int(stamp)
-
-
-def _parsed(time: str) -> float | None:
-    try:
-        return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class Correlator:
@@ -133,9 +85,10 @@ class Correlator:
         referenced = [h.rule_id for h in hits if h.rule_id in watch]
         if not referenced:
             return [], []  # most hits feed no correlation
-        when = _seconds(event.time)  # None: no time, no window
-        if when is None:
+        ns = time_ns(event.time)  # None: no time, no window
+        if ns is None:
             return [], []
+        when = ns / NS
         plan = self._plans.get(key := tuple(referenced))
         if plan is None:
             if len(self._plans) >= 1024:  # sets of hit rules are few; bounded all the same

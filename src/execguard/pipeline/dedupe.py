@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import fields
 
+from ..clock import time_ns
 from ..model import Alert, Event
-from .clock import time_ns
 from .filters import NS
 
 DOCKER = frozenset({"docker-events", "dockerd-log"})

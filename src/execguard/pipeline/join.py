@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from ..clock import time_ns
 from ..engine import joinkeys as jk
 from ..engine.join import CAP, SKEW, WINDOW, Joiner, JoinStats
 from ..engine.match import Engine
 from ..model import Alert, Event
 from . import wire
-from .clock import time_ns
 from .order import LAST
 
 Decided = tuple[Event, "Alert | None", list[Alert]]  # an event, its alert, correlation alerts it completed

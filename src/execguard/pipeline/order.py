@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from ..clock import time_ns
 from ..model import Alert, severity_rank
-from .clock import time_ns
 from .collector import drop
 
 SORTS = ("time", "severity", "input")

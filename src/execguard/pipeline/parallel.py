@@ -26,11 +26,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
+from .. import clock
 from ..engine.joinkeys import NODE
 from ..engine.match import Engine
 from ..model import Alert, Event
 from ..sources.reader import Reader, Stats, Warn
-from . import clock, wire
+from . import wire
 from .collector import collect_less, fewer_collections
 from .nodescan import clean_range
 from .units import WARM, Unit

@@ -144,7 +144,7 @@ class Writer:
     """Records in order: ("e", event, hits, time), ("c", event, coded hits, time) and ("w", file, line, message);
     ``flush`` writes the last batch.
 
-    ``time`` is the event's time as ``times.time_ns`` reads it: the parent then parses none (pipeline/clock.py).
+    ``time`` is the event's time as ``times.time_ns`` reads it: the parent then parses none (clock.py).
     Coded hits are the engine's own (``Engine.coded_hits``): rule numbers and reasons, far fewer bytes and
     objects than whole RuleMatches; ``read`` hands them to the ``from_wire`` it is given."""
 
