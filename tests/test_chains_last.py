@@ -4,7 +4,6 @@ bound; the plan per set of hits against feeding correlations one by one."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 from unittest import mock
 
@@ -43,7 +42,6 @@ def test_add_last_answers_as_the_general_path(stream: list[Op], refs: list[str],
     corr = Correlation(rules=refs, group_by=["actor.user"], seconds=60.0, timespan="1m", threshold=len(refs), kind="temporal_ordered")
     last = Chains.role(corr, "b")
     assert last.needs_others
-    general = dataclasses.replace(last, needs_others=False)  # the same part in the chain, through the general loop
     fast, slow = Chains(max_groups), Chains(max_groups)
     when = 1_000.0
     with mock.patch.object(chains, "PER_RULE", per_rule):  # the bound on steps per rule and group, reached often
@@ -54,7 +52,7 @@ def test_add_last_answers_as_the_general_path(stream: list[Op], refs: list[str],
             found = [(k,) for k in dict.fromkeys(keys)]
             if ref == "b":
                 got = fast.add("r", corr, last, ref, event, when, found)
-                want = slow.add("r", corr, general, ref, event, when, found)
+                want = slow._each(slow.groups("r"), corr, last, ref, event, when, found, "")  # the general loop
             else:
                 role = Chains.role(corr, ref)
                 got = fast.add("r", corr, role, ref, event, when, found)
@@ -64,7 +62,8 @@ def test_add_last_answers_as_the_general_path(stream: list[Op], refs: list[str],
 
 
 def _state(ch: Chains) -> Any:
-    """Every group in LRU order, with its last step's (time, event id)s and by id whether that completed the chain."""
+    """Every group in LRU order, with its last step's (time, event id)s and by id whether that completed the chain;
+    the last steps kept in no group."""
     out = []
     for key, state in ch._groups.get("r", {}).items():
         lasts = state.get("b")
@@ -75,7 +74,8 @@ def _state(ch: Chains) -> Any:
             seen = [(s.when, s.event_id) for s in lasts or ()]
             done = {eid: s.reported for eid, s in lasts.ids.items()} if lasts is not None else {}
         out.append((key, sorted(state), seen, done))
-    return out
+    unpaired = ch._groups["r"].unpaired if "r" in ch._groups else None
+    return out, list(unpaired.order) if unpaired else []
 
 
 def test_add_last_a_later_stage_of_a_completed_step() -> None:
@@ -87,6 +87,39 @@ def test_add_last_a_later_stage_of_a_completed_step() -> None:
     assert first is not None and [s.event for s in first.earlier] == [a] and [s.event for s in first.fresh] == [a]
     again = ch.add("r", corr, Chains.role(corr, "b"), "b", b, 2.0, [("u",), ("v",)])  # its ResponseComplete stage
     assert again is not None and again.earlier == [] and again.fresh == []  # the same answer, nothing new to list
+
+
+def test_last_steps_alone_keep_no_group() -> None:
+    """An allowed exec whose groups hold no earlier step of the chain is not kept in them (nothing could complete):
+    a stream of them leaves no group, and their requests are remembered once each, within the timespan and a bound."""
+    corr = Correlation(rules=["a", "b"], group_by=["actor.user"], seconds=60.0, timespan="1m", threshold=2, kind="temporal_ordered")
+    ch, last = Chains(100), Chains.role(corr, "b")
+    for i in range(500):
+        assert ch.add("r", corr, last, "b", Event(time="t", event_id=f"e{i}"), float(i), [("u",), ("g1",), ("g2",)]) is None
+    groups = ch.groups("r")
+    assert len(groups) == 0
+    # the requests of the last 60 s (its timespan): none older than the newest minus 60
+    assert [eid for _, eid in groups.unpaired.order] == [f"e{i}" for i in range(439, 500)]
+    assert groups.unpaired.ids == {f"e{i}" for i in range(439, 500)}
+    burst = Chains(10)
+    for i in range(50):  # within the timespan, more than the bound
+        burst.add("r", corr, last, "b", Event(time="t", event_id=f"e{i}"), 1.0, [("u",)])
+    assert len(burst.groups("r").unpaired.order) == 10 and "e49" in burst.groups("r").unpaired.ids
+
+
+def test_a_later_stage_keeps_the_answer_of_a_group_that_held_nothing() -> None:
+    """The first stage of an exec finds its group empty (no chain); an earlier step arrives before the request's
+    later stage: that stage is the same request, not a new exec completing the chain. A new exec does complete it."""
+    corr = Correlation(rules=["a", "b"], group_by=["actor.user"], seconds=60.0, timespan="1m", threshold=2, kind="temporal_ordered")
+    ch = Chains(10)
+    step_a, last = Chains.role(corr, "a"), Chains.role(corr, "b")
+    b = Event(time="t", event_id="exec-1")
+    assert ch.add("r", corr, last, "b", b, 1.0, [("u",)]) is None  # RequestReceived: nothing before it
+    a = Event(time="t", event_id="list-1")  # received before the exec, logged after its first stage
+    assert ch.add("r", corr, step_a, "a", a, 0.9, [("u",)]) is None
+    assert ch.add("r", corr, last, "b", b, 1.0, [("u",)]) is None  # ResponseComplete of the same exec
+    later = ch.add("r", corr, last, "b", Event(time="t", event_id="exec-2"), 2.0, [("u",)])
+    assert later is not None and [s.event for s in later.earlier] == [a]
 
 
 def test_plan_feeds_each_chain_once() -> None:

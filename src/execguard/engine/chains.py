@@ -78,7 +78,35 @@ class Lasts(deque[tuple[float, str | None]]):
                 del self.ids[eid]
 
 
-Groups = OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]]  # one chain's: group key -> referenced rule -> recent steps
+class Unpaired:
+    """The requests (event ids) whose last step of an ordered chain fell in a group holding nothing (no earlier
+    step: no chain) and was kept nowhere, inside the timespan and at most ``limit``: a later audit stage of one
+    gets its first stage's answer even if an earlier step has filled the group since. Kept once per chain, not
+    a step per group: every allowed exec is such a step, in each of its groups (its user and each of its
+    groups), and groups made for them held ~99.9 % of a dense hunt's chain state and half its correlation time."""
+
+    __slots__ = ("ids", "limit", "order")
+
+    def __init__(self, limit: int) -> None:
+        self.order: deque[tuple[float, str]] = deque()
+        self.ids: set[str] = set()
+        self.limit = limit
+
+    def add(self, eid: str, when: float, oldest: float) -> None:
+        order, ids = self.order, self.ids
+        while order and (order[0][0] < oldest or len(order) >= self.limit):
+            ids.discard(order.popleft()[1])
+        order.append((when, eid))
+        ids.add(eid)
+
+
+class Groups(OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]]):
+    """One chain's groups, least recently seen first: group key -> referenced rule -> recent steps; and its
+    ``Unpaired`` last steps."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.unpaired = Unpaired(limit)
 
 
 @dataclass
@@ -174,7 +202,7 @@ class Chains:
         """One chain's groups, for ``add_last``."""
         groups = self._groups.get(rule_id)
         if groups is None:
-            groups = self._groups[rule_id] = OrderedDict()
+            groups = self._groups[rule_id] = Groups(self.max_groups)
         return groups
 
     @staticmethod
@@ -194,37 +222,51 @@ class Chains:
         """Add a hit of ``ref`` in the groups ``found`` (``group_keys``; ``title``: the name of a correlation whose
         result the hit is) and see if the chain completes.
 
-        Each group the event falls in gets a step of its own. Written as one loop, not a call per
-        group: every allowed exec passes through here for each chain it can end.
+        Each group the event falls in gets a step of its own, but for the last step of an ordered chain
+        (``role.needs_others``) in a group holding nothing: that is only noted (``Unpaired``). Written as one loop,
+        not a call per group: every allowed exec passes through here for each chain it can end.
         """
         if not found:
             return None
         groups = self.groups(rule_id)
         if role.needs_others:
             return self.add_last(groups, corr, role, ref, event.event_id, when, found)
+        return self._each(groups, corr, role, ref, event, when, found, title)
+
+    def _each(
+        self, groups: Groups, corr: Correlation, role: Role, ref: str, event: Event, when: float, found: Keys, title: str
+    ) -> Done | None:
+        """``add``'s general loop: any rule in any chain (tests hold ``add_last`` to its answers)."""
         eid = event.event_id
         oldest = when - corr.seconds
         text: str | None = None
         done: Done | None = None
+        unpaired = groups.unpaired
+        alone = False  # the step fell in a group holding nothing: kept in ``unpaired`` (only ``role.needs_others``)
         for key in found:
             state = groups.get(key)
             if state is None:
+                if role.needs_others:
+                    alone = True
+                    continue
                 state = groups[key] = {}
                 if len(groups) > self.max_groups:
                     groups.popitem(last=False)
             else:
                 groups.move_to_end(key)
             steps = state.get(ref)
-            if steps is None:
-                steps = state[ref] = Steps()
-            assert isinstance(steps, Steps)  # a listed rule's or an unordered chain's: ``Lasts`` only in ``_add_last``
-            if eid and steps:
-                same = steps.ids.get(eid)
+            assert not isinstance(steps, Lasts)  # a listed rule's or an unordered chain's: ``Lasts`` only in ``add_last``
+            if eid:
+                same = None if steps is None else steps.ids.get(eid)
                 if same is not None:
                     # a later audit stage of a request already seen: the same answer as its first stage, nothing new
                     if same.reported:
                         done = Done() if done is None else done
                     continue
+                if role.needs_others and eid in unpaired.ids:
+                    continue  # its first stage found this group holding nothing: no chain then, none now
+            if steps is None:
+                steps = state[ref] = Steps()
             if text is None:
                 text = "" if not role.listed else f"{title} (last: {summary(event)})" if title else summary(event)
             current = Step(when, event, text, eid)
@@ -245,6 +287,8 @@ class Chains:
                 continue
             current.reported = True
             done = _done(done, earlier)
+        if alone and eid and eid not in unpaired.ids:
+            unpaired.add(eid, when, oldest)
         return done
 
     def add_last(self, groups: Groups, corr: Correlation, role: Role, ref: str, eid: str | None, when: float, found: Keys) -> Done | None:
@@ -255,29 +299,29 @@ class Chains:
         item = (when, eid)
         done: Done | None = None
         get = groups.get
-        touch = groups.move_to_end
+        alone = False
         for key in found:
             state = get(key)
             if state is None:
-                state = groups[key] = {}
-                if len(groups) > self.max_groups:
-                    groups.popitem(last=False)
-            else:
-                touch(key)
+                alone = True  # the usual case (an allowed exec, no earlier step of this chain in its group)
+                continue
+            groups.move_to_end(key)
             # this rule's steps in this chain are always a Lasts (a Role is fixed per chain and rule)
             lasts: Lasts | None = state.get(ref)  # type: ignore[assignment]
+            if eid:
+                same = None if lasts is None else lasts.ids.get(eid)
+                if same is not None:
+                    # a later audit stage of a request already seen: the same answer as its first stage, nothing new
+                    if same:
+                        done = Done() if done is None else done
+                    continue
+                if eid in groups.unpaired.ids:
+                    continue  # its first stage found this group holding nothing: no chain then, none now
             if lasts is None:
                 lasts = state[ref] = Lasts()
                 ids = lasts.ids
             else:
                 ids = lasts.ids
-                if eid:
-                    same = ids.get(eid)
-                    if same is not None:
-                        # a later audit stage of a request already seen: the same answer as its first stage, nothing new
-                        if same:
-                            done = Done() if done is None else done
-                        continue
                 if len(lasts) == PER_RULE:
                     old = lasts[0][1]  # about to drop out
                     if old:
@@ -285,11 +329,6 @@ class Chains:
             lasts.append(item)
             if eid:
                 ids[eid] = False
-            if len(state) == 1:
-                # the usual case (an allowed exec, no earlier step of this chain in its group): trim, and no chain
-                if lasts[0][0] < oldest:
-                    lasts.trim(oldest)
-                continue
             for other in state.values():
                 other.trim(oldest)
             earlier = _ordered(state, corr, role.before, when)
@@ -298,6 +337,8 @@ class Chains:
             if eid:
                 ids[eid] = True
             done = _done(done, earlier)
+        if alone and eid and eid not in groups.unpaired.ids:
+            groups.unpaired.add(eid, when, oldest)
         return done
 
 
