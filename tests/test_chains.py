@@ -107,6 +107,20 @@ def test_later_stages_of_a_chained_exec_add_nothing(tmp_path: Path) -> None:
     assert [a.event.stage for a in chain_alerts(alerts, TOKEN_CHAIN) if a.event.action == "exec"] == ["ResponseStarted"]
 
 
+def test_a_later_stage_answers_as_its_first_stage_before_any_earlier_step(tmp_path: Path) -> None:
+    """The exec's first stage comes when no group of the chain holds anything (nothing kept, correlate.py's
+    shortcut); the listing, received a minute before it, is logged after it: the exec's later stage is the same
+    request and gives its first stage's answer (no chain). The next exec completes the chain."""
+    started = run_exec(2, pod="payments-api-0", audit_id="aaaaaaaa-0000-4000-8000-000000000002")
+    complete = {**started, "stage": "ResponseComplete", "stageTimestamp": at(2.1)}
+    later = run_exec(3, pod="payments-api-1", audit_id="aaaaaaaa-0000-4000-8000-000000000003")
+    alerts = run(tmp_path, [started, list_secrets(1), complete, later])
+    assert [a.event.event_id for a in chain_alerts(alerts, TOKEN_CHAIN) if a.event.action == "exec"] == [later["auditID"]]
+    # the listing is reported as the step before the exec that completed the chain, not the first one's later stage
+    [listing] = [a for a in chain_alerts(alerts, TOKEN_CHAIN) if a.event.action == "discovery"]
+    assert "ran exec in payments/payments-api-1 " in reason(listing, TOKEN_CHAIN)
+
+
 # ---- denied, denied, ... allowed -------------------------------------------------------------------------
 DENIED_CHAIN = "k8s-chain-denied-then-allowed"
 MALLORY = {"user": "mallory@example.com", "groups": ("system:authenticated",)}

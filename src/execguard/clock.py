@@ -28,9 +28,11 @@ def time_ns(value: str | None) -> int | None:
     """``times.time_ns``, remembered."""
     if not value:
         return None
-    try:
-        return _known[value]
-    except KeyError:
+    ns = _known.get(value, _UNKNOWN)  # not a KeyError: a serial hunt's first reader (correlation) misses every time
+    if ns is _UNKNOWN:
         ns = _parse(value)
         learn(value, ns)
-        return ns
+    return ns  # type: ignore[return-value]
+
+
+_UNKNOWN = object()

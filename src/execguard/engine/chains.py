@@ -10,7 +10,8 @@ pods: four chain matches).
 
 Memory: at most ``PER_RULE`` hits per referenced rule and group, ``MAX_GROUPS`` groups per rule (least
 recently seen dropped), ``MAX_KEYS`` group keys per event (a group-by field holding a list, such as a binding's
-subjects, puts the event in one group per value).
+subjects, puts the event in one group per value). The last step of an ordered chain makes no group: where no
+earlier step is, only its request id is kept (``Unpaired``, at most ``MAX_GROUPS`` per chain, inside the timespan).
 """
 
 from __future__ import annotations
@@ -93,11 +94,16 @@ class Unpaired:
         self.limit = limit
 
     def add(self, eid: str, when: float, oldest: float) -> None:
-        order, ids = self.order, self.ids
-        while order and (order[0][0] < oldest or len(order) >= self.limit):
-            ids.discard(order.popleft()[1])
+        """Note ``eid`` (once: a later stage of a request noted already changes nothing)."""
+        if eid in self.ids:
+            return
+        order = self.order
         order.append((when, eid))
-        ids.add(eid)
+        self.ids.add(eid)
+        if order[0][0] < oldest or len(order) > self.limit:
+            ids = self.ids
+            while order and (order[0][0] < oldest or len(order) > self.limit):
+                ids.discard(order.popleft()[1])
 
 
 class Groups(OrderedDict[tuple[str, ...], dict[str, Steps | Lasts]]):
@@ -287,7 +293,7 @@ class Chains:
                 continue
             current.reported = True
             done = _done(done, earlier)
-        if alone and eid and eid not in unpaired.ids:
+        if alone and eid:
             unpaired.add(eid, when, oldest)
         return done
 
@@ -337,7 +343,7 @@ class Chains:
             if eid:
                 ids[eid] = True
             done = _done(done, earlier)
-        if alone and eid and eid not in groups.unpaired.ids:
+        if alone and eid:
             groups.unpaired.add(eid, when, oldest)
         return done
 

@@ -107,6 +107,11 @@ class Correlator:
                     alerts.append(alert)
                     pending.append(rule.rule_id)
                 continue
+            if groups is not None and not groups:
+                # no group holds an earlier step of this chain (in many logs, never one): no keys to look up
+                if eid:
+                    groups.unpaired.add(eid, when, when - corr.seconds)
+                continue
             field = role.field
             found = None if field is None else keyed.get(field)
             if found is None:
