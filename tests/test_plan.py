@@ -150,6 +150,7 @@ def test_default_jobs_are_the_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None
     usable = parallel.available_jobs()
     assert 1 <= run.usable_jobs(0)[0] <= usable  # whatever the machine's load is now
     assert run.usable_jobs(1) == (1, None)  # an explicit -j is kept
+    assert run.usable_jobs(0, probe=run.IdleProbe(1, 0.0)) == (usable, None)  # the probe's reads decide later
     # the load average is the other work's: each busy CPU is one worker fewer, never none
     monkeypatch.setattr(run, "_running_others", lambda *a: 99)  # other work runnable now too
     monkeypatch.setattr(run.os, "getloadavg", lambda: (0.4, 0.0, 0.0))
@@ -198,6 +199,42 @@ def test_running_count_is_what_two_of_a_few_reads_saw(monkeypatch: pytest.Monkey
     assert run._running_others(5, 0.0) == 0
     loadavg(3)
     assert run._running_others(1, 0.0) == 2  # a single read is what it saw
+    # read from the probe's thread: the hunt's own thread, runnable beside it, is no other work either
+    monkeypatch.setattr(run, "_runnable", lambda thread: thread == 7)
+    loadavg(3, 3, 3)
+    assert run._running_others(3, 0.0, also=7) == 1
+    loadavg(3, 3, 3)
+    assert run._running_others(3, 0.0, also=8) == 2  # that thread was waiting: the count is the others'
+
+
+def test_runnable_reads_a_threads_state() -> None:
+    import threading
+
+    from execguard.pipeline import run
+
+    assert run._runnable(threading.get_native_id())  # this thread, reading its own state, runs
+    parked = threading.Event()
+    ready = threading.Event()
+    ids: list[int] = []
+
+    def wait() -> None:
+        ids.append(threading.get_native_id())
+        ready.set()
+        parked.wait()
+
+    t = threading.Thread(target=wait)
+    t.start()
+    ready.wait()
+    try:
+        deadline = 50
+        while run._runnable(ids[0]) and deadline:  # it may still be on its way to the wait
+            deadline -= 1
+            threading.Event().wait(0.01)
+        assert not run._runnable(ids[0])
+    finally:
+        parked.set()
+        t.join()
+    assert not run._runnable(ids[0])  # gone
 
 
 def test_default_jobs_recounted_once_the_work_is_worth_it(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,13 +245,53 @@ def test_default_jobs_recounted_once_the_work_is_worth_it(files: tuple[Path, Pat
     monkeypatch.setattr(units, "MIN_TOTAL", 8 << 20)
     monkeypatch.setattr(units, "UNIT", 2 << 20)
     seen: list[int] = []
-    monkeypatch.setattr(run, "idle_jobs", lambda usable, samples=1: seen.append(samples) or 1)  # busy now
+    monkeypatch.setattr(run, "idle_jobs", lambda usable, samples=1, probe=None: seen.append(samples) or 1)  # busy now
     reader, engine = _reader()
     workers, paths = run.start_workers(reader, engine, [str(dense)], 2, idle=True)
     assert workers is None and paths == [str(dense)] and seen == [run.SAMPLES]
     workers, _ = run.start_workers(reader, engine, [str(dense)], 2)  # -j 2 asked: kept
     assert workers is not None
     workers.close()
+
+
+def test_idle_probe_reads_while_the_hunt_starts(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """-j 0's reads of the running count are taken on a thread started before the rules load, not in a sleep before
+    the fork; the workers' count is what they saw, and the thread is gone before the fork. No thread when the load
+    average says no CPU is busy, or when the inputs are too small to be worth workers."""
+    import threading
+
+    from execguard.pipeline import run
+
+    dense, _ = files
+    monkeypatch.setattr(units, "MIN_UNIT", 256 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 8 << 20)
+    monkeypatch.setattr(units, "UNIT", 2 << 20)
+    reads: list[str] = []
+    monkeypatch.setattr(run, "_running_others", lambda *a: reads.append(threading.current_thread().name) or 1)
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (0.5, 0.0, 0.0))
+    assert run.idle_probe([str(dense)]) is None  # no CPU busy: the reads could only lower the count
+    monkeypatch.setattr(run.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
+    tiny = dense.parent / "tiny.log"
+    tiny.write_bytes(dense.read_bytes()[:1000])
+    assert run.idle_probe([str(tiny), str(dense.parent / "missing.log")]) is None  # not worth workers, whatever it holds
+    probe = run.idle_probe([str(dense)])
+    assert probe is not None
+    reader, engine = _reader()
+    workers, _ = run.start_workers(reader, engine, [str(dense)], 2, idle=True, probe=probe)
+    try:
+        # one busy CPU of two by the average, and one task running now by the probe: one worker, so none
+        assert workers is None and reads == ["execguard-idle-probe"]
+        assert not probe._thread.is_alive()
+        monkeypatch.setattr(run, "_running_others", lambda *a: reads.append(threading.current_thread().name) or 0)
+        probe = run.idle_probe([str(dense)])
+        assert probe is not None
+        workers, _ = run.start_workers(reader, engine, [str(dense)], 2, idle=True, probe=probe)
+        # nothing runs now: the average was its predecessor's; both CPUs get a worker, forked after the probe ended
+        assert workers is not None and len(workers._workers) == 2 and not probe._thread.is_alive()
+        assert reads == ["execguard-idle-probe"] * 2
+    finally:
+        if workers is not None:
+            workers.close()
 
 
 def test_first_cut_file_ramps_up_from_small_ranges(files: tuple[Path, Path]) -> None:

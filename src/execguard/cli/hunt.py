@@ -149,7 +149,7 @@ def hunt(
     from ..pipeline.filters import AlertFilter
     from ..pipeline.join import JoinOptions
     from ..pipeline.rules import load
-    from ..pipeline.run import Hunt, start_workers, usable_jobs
+    from ..pipeline.run import Hunt, idle_probe, start_workers, usable_jobs
     from ..pipeline.stages import sortable
     from ..sinks.summary import run_line
     from ..sources.reader import InputError, Reader
@@ -163,6 +163,7 @@ def hunt(
     check_output(out)
     if output is Output.html:
         _check_report()
+    probe = idle_probe(inputs) if jobs == 0 and "-" not in inputs else None  # reads -j 0 may need, taken meanwhile
     try:
         loaded = load(rules or [], builtin=not no_builtin)
     except RuleError as exc:
@@ -187,10 +188,10 @@ def hunt(
         _policy_warnings(policy, [r.rule_id for r in loaded] + ([] if no_join else list(JOIN_IDS)), warner)
     reader = Reader(fmt=fmt, literals=prefilter.literals(engine, enabled=not no_prefilter), warn=warner)
     asked = jobs
-    jobs, cap = usable_jobs(asked)
+    jobs, cap = usable_jobs(asked, probe)
     if cap is not None and not quiet:
         note(f"-j {asked} capped at {plural(cap, 'usable CPU')}")
-    workers, files = start_workers(reader, engine, inputs, jobs, idle=asked == 0)
+    workers, files = start_workers(reader, engine, inputs, jobs, idle=asked == 0, probe=probe)
 
     # one handle on --out: bytes for jsonl/ocsf, text for the table
     text_out = open(out, "w", encoding="utf-8") if out and output is Output.table else None  # noqa: SIM115

@@ -10,6 +10,8 @@ closing summary). The caller owns the sink and closes it; the CLI only parses op
 from __future__ import annotations
 
 import os
+import stat
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -112,12 +114,12 @@ class Hunt:
 
 
 def start_workers(
-    reader: Reader, engine: Engine, paths: list[str], jobs: int, idle: bool = False
+    reader: Reader, engine: Engine, paths: list[str], jobs: int, idle: bool = False, probe: IdleProbe | None = None
 ) -> tuple[parallel.ParallelHunt | None, list[str]]:
     """Forked workers for ``paths`` when ``jobs`` > 1 and the work is worth them, and the paths to hunt.
 
     ``idle``: ``jobs`` came from ``idle_jobs`` (-j 0): once the work is known to be worth workers, the CPUs
-    are counted again over a few reads of the running count (20 ms, paid only then).
+    are counted again over a few reads of the running count (20 ms), those ``probe`` took meanwhile if given.
     Start them before any thread (a progress bar's) exists. The paths come back de-duplicated when
     planned, as the workers see them.
     """
@@ -128,28 +130,71 @@ def start_workers(
     if not (units.worth_it(planned, jobs) and parallel.can_fork()):
         return None, files
     if idle:
-        jobs = min(jobs, idle_jobs(parallel.available_jobs(), SAMPLES))
+        jobs = min(jobs, idle_jobs(parallel.available_jobs(), SAMPLES, probe))
         if jobs < 2:
             return None, files
     return parallel.ParallelHunt(reader, engine, planned, jobs), files
 
 
-def usable_jobs(asked: int) -> tuple[int, int | None]:
-    """-j as asked (0: one per idle usable CPU), capped at the CPUs this process may run on; and the cap when it applied."""
+class IdleProbe:
+    """-j 0's reads of the running count (``_running_others``), taken on a thread while the hunt loads its rules and
+    plans its work: they were a 20 ms sleep before the workers started, ~1 % of a dense hunt on a busy machine.
+    ``running`` joins the thread, so it is gone before any fork."""
+
+    def __init__(self, samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> None:
+        self._seen: int | None = None
+        # the hunt's own thread runs beside the probe's: it is no other work either
+        starting = threading.get_native_id()
+        self._thread = threading.Thread(target=self._read, args=(samples, gap, starting), name="execguard-idle-probe", daemon=True)
+        self._thread.start()
+
+    def _read(self, samples: int, gap: float, starting: int) -> None:
+        self._seen = _running_others(samples, gap, starting)
+
+    def running(self) -> int | None:
+        self._thread.join()
+        return self._seen
+
+
+def idle_probe(paths: list[str]) -> IdleProbe | None:
+    """An ``IdleProbe`` for a -j 0 hunt of ``paths``, when its reads may be needed: some CPU is busy by the load
+    average (else they could only lower the count, and are never read) and the inputs are not too small to be worth
+    workers (``units.worth_it``) even if every line is an exec. A small hunt starts no thread."""
+    try:
+        if int(os.getloadavg()[0]) == 0:
+            return None
+    except OSError:  # pragma: no cover - no load average (not Linux)
+        return None
+    size = 0
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # missing: the reader warns about it
+        size += st.st_size if stat.S_ISREG(st.st_mode) else units.MIN_TOTAL  # a directory: may be large
+    return IdleProbe() if size * (1 + units.HIT_COST) >= units.MIN_TOTAL else None
+
+
+def usable_jobs(asked: int, probe: IdleProbe | None = None) -> tuple[int, int | None]:
+    """-j as asked (0: one per idle usable CPU), capped at the CPUs this process may run on; and the cap when it applied.
+
+    With a ``probe`` under way, -j 0 is every usable CPU until ``start_workers`` has its reads (a read here would
+    count the probe's thread as other work)."""
     usable = parallel.available_jobs()
     if asked > usable:
         return usable, usable  # more workers than CPUs only contend
-    return asked or idle_jobs(usable), None
+    return asked or (usable if probe is not None else idle_jobs(usable)), None
 
 
-def idle_jobs(usable: int, samples: int = 1) -> int:
+def idle_jobs(usable: int, samples: int = 1, probe: IdleProbe | None = None) -> int:
     """One worker per usable CPU that other work leaves idle (the 1-minute load average), at least one.
 
     Workers pay for their spools and the parent's replay; on CPUs other processes keep busy they only
     contend, and a hunt with workers ran slower than one process (benchmarks/RESULTS.md, issue 10).
     The average lags by a minute, so a hunt run just after another would see its own predecessor as
     other work: a CPU counts as busy only while something else is runnable now too (/proc/loadavg), in at least
-    two of ``samples`` reads (``_running_others``), read only when the average says some CPU is busy.
+    two of ``samples`` reads (``_running_others``, or those ``probe`` took), read only when the average says some
+    CPU is busy.
     """
     try:
         busy = int(os.getloadavg()[0])
@@ -157,28 +202,41 @@ def idle_jobs(usable: int, samples: int = 1) -> int:
         return usable
     if busy == 0:
         return usable  # the reads below could only lower it: no 20 ms of them before the workers start
-    running = _running_others(samples)
+    running = probe.running() if probe is not None else _running_others(samples)
     if running is not None:
         busy = min(busy, running)
     return max(1, min(usable, usable - busy))
 
 
-def _running_others(samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> int | None:
+def _running_others(samples: int = SAMPLES, gap: float = SAMPLE_GAP, also: int | None = None) -> int | None:
     """Tasks runnable besides this one (the fourth field of /proc/loadavg, "running/total"), as at least two of a
     few reads ``gap`` seconds apart saw them (the second most; the one read when ``samples`` is 1).
 
     Other sessions' work runs in bursts (tests, builds): one read often caught them between two, and the default
     run started two workers beside them and was slower than one process (issue 10), so one read is not enough.
     The most of the reads was too much: a task that runs for a millisecond now and then (a monitor, a benchmark's
-    memory sampler) turned the workers off for the whole hunt whenever one read caught it."""
+    memory sampler) turned the workers off for the whole hunt whenever one read caught it. ``also``: another thread
+    of this process (``IdleProbe``'s caller), not counted when it is runnable at the read."""
     seen: list[int] = []
     for i in range(samples):
         if i:
             time.sleep(gap)
         try:
             with open("/proc/loadavg") as f:
-                seen.append(max(0, int(f.read().split()[3].split("/")[0]) - 1))
+                running = int(f.read().split()[3].split("/")[0]) - 1
+            if also is not None and _runnable(also):
+                running -= 1
+            seen.append(max(0, running))
         except (OSError, ValueError, IndexError):
             return None
     seen.sort(reverse=True)
     return seen[min(1, len(seen) - 1)] if seen else None
+
+
+def _runnable(thread: int) -> bool:
+    """Whether this process's thread ``thread`` (a native id) is runnable now (state R in /proc)."""
+    try:
+        with open(f"/proc/self/task/{thread}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "R"
+    except (OSError, IndexError):
+        return False
