@@ -274,6 +274,7 @@ def test_idle_probe_reads_while_the_hunt_starts(files: tuple[Path, Path], monkey
     tiny = dense.parent / "tiny.log"
     tiny.write_bytes(dense.read_bytes()[:1000])
     assert run.idle_probe([str(tiny), str(dense.parent / "missing.log")]) is None  # not worth workers, whatever it holds
+    assert run.idle_probe([str(dense), "-"]) is None  # stdin among the inputs: no units, no workers
     probe = run.idle_probe([str(dense)])
     assert probe is not None
     reader, engine = _reader()

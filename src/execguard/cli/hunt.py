@@ -163,7 +163,7 @@ def hunt(
     check_output(out)
     if output is Output.html:
         _check_report()
-    probe = idle_probe(inputs) if jobs == 0 and "-" not in inputs else None  # reads -j 0 may need, taken meanwhile
+    probe = idle_probe(inputs) if jobs == 0 else None  # reads -j 0 may need, taken while the rules load
     try:
         loaded = load(rules or [], builtin=not no_builtin)
     except RuleError as exc:

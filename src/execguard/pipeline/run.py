@@ -159,7 +159,10 @@ class IdleProbe:
 def idle_probe(paths: list[str]) -> IdleProbe | None:
     """An ``IdleProbe`` for a -j 0 hunt of ``paths``, when its reads may be needed: some CPU is busy by the load
     average (else they could only lower the count, and are never read) and the inputs are not too small to be worth
-    workers (``units.worth_it``) even if every line is an exec. A small hunt starts no thread."""
+    workers (``units.worth_it``) even if every line is an exec. A small hunt, or one reading stdin (never cut into
+    units), starts no thread."""
+    if "-" in paths:
+        return None
     try:
         if int(os.getloadavg()[0]) == 0:
             return None
