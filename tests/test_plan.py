@@ -295,6 +295,41 @@ def test_idle_probe_reads_while_the_hunt_starts(files: tuple[Path, Path], monkey
             workers.close()
 
 
+def test_idle_probe_is_joined_whatever_is_decided(files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's thread is gone when start_workers returns, also where its reads are not needed: the average fell
+    below one CPU since it started (workers forked on every CPU), or the work is not worth workers (the sink's helper
+    would see a live thread and stay off)."""
+    import time
+
+    from execguard.pipeline import run
+
+    dense, _ = files
+    monkeypatch.setattr(units, "MIN_UNIT", 256 << 10)
+    monkeypatch.setattr(units, "MIN_TOTAL", 8 << 20)
+    monkeypatch.setattr(units, "UNIT", 2 << 20)
+    monkeypatch.setattr(run, "_running_others", lambda *a: time.sleep(0.3) or 0)  # slow reads: still under way
+    reader, engine = _reader()
+    for size, worth in ((None, True), (4 << 10, False)):
+        monkeypatch.setattr(run.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
+        path = dense
+        if size is not None:
+            path = dense.parent / "small.log"
+            path.write_bytes(dense.read_bytes()[:size])
+            monkeypatch.setattr(units, "MIN_TOTAL", 0)  # a probe all the same, to see it joined
+        probe = run.idle_probe([str(path)])
+        assert probe is not None
+        monkeypatch.setattr(run.os, "getloadavg", lambda: (0.2, 0.0, 0.0))  # fell since: the reads are not read
+        if size is not None:
+            monkeypatch.setattr(units, "MIN_TOTAL", 8 << 20)
+        workers, _ = run.start_workers(reader, engine, [str(path)], 2, idle=True, probe=probe)
+        try:
+            assert (workers is not None) == worth
+            assert not probe._thread.is_alive()
+        finally:
+            if workers is not None:
+                workers.close()
+
+
 def test_first_cut_file_ramps_up_from_small_ranges(files: tuple[Path, Path]) -> None:
     """The first range (read by the parent before the fork) is about WARM bytes, the next ones WARM, 2 WARM, 4 WARM
     ...; every cut is at a newline and together they cover the file's first planned range."""

@@ -124,6 +124,10 @@ def start_workers(
     planned, as the workers see them.
     """
     planned = units.plan(reader, paths) if jobs > 1 else None
+    if probe is not None:
+        # its thread ends here, whatever is decided next: no thread may be alive at a fork (the workers', or the
+        # JSON-lines sink's helper, which a live thread turns off)
+        probe.running()
     if planned is None:
         return None, paths
     files = list(dict.fromkeys(u.path for u in planned))
@@ -139,7 +143,7 @@ def start_workers(
 class IdleProbe:
     """-j 0's reads of the running count (``_running_others``), taken on a thread while the hunt loads its rules and
     plans its work: they were a 20 ms sleep before the workers started, ~1 % of a dense hunt on a busy machine.
-    ``running`` joins the thread, so it is gone before any fork."""
+    ``running`` joins the thread; ``start_workers`` calls it once the work is planned, so it is gone before any fork."""
 
     def __init__(self, samples: int = SAMPLES, gap: float = SAMPLE_GAP) -> None:
         self._seen: int | None = None
@@ -159,9 +163,9 @@ class IdleProbe:
 def idle_probe(paths: list[str]) -> IdleProbe | None:
     """An ``IdleProbe`` for a -j 0 hunt of ``paths``, when its reads may be needed: some CPU is busy by the load
     average (else they could only lower the count, and are never read) and the inputs are not too small to be worth
-    workers (``units.worth_it``) even if every line is an exec. A small hunt, or one reading stdin (never cut into
-    units), starts no thread."""
-    if "-" in paths:
+    workers (``units.worth_it``) even if every line is an exec. A small hunt, one reading stdin (never cut into
+    units) or one on a single usable CPU starts no thread."""
+    if "-" in paths or parallel.available_jobs() < 2:
         return None
     try:
         if int(os.getloadavg()[0]) == 0:
